@@ -1,0 +1,56 @@
+"""Entry point of the ``harness`` command.
+
+Each stage's commands live in a module of this package that defines ``register(subparsers)``;
+the module adds its parsers and sets ``func`` (``args -> exit status``) on each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from harness import __version__
+from harness.cli.console import error_line
+from harness.errors import HarnessError
+
+# One module per stage, in pipeline order (the order of `harness --help`).
+COMMAND_MODULES = [
+    "harness.cli.script_cmd",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="harness",
+        description="A lab bench for smart-speaker privacy research: author persona scripts, "
+        "speak them to an Echo with exact timing, capture and attribute its traffic, compare ads.",
+    )
+    parser.add_argument("--version", action="version", version=f"harness {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 1 bad input, 2 usage)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except HarnessError as exc:
+        error_line(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        error_line("interrupted")
+        return 130
+    except BrokenPipeError:
+        # `harness ... | head` closed the pipe: not an error worth a traceback.
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
