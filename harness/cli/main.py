@@ -17,6 +17,11 @@ from harness.errors import HarnessError
 # One module per stage, in pipeline order (the order of `harness --help`).
 COMMAND_MODULES = [
     "harness.cli.script_cmd",
+    "harness.cli.speech_cmd",
+    "harness.cli.audio_cmd",
+    "harness.cli.bench_cmd",
+    "harness.cli.net_cmd",
+    "harness.cli.ads_cmd",
 ]
 
 

@@ -1,0 +1,85 @@
+"""Audio for the bench: devices, sample-accurate playback, listening for answers, the lab.
+
+Two back ends behind one interface, chosen by name: ``sounddevice`` (default) and
+``pyaudio``. Both talk to PortAudio; which devices PortAudio sees is fixed when it starts, so
+the virtual lab's environment is applied before the first back end is opened.
+"""
+
+from __future__ import annotations
+
+import os
+
+from harness.audio.backend import DEFAULT_LATENCY_S, AudioBackend, DeviceLost, PlaybackTiming
+from harness.audio.devices import DeviceInfo, Kind, match_device
+from harness.audio.lab import apply_lab_environment, lab_down, lab_environment, lab_status, lab_up
+from harness.audio.listen import (
+    Answer,
+    Capture,
+    Limits,
+    ListenSettings,
+    Recording,
+    calibrate_noise,
+    listen,
+    record,
+    same_answer,
+)
+from harness.audio.vad import NoiseFloor
+from harness.errors import DeviceError
+
+BACKENDS = ("sounddevice", "pyaudio")
+DEFAULT_BACKEND = "sounddevice"
+
+_open: dict[str, tuple[AudioBackend, tuple[str, str]]] = {}
+
+
+def _environment_key() -> tuple[str, str]:
+    return os.environ.get("PULSE_SERVER", ""), os.environ.get("ALSA_CONFIG_PATH", "")
+
+
+def open_backend(name: str = DEFAULT_BACKEND) -> AudioBackend:
+    """The back end called ``name``, PortAudio initialised for the current environment.
+
+    Re-initialises PortAudio when the audio environment (PULSE_SERVER, ALSA_CONFIG_PATH)
+    changed since it was opened, so a lab started later is seen.
+    """
+    if name not in BACKENDS:
+        raise DeviceError(f"unknown audio back end {name!r}; choose one of: {', '.join(BACKENDS)}")
+    apply_lab_environment()
+    key = _environment_key()
+    if name in _open:
+        backend, opened_for = _open[name]
+        if opened_for != key:
+            backend.reset()
+            _open[name] = (backend, key)
+        return backend
+    try:
+        if name == "sounddevice":
+            from harness.audio.sounddevice_backend import SounddeviceBackend as cls
+        else:
+            from harness.audio.pyaudio_backend import PyAudioBackend as cls
+        backend = cls()
+    except (ImportError, OSError) as exc:
+        raise DeviceError(f"audio back end {name!r} is unavailable: {exc}") from None
+    _open[name] = (backend, key)
+    return backend
+
+
+def list_devices(backend: str = DEFAULT_BACKEND) -> list[DeviceInfo]:
+    """Every device PortAudio knows through ``backend``."""
+    return open_backend(backend).devices()
+
+
+def resolve_device(spec: str | int, kind: Kind, backend: str = DEFAULT_BACKEND) -> DeviceInfo:
+    """The device ``spec`` names (index; exact name; unique case-insensitive substring).
+
+    Raises DeviceError listing the candidates when none or several match.
+    """
+    return match_device(list_devices(backend), spec, kind)
+
+
+__all__ = [
+    "BACKENDS", "DEFAULT_BACKEND", "DEFAULT_LATENCY_S", "Answer", "AudioBackend", "Capture", "Limits", "Recording", "DeviceError", "DeviceInfo",
+    "DeviceLost", "ListenSettings", "NoiseFloor", "PlaybackTiming", "calibrate_noise", "lab_down",
+    "lab_environment", "lab_status", "lab_up", "list_devices", "listen", "open_backend", "record",
+    "resolve_device", "same_answer",
+]

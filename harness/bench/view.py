@@ -1,0 +1,83 @@
+"""What a run shows while it goes: a live rich view on a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from harness.script import PlanItem
+
+
+class RunView:
+    """Progress bar with ETA and a panel (persona, skill, utterance, status, last answer).
+
+    When the console is not a terminal each change of item or answer is one plain line, so logs
+    of unattended runs stay readable.
+    """
+
+    def __init__(self, console: Console, total: int, done: int) -> None:
+        self.console = console
+        self.total = total
+        self.live_mode = console.is_terminal
+        self._fields = {"persona": "", "skill": "", "utterance": "", "status": "starting", "last answer": "-"}
+        self._progress = Progress(
+            TextColumn("[bold]run"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("eta"), TimeRemainingColumn(), console=console,
+        )  # fmt: skip
+        self._task = self._progress.add_task("run", total=total, completed=done)
+        self._live = Live(self._render(), console=console, refresh_per_second=4) if self.live_mode else None
+
+    def __enter__(self) -> RunView:
+        if self._live:
+            self._live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live:
+            self._live.update(self._render())
+            self._live.stop()
+
+    def _render(self) -> Group:
+        table = Table.grid(padding=(0, 2))
+        for key, value in self._fields.items():
+            table.add_row(Text(key, style="bold"), Text(value))
+        return Group(Panel(table, title="harness run"), self._progress)
+
+    def _refresh(self) -> None:
+        if self._live:
+            self._live.update(self._render())
+
+    def item(self, item: PlanItem, persona_name: str) -> None:
+        self._fields.update(
+            persona=f"{persona_name} ({item.persona_id})",
+            skill=item.skill_name,
+            utterance=f"{item.utterance_id} #{item.repeat}: {item.text}",
+        )
+        if self.live_mode:
+            self._refresh()
+        else:
+            self.console.print(f"[{item.index + 1}/{self.total}] {item.persona_id} {item.utterance_id}: {item.text}",
+                               markup=False, highlight=False, soft_wrap=True)
+
+    def status(self, text: str) -> None:
+        self._fields["status"] = text
+        self._refresh()
+
+    def answer(self, text: str) -> None:
+        self._fields["last answer"] = text
+        if self.live_mode:
+            self._refresh()
+        else:
+            self.console.print(f"    {text}", markup=False, highlight=False, soft_wrap=True)
+
+    def note(self, text: str) -> None:
+        """A message that stays (device lost, interrupted, ...)."""
+        self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    def advance(self) -> None:
+        self._progress.advance(self._task)
+        self._refresh()

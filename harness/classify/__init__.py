@@ -1,0 +1,23 @@
+"""Endpoint classification: registrable domain, organisation, party, category, ad/tracking flag.
+
+All lists are offline: the public-suffix list bundled with ``publicsuffixlist``, EasyList and
+EasyPrivacy bundled with ``braveblock``, and the project's own lists in ``data/``.
+"""
+
+from harness.classify.classifier import ENDPOINTS_ENV, Classifier, classifier, classify_ip, classify_name
+from harness.classify.endpoints import EndpointList
+from harness.classify.model import CATEGORIES, PARTIES, Category, Classification, Party
+
+__all__ = [
+    "CATEGORIES",
+    "ENDPOINTS_ENV",
+    "PARTIES",
+    "Category",
+    "Classification",
+    "Classifier",
+    "EndpointList",
+    "Party",
+    "classifier",
+    "classify_ip",
+    "classify_name",
+]

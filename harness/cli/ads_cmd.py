@@ -1,0 +1,188 @@
+"""``harness ads``: compare each persona's ads with the control's."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from collections.abc import Callable
+
+from rich import box
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from harness.ads import Options, Rates, analyse, load_files, load_rates, read_runs, write_report
+from harness.ads.currency import currency_code
+from harness.ads.result import AdsResult, CpmComparison
+from harness.cli.console import out, warn
+from harness.errors import HarnessError
+
+CSV_FIELDS = [
+    "persona", "control", "bidder", "n", "n_control", "median_cpm", "median_cpm_control", "mean_cpm",
+    "mean_cpm_control", "ratio", "ratio_ci_low", "ratio_ci_high", "test", "p_value", "p_adjusted",
+    "p_permutation", "p_permutation_adjusted", "significant",
+]  # fmt: skip
+
+
+def _bounded(kind: Callable[[str], float], low: float, high: float | None, name: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number: {text!r}") from None
+        if value < low or (high is not None and value >= high):
+            bounds = f"in [{low:g}, {high:g})" if high is not None else f">= {low:g}"
+            raise argparse.ArgumentTypeError(f"{name} must be {bounds}: {text!r}")
+        return value
+
+    return parse
+
+
+def _currency(text: str) -> str:
+    try:
+        return currency_code(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "ads",
+        help="compare each persona's bids, audio ads and interests with the control's",
+        description="Load header-bidding bids (Prebid JSON/JSON lines or flat CSV), audio ads (CSV/JSON "
+        "lines) and advertising interests (CSV); compare each persona with the control: median CPM ratio "
+        "with a bootstrap interval, Mann-Whitney U and permutation tests (Holm-corrected), per bidder, "
+        "category enrichment (Fisher), and before/after the first utterance when run directories are given.",
+    )
+    parser.add_argument("files", nargs="+", metavar="FILE", help="bids, audio ads or interests files (kind read from the content)")
+    parser.add_argument("--control", metavar="PERSONA", help="the control persona (default: one named control/vanilla, else the run logs')")
+    parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    parser.add_argument("--rates", metavar="FILE", help="conversion table: CSV or YAML of currency,rate_to_target")
+    parser.add_argument("--currency", type=_currency, default="USD", help="currency to compare CPMs in (default USD)")
+    parser.add_argument("--alpha", type=_bounded(float, 1e-9, 1.0, "--alpha"), default=0.05, help="significance level (default 0.05)")
+    parser.add_argument("--seed", type=_bounded(int, 0, None, "--seed"), default=0, help="seed of bootstrap and permutations (default 0)")
+    parser.add_argument("--resamples", type=_bounded(int, 100, None, "--resamples"), default=2000, help="bootstrap resamples and permutations (default 2000)")
+    parser.add_argument("--min-n", type=_bounded(int, 2, None, "--min-n"), default=5, help="bids needed in each group to test a persona (default 5)")
+    parser.add_argument("--min-bidder-n", type=_bounded(int, 2, None, "--min-bidder-n"), default=10, help="bids needed in each group to test a bidder (default 10)")
+    parser.add_argument("--strict", action="store_true", help="fail on the first bad row instead of skipping it")
+    parser.add_argument("--report", metavar="FILE", help="also write a standalone HTML report with plots")
+    parser.add_argument("--runs", nargs="+", metavar="DIR", help="bench run directories: first utterance per persona (before/after) and the control mark")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    rates = load_rates(args.rates, args.currency) if args.rates else Rates(target=args.currency)
+    data = load_files(args.files, rates, strict=args.strict)
+    if not (data.bids or data.audio_ads or data.interests):
+        raise HarnessError("no usable rows in the input files")
+    runs = read_runs(args.runs) if args.runs else None
+    options = Options(
+        control=args.control,
+        alpha=args.alpha,
+        seed=args.seed,
+        resamples=args.resamples,
+        min_n=args.min_n,
+        min_bidder_n=args.min_bidder_n,
+        currency=args.currency,
+    )
+    result = analyse(data, options, runs)
+    if args.report:
+        write_report(args.report, result)
+    if args.format == "json":
+        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+        return 0
+    for message in result.warnings:
+        warn(escape(message))
+    if args.format == "csv":
+        _write_csv(result)
+    else:
+        _print_tables(result)
+    return 0
+
+
+def _csv_row(row: CpmComparison) -> dict[str, object]:
+    values = row.model_dump(exclude={"per_bidder", "ratio_ci"})
+    values["ratio_ci_low"], values["ratio_ci_high"] = row.ratio_ci
+    return values
+
+
+def _write_csv(result: AdsResult) -> None:
+    writer = csv.DictWriter(sys.stdout, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in result.comparisons:
+        writer.writerow(_csv_row(row))
+    for row in result.comparisons:
+        for bidder_row in row.per_bidder or []:
+            writer.writerow(_csv_row(bidder_row))
+
+
+def _g(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3g}"
+
+
+def _p(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2g}"
+
+
+def _ratio(ratio: float | None, ci: list[float | None]) -> str:
+    interval = "" if ci[0] is None else f" [{_g(ci[0])}–{_g(ci[1])}]"
+    return f"{_g(ratio)}{interval}"
+
+
+def _yes(flag: bool) -> Text:
+    return Text("yes", style="bold red") if flag else Text("no")
+
+
+def _table(title: str, columns: list[str], left: int) -> Table:
+    """A table whose first ``left`` columns are names (left-aligned, folded, never cut)."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False)
+    for index, column in enumerate(columns):
+        if index < left:
+            table.add_column(column, overflow="fold", min_width=7)
+        else:
+            table.add_column(column, justify="right")
+    return table
+
+
+def _print_tables(result: AdsResult) -> None:
+    control = f"control: {result.control}"
+    if result.comparisons:
+        table = _table(
+            f"CPM ({result.currency}) per persona against the {control}",
+            ["persona", "bidder", "n/ctrl", "median/ctrl", "ratio [95% CI]", "p MWU", "p adj", "sig."],
+            2,
+        )
+        for row in (item for row in result.comparisons for item in [row, *(row.per_bidder or [])]):
+            table.add_row(
+                Text(row.persona), Text(row.bidder or "all"), f"{row.n}/{row.n_control}",
+                f"{_g(row.median_cpm)}/{_g(row.median_cpm_control)}", _ratio(row.ratio, row.ratio_ci),
+                _p(row.p_value), _p(row.p_adjusted), _yes(row.significant),
+            )  # fmt: skip
+        out.print(table)
+    if result.before_after:
+        table = _table(
+            "CPM after each persona's first utterance against before it",
+            ["persona", "n before/after", "median before/after", "ratio [95% CI]", "p MWU", "p adj", "sig."],
+            1,
+        )
+        for row in result.before_after:
+            table.add_row(
+                Text(row.persona), f"{row.n_before}/{row.n_after}",
+                f"{_g(row.median_cpm_before)}/{_g(row.median_cpm_after)}", _ratio(row.ratio, row.ratio_ci),
+                _p(row.p_value), _p(row.p_adjusted), _yes(row.significant),
+            )  # fmt: skip
+        out.print(table)
+    if result.enrichment:
+        table = _table(
+            f"Categories against the {control} (Fisher's exact test)",
+            ["data", "persona", "category", "count/total", "ctrl", "odds ratio", "p", "p adj", "sig."],
+            3,
+        )
+        for row in result.enrichment:
+            table.add_row(
+                row.dataset, Text(row.persona), Text(row.category), f"{row.count}/{row.total}",
+                f"{row.count_control}/{row.total_control}", _g(row.odds_ratio), _p(row.p_value), _p(row.p_adjusted),
+                _yes(row.significant),
+            )  # fmt: skip
+        out.print(table)

@@ -1,0 +1,127 @@
+"""`harness net`: the device's endpoints in one or more captures, named and classified."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+from rich.table import Table
+
+from harness.classify import classify_name
+from harness.cli.console import out, warn
+from harness.errors import HarnessError
+from harness.files import atomic_write_bytes
+from harness.net import device_endpoints, read_traffic
+from harness.net.addresses import parse_address
+
+FIELDS = [
+    "name", "registrable_domain", "organization", "party", "category", "ad_or_tracking",
+    "flows", "bytes_up", "bytes_down", "first_seen", "last_seen",
+]  # fmt: skip
+EXTRA = ["addresses", "name_sources", "lists"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "net",
+        help="endpoints of the device in packet captures, named and classified",
+        description="Read pcap/pcapng captures, name the device's endpoints (TLS SNI, HTTP Host, "
+        "DNS answers) and classify them (organisation, party, category, ad/tracking).",
+    )
+    p.add_argument("pcaps", nargs="+", metavar="PCAP", help="capture files, read as one capture in order")
+    p.add_argument("--device", metavar="ADDR", help="the device's IP address (default: the busiest local host)")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument("--flows", metavar="FILE", help="also write the flow table (.parquet or .csv)")
+    p.set_defaults(func=run)
+
+
+def endpoint_rows(flows: pd.DataFrame) -> list[dict]:
+    """Endpoint dicts with classification fields, busiest first."""
+    rows = []
+    for ep in device_endpoints(flows).to_dict("records"):
+        c = classify_name(ep["name"])
+        rows.append(
+            {
+                "name": ep["name"],
+                "registrable_domain": c.registrable_domain,
+                "organization": c.organization,
+                "party": c.party,
+                "category": c.category,
+                "ad_or_tracking": c.ad_or_tracking,
+                "flows": int(ep["flows"]),
+                "bytes_up": int(ep["bytes_up"]),
+                "bytes_down": int(ep["bytes_down"]),
+                "first_seen": float(ep["first_seen"]),
+                "last_seen": float(ep["last_seen"]),
+                "addresses": list(ep["addresses"]),
+                "name_sources": list(ep["name_sources"]),
+                "lists": list(c.lists),
+            }
+        )
+    return rows
+
+
+def write_flows(flows: pd.DataFrame, path: Path) -> None:
+    """The flow table as Parquet or CSV, written atomically."""
+    buf = io.BytesIO()
+    if path.suffix == ".parquet":
+        flows.to_parquet(buf, index=False)
+    elif path.suffix == ".csv":
+        flows.to_csv(buf, index=False)
+    else:
+        raise HarnessError(f"{path}: --flows must end in .parquet or .csv")
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.device:
+        parse_address(args.device)
+    if args.flows and Path(args.flows).suffix not in (".parquet", ".csv"):
+        raise HarnessError(f"{args.flows}: --flows must end in .parquet or .csv")
+    traffic = read_traffic(args.pcaps, args.device)
+    warnings = list(traffic.warnings)
+    if traffic.device is None:
+        warnings.append("no local host found to take as the device")
+    elif not traffic.flows["device"].any():
+        warnings.append(f"no traffic of {traffic.device} in the capture")
+    rows = endpoint_rows(traffic.flows)
+    if args.flows:
+        write_flows(traffic.flows, Path(args.flows))
+    if args.format == "json":
+        out.print_json(json.dumps({"device": traffic.device, "endpoints": rows, "warnings": warnings}))
+        return 0
+    for message in warnings:
+        warn(message)
+    if args.format == "csv":
+        frame = pd.DataFrame(rows, columns=FIELDS + EXTRA)
+        for col in EXTRA:
+            frame[col] = frame[col].map(" ".join)
+        out.file.write(frame.to_csv(index=False))
+        return 0
+    out.print(_table(rows, traffic.device))
+    return 0
+
+
+def _when(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _table(rows: list[dict], device: str | None) -> Table:
+    table = Table(title=f"endpoints of {device}" if device else "endpoints")
+    for col, justify in (
+        ("name", "left"), ("domain", "left"), ("organization", "left"), ("party", "left"),
+        ("category", "left"), ("ad/track", "center"), ("flows", "right"), ("bytes up", "right"),
+        ("bytes down", "right"), ("first seen (UTC)", "left"), ("last seen (UTC)", "left"),
+    ):  # fmt: skip
+        table.add_column(col, justify=justify)
+    for r in rows:
+        table.add_row(
+            r["name"], r["registrable_domain"] or "", r["organization"] or "", r["party"], r["category"],
+            "yes" if r["ad_or_tracking"] else "", str(r["flows"]), f"{r['bytes_up']:,}", f"{r['bytes_down']:,}",
+            _when(r["first_seen"]), _when(r["last_seen"]),
+        )  # fmt: skip
+    return table

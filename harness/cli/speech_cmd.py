@@ -1,0 +1,167 @@
+"""`harness synth`, `harness voices`, `harness plan`: hear what the personas will say, and when."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from harness.cli.console import err, out
+from harness.files import atomic_write_bytes
+from harness.script import Persona, build_plan, load_personas
+from harness.script.models import SpeechSettings
+from harness.speech import (
+    ENGINE_NAMES,
+    SpokenText,
+    Synthesis,
+    default_cache_dir,
+    default_engine_name,
+    get_engine,
+    spoken_texts,
+    synthesize_many,
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    synth = subparsers.add_parser(
+        "synth",
+        help="synthesise everything the personas say (cached WAVs)",
+        description="Synthesise every distinct text of the personas (utterances with the wake word, "
+        "follow-ups, the stop phrase) into the speech cache; a second run is served from the cache.",
+    )
+    _add_paths(synth)
+    _add_speech_options(synth)
+    synth.add_argument("--out", type=Path, metavar="DIR", help="also export the WAVs as DIR/<persona>/<utterance>.wav")
+    synth.set_defaults(func=run_synth)
+
+    voices = subparsers.add_parser("voices", help="list the voices of a speech engine", description="List the voices of a speech engine.")
+    voices.add_argument("--engine", choices=ENGINE_NAMES, default=default_engine_name(), help="speech engine (default: %(default)s)")
+    voices.add_argument("--language", metavar="CODE", help="only voices whose language starts with CODE (e.g. en)")
+    voices.set_defaults(func=run_voices)
+
+    plan = subparsers.add_parser(
+        "plan",
+        help="print the order of a run and its estimated duration",
+        description="Print the order in which a run would speak each utterance, with exact speech "
+        "durations (synthesised through the cache), and the run's estimated duration.",
+    )
+    _add_paths(plan)
+    plan.add_argument("--seed", type=int, help="seed for personas with order: shuffled (default: the script's)")
+    _add_speech_options(plan)
+    plan.set_defaults(func=run_plan)
+
+
+def _add_paths(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="persona script files or folders of *.yaml")
+
+
+def _add_speech_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engine", choices=ENGINE_NAMES, help="speech engine (default: each persona's)")
+    parser.add_argument("--voice", help="voice id, e.g. en-us, gmw/en-us, en-us+f2 (default: each persona's)")
+    parser.add_argument("--cache", type=Path, metavar="DIR", help=f"speech cache (default: {default_cache_dir()})")
+
+
+def _settings(persona: Persona, args: argparse.Namespace) -> SpeechSettings:
+    changes = {k: v for k, v in (("engine", args.engine), ("voice", args.voice)) if v is not None}
+    return persona.speech.model_copy(update=changes)
+
+
+def _synthesise(texts: list[SpokenText], cache: Path | None) -> list[Synthesis]:
+    """Synthesise ``texts`` with a progress bar on stderr."""
+    columns = (TextColumn("synthesising"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as progress:
+        distinct = len({(t.text, t.settings.model_dump_json()) for t in texts})
+        task = progress.add_task("synth", total=distinct)
+        return synthesize_many(
+            [(t.text, t.settings) for t in texts], cache, on_done=lambda _: progress.advance(task)
+        )
+
+
+def run_synth(args: argparse.Namespace) -> int:
+    personas = load_personas(args.paths)
+    texts = [t for p in personas for t in spoken_texts(p, build_plan(p), _settings(p, args))]
+    results = _synthesise(texts, args.cache)
+    table = Table("persona", "skill", "utterance", "text", "duration s", "cache")
+    seen: set[Path] = set()
+    for t, s in zip(texts, results, strict=True):
+        hit = s.cache_hit or s.path in seen
+        seen.add(s.path)
+        table.add_row(t.persona_id, t.skill_id, t.utterance_id, Text(t.text), f"{s.duration_s:.2f}", "hit" if hit else "new")
+        if args.out is not None:
+            name = t.utterance_id.replace("/", "_") + ".wav"
+            atomic_write_bytes(args.out / t.persona_id / name, s.path.read_bytes())
+    out.print(table)
+    distinct = {s.path: s for s in results}
+    hits = sum(s.cache_hit for s in distinct.values())
+    audio = sum(s.duration_s for s in distinct.values())
+    summary = f"{len(texts)} texts ({len(distinct)} distinct): {hits} from the cache, {len(distinct) - hits} synthesised; {audio:.1f} s of audio"
+    out.print(Text(summary))
+    if args.out is not None:
+        out.print(Text(f"exported to {args.out}/<persona>/<utterance>.wav"))
+    return 0
+
+
+def run_voices(args: argparse.Namespace) -> int:
+    voices = get_engine(args.engine).voices()
+    if args.language:
+        prefix = args.language.lower()
+        voices = [v for v in voices if any(lang.lower().startswith(prefix) for lang in v.languages)]
+    table = Table("id", "name", "languages", "gender", title=f"{args.engine} voices ({len(voices)})")
+    for v in voices:
+        table.add_row(Text(v.id), Text(v.name), Text(", ".join(v.languages)), v.gender or "")
+    out.print(table)
+    if args.engine == "espeak":
+        out.print("Append a variant to any espeak voice for another timbre, e.g. en-us+f2 (female), en-us+m3.")
+    return 0
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    personas = load_personas(args.paths)
+    plans = [(p, build_plan(p, args.seed), _settings(p, args)) for p in personas]
+    texts = [t for p, plan, settings in plans for t in spoken_texts(p, plan, settings)]
+    durations = {(t.persona_id, t.utterance_id): s.duration_s for t, s in zip(texts, _synthesise(texts, args.cache), strict=True)}
+    table = Table("#", "persona", "skill", "utterance", "text", "speech s")
+    totals = Table("persona", "utterances", "speech s", "gaps s", "answer waits s", "estimate", "worst case", title="estimated duration")
+    grand = [0.0, 0.0]
+    for persona, plan, _ in plans:
+        pid, session = persona.persona.id, persona.session
+        speech = turns = 0.0
+        for item in plan:
+            said = durations[(pid, item.utterance_id)]
+            table.add_row(str(item.index), pid, item.skill_id, item.utterance_id, Text(item.text), f"{said:.2f}")
+            speech += said
+            turns += 1
+            for k, follow_up in enumerate(item.follow_ups, start=1):
+                uid = f"{item.utterance_id}/followup-{k}"
+                said = durations[(pid, uid)]
+                table.add_row("", pid, item.skill_id, uid, Text(follow_up), f"{said:.2f}")
+                speech += said
+                turns += 1
+        gaps = max(0, len(plan) - 1) * session.gap_s
+        waits = turns * session.answer_timeout_s
+        estimate = speech + gaps + waits
+        # Worst case: every answer starts at the timeout, runs max_answer_s and is stopped.
+        worst = estimate + turns * (session.max_answer_s + durations[(pid, "stop")])
+        grand = [grand[0] + estimate, grand[1] + worst]
+        totals.add_row(pid, str(len(plan)), f"{speech:.1f}", f"{gaps:.1f}", f"{waits:.1f}", _clock(estimate), _clock(worst))
+    out.print(table)
+    out.print(totals)
+    if len(plans) > 1:
+        out.print(Text(f"all {len(plans)} personas: estimate {_clock(grand[0])}, worst case {_clock(grand[1])}"))
+    out.print(
+        Text(
+            "estimate = speech + gaps (gap_s between utterances) + answer waits (answer_timeout_s counted in full "
+            "for every utterance and follow-up, the longest the bench waits for an answer to start); "
+            "worst case adds max_answer_s and the stop phrase to every answer."
+        )
+    )
+    return 0
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

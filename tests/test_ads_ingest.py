@@ -1,0 +1,150 @@
+"""Reading bids, audio ads and interests: formats, bad rows with exact lines, currency, time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.ads import Rates, load_files, load_rates
+from harness.ads.ingest import RowError
+from harness.ads.times import to_epoch_ns
+from harness.errors import InputError
+
+DATA = Path(__file__).parent / "data" / "ads"
+USD = Rates(target="USD")
+
+
+def _skipped(data) -> list[str]:
+    return [f"{Path(error.path).name}:{error.place.line}: {error.message}" for error in data.skipped]
+
+
+def test_prebid_jsonl_bids_winners_and_bad_rows_with_their_lines():
+    data = load_files([DATA / "prebid.jsonl"], USD)
+    assert _skipped(data) == [
+        "prebid.jsonl:13: not a JSON record: Expecting ',' delimiter (column 66)",
+        "prebid.jsonl:18: persona: missing",
+        "prebid.jsonl:19: bid_responses['div-top'].bids[0]: cpm: Input should be greater than 0",
+        "prebid.jsonl:20: currency EUR has no rate to USD (give one with --rates)",
+        "prebid.jsonl:20: currency GBP has no rate to USD (give one with --rates)",
+    ]
+    assert data.files[0].skipped == 5 and data.files[0].kind == "prebid"
+    by_persona = {p: [b for b in data.bids if b.persona == p] for p in ("vanilla", "health", "fashion")}
+    assert [len(v) for v in by_persona.values()] == [24, 24, 17]
+    first_visit = [b for b in by_persona["vanilla"] if b.site == "news.example"]
+    # One winner per visit, the highest bid, matched to its response by adId.
+    assert sum(b.won for b in first_visit) == 1
+    assert max(first_visit, key=lambda b: b.cpm).won
+    assert {b.ad_unit for b in first_visit} == {"div-top", "div-side"}
+    assert first_visit[0].visit_time_ns == 1682928000 * 10**9
+    # ISO time with an offset: 15:00+02:00 is 13:00 UTC.
+    assert [b.visit_time_ns for b in data.bids if b.site == "blog.example"] == [to_epoch_ns("2023-05-01T13:00:00Z")]
+
+
+def test_prebid_json_array_reports_the_line_of_the_element_and_keeps_lone_winners():
+    data = load_files([DATA / "prebid.json"], USD)
+    assert _skipped(data) == ["prebid.json:18: visit_time: missing", "prebid.json:23: a record must be a JSON object"]
+    health = [b for b in data.bids if b.persona == "health"]
+    assert len(health) == 1 and health[0].won and health[0].bidder == "ix" and health[0].width is None
+    vanilla = sorted((b.bidder, b.won) for b in data.bids if b.persona == "vanilla")
+    assert vanilla == [("appnexus", True), ("rubicon", False)]
+    assert data.bids[0].visit_time_ns == to_epoch_ns("2023-05-01T08:00:00Z") + 250_000_000
+
+
+def test_flat_csv_counts_physical_lines_across_quoted_newlines():
+    data = load_files([DATA / "bids.csv"], USD)
+    assert _skipped(data) == [
+        "bids.csv:10: visit_time: not an ISO 8601 time or epoch seconds: 'yesterday'",
+        "bids.csv:11: currency EUR has no rate to USD (give one with --rates)",
+        "bids.csv:15: cpm: Input should be greater than 0",
+        "bids.csv:16: currency JPY has no rate to USD (give one with --rates)",
+    ]
+    vanilla = [b for b in data.bids if b.persona == "vanilla"]
+    assert [b.won for b in vanilla] == [True, False, True, False, False]
+    assert vanilla[4].width is None and vanilla[4].visit_time_ns == 1682938800_500_000_000
+    assert [b.site for b in data.bids if b.bidder == "rubicon" and b.persona == "health"][0] == "recipes.example\n/healthy"
+
+
+@pytest.mark.parametrize("table", ["rates.csv", "rates.yaml"])
+def test_currency_conversion_with_a_user_table(table):
+    rates = load_rates(DATA / table, "USD")
+    data = load_files([DATA / "bids.csv", DATA / "prebid.jsonl"], rates)
+    euro = [b for b in data.bids if b.currency_original == "EUR"]
+    assert [(b.cpm_original, b.currency) for b in euro] == [(14.2, "USD"), (0.5, "USD")]
+    assert [b.cpm for b in euro] == pytest.approx([14.2 * 1.10, 0.5 * 1.10])
+    assert [b.cpm for b in data.bids if b.currency_original == "GBP"] == pytest.approx([0.3 * 1.25])
+    assert [m for m in _skipped(data) if "JPY" in m] == ["bids.csv:16: currency JPY has no rate to USD (give one with --rates)"]
+
+
+def test_converting_to_another_target_currency():
+    rates = Rates(target="EUR", to_target={"USD": 0.9})
+    data = load_files([DATA / "bids.csv"], rates)
+    health = {b.site: b for b in data.bids if b.persona == "health"}
+    assert health["sports.example"].cpm == 14.2 and health["sports.example"].currency == "EUR"
+    assert health["news.example"].cpm == pytest.approx(9.8 * 0.9)
+
+
+def test_bad_rates_tables_name_file_and_line(tmp_path):
+    bad = tmp_path / "r.csv"
+    bad.write_text("currency,rate_to_target\nEUR,1.1\nGBP,-2\n")
+    with pytest.raises(InputError, match=r"r.csv:3:1: rate must be a positive number"):
+        load_rates(bad)
+    twice = tmp_path / "r.yaml"
+    twice.write_text("EUR: 1.1\nEURO: 1.2\n")
+    with pytest.raises(InputError, match=r"r.yaml:2:1: not a currency code: 'EURO'"):
+        load_rates(twice)
+
+
+def test_audio_ads_csv_and_jsonl_and_interests():
+    data = load_files([DATA / "audio_ads.csv", DATA / "audio_ads.jsonl", DATA / "interests.csv"], USD)
+    assert _skipped(data) == [
+        "audio_ads.csv:12: time: not an ISO 8601 time or epoch seconds: 'not a time'",
+        "audio_ads.jsonl:3: time: missing",
+        "interests.csv:9: interest: missing",
+    ]
+    assert len(data.audio_ads) == 14 and len(data.interests) == 10
+    assert [ad.category for ad in data.audio_ads if ad.advertiser == "Mystery"] == ["uncategorised"]
+    assert data.audio_ads[0].transcript == "Drive the new CarCo sedan today"
+    assert data.audio_ads[-1].time_ns == 1683028800 * 10**9
+    assert {(i.interest, i.category) for i in data.interests if i.persona == "health"} >= {("Fitness", "Health")}
+
+
+def test_strict_fails_on_the_first_bad_row():
+    with pytest.raises(RowError) as caught:
+        load_files([DATA / "bids.csv"], USD, strict=True)
+    assert str(caught.value) == f"{DATA / 'bids.csv'}:10: visit_time: not an ISO 8601 time or epoch seconds: 'yesterday'"
+
+
+def test_unrecognised_and_broken_files_are_errors(tmp_path):
+    other = tmp_path / "other.csv"
+    other.write_text("name,value\na,1\n")
+    with pytest.raises(InputError, match=r"other.csv:1:1: cannot tell what this file holds"):
+        load_files([other], USD)
+    broken = tmp_path / "broken.json"
+    broken.write_text('[\n  {"persona": "a", "cpm": 1,\n  "x": }\n]\n')
+    with pytest.raises(InputError, match=r"broken.json:3:\d+: not valid JSON"):
+        load_files([broken], USD)
+    binary = tmp_path / "bin.csv"
+    binary.write_bytes(b"persona,cpm\n\xff\xfe\n")
+    with pytest.raises(InputError, match=r"bin.csv: byte 12: not UTF-8 text"):
+        load_files([binary], USD)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2023-05-01T12:00:00Z", 1682942400_000_000_000),
+        ("2023-05-01T14:00:00.123456789+02:00", 1682942400_123_456_789),
+        (1682942400, 1682942400_000_000_000),
+        (1682942400.25, 1682942400_250_000_000),
+        ("1682942400.000000001", 1682942400_000_000_001),
+    ],
+)
+def test_times_become_exact_utc_epoch_nanoseconds(value, expected):
+    assert to_epoch_ns(value) == expected
+
+
+@pytest.mark.parametrize("value", ["2023-05-01T12:00:00", "noon", 1682942400000, True, None])
+def test_ambiguous_or_invalid_times_are_rejected(value):
+    with pytest.raises(ValueError):
+        to_epoch_ns(value)
