@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -37,3 +40,43 @@ def require_tool(name: str) -> str:
 def require_root() -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root")
+
+
+@dataclass(frozen=True)
+class Lab:
+    """A running virtual audio lab (see harness.audio.lab) and its device names."""
+
+    base: Path
+    env: dict[str, str]
+    output: str = "harness_out"
+    monitor: str = "harness_out_monitor"
+    answer_output: str = "speaker_answer"
+    mic: str = "virtual_mic"
+
+
+@contextmanager
+def running_lab(base: Path) -> Iterator[Lab]:
+    """Start a lab in ``base``, point this process at it, and undo both afterwards."""
+    require_tool("pulseaudio")
+    from harness.audio.lab import lab_down, lab_up
+
+    status = lab_up(base)
+    env = status.environment()
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield Lab(base=base, env=env)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        lab_down(base)
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """A private PulseAudio lab for this test session (skipped where pulseaudio is missing)."""
+    with running_lab(tmp_path_factory.mktemp("lab")) as running:
+        yield running

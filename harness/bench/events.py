@@ -125,10 +125,12 @@ class AnswerHeard(_Turn):
     onset_wall_ns: int
     end_wall_ns: int
     duration_s: float
-    listen_started_wall_ns: int
+    listen_started_wall_ns: int = Field(description="time of the recording's first sample")
+    onset_index: NonNegInt = Field(description="sample of the recording where the answer starts")
+    end_index: NonNegInt = Field(description="sample of the recording where the answer ends")
     too_long: bool = Field(description="the answer was still going at the longest allowed answer")
     same_as_previous: bool = Field(description="identical to the previous answer of the run")
-    path: str
+    path: str = Field(description="WAV of the whole recording, from listen_started_wall_ns")
     sha256: str
     sample_rate: int
     transcript: str | None = None

@@ -23,5 +23,6 @@ class RunOptions:
     capture_device: str | None = None
     capture_tail_s: float = 2.0
     device_wait_s: float = 60.0
+    calibration_s: float = 2.0
     resume: Path | None = None
     speech_cache: Path | None = None

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from harness import __version__
-from harness.audio import calibrate_noise, listen, open_backend, resolve_device, same_answer
+from harness.audio import Answer, calibrate_noise, listen, open_backend, resolve_device, same_answer
 from harness.audio.backend import PlaybackTiming
 from harness.audio.devices import DeviceInfo as AudioDevice
 from harness.bench.clock import ClockPair, ClockStep, clock_pair, clock_status, step_between
@@ -50,6 +50,8 @@ from harness.wav import read_wav, write_wav
 EVENTS_NAME = "events.jsonl"
 CLOCK_SAMPLE_EVERY_S = 30.0
 EXIT_INTERRUPTED = 130
+# Answers are recorded at 16 kHz: plenty for speech, and what the offline recogniser takes.
+LISTEN_RATE = 16_000
 
 
 def new_run_id() -> str:
@@ -79,7 +81,7 @@ class BenchRun:
         self.console = view_console
         self._stop = threading.Event()
         self._open: UtteranceStarted | None = None
-        self._last_answer: tuple[Any, AnswerHeard] | None = None
+        self._last_answer: tuple[Answer, AnswerHeard] | None = None
         self._speech: dict[str, tuple[Synthesis, Any, int, str]] = {}
         self._clock_last: ClockPair | None = None
         self._clock_steps: list[ClockStep] = []
@@ -388,16 +390,17 @@ class BenchRun:
             )  # fmt: skip
 
     def _answered(self, item: PlanItem, persona: Persona, ref: dict[str, Any], started: UtteranceStarted,
-                  answer: Any) -> None:  # fmt: skip
+                  answer: Answer) -> None:  # fmt: skip
         same = self._last_answer is not None and same_answer(self._last_answer[0], answer)
         name = f"{item.index:05d}-t{ref['turn']}-a{ref['attempt']}-s{started.seq}.wav"
         path = write_wav(self.answers_dir / name, answer.samples, answer.rate, PRIVATE_FILE)
-        transcript = self._transcriber.transcribe(answer.samples, answer.rate) if self._transcriber else None
+        transcript = self._transcriber.transcribe(answer.voice(), answer.rate) if self._transcriber else None
         too_long = answer.outcome == "too_long"
         heard = self.log.emit(
             "answer", **ref, started_seq=started.seq, onset_wall_ns=answer.onset_wall_ns,
             end_wall_ns=answer.end_wall_ns, duration_s=answer.duration_s,
-            listen_started_wall_ns=answer.started_wall_ns, too_long=too_long, same_as_previous=same,
+            listen_started_wall_ns=answer.started_wall_ns, onset_index=answer.onset_index,
+            end_index=answer.end_index, too_long=too_long, same_as_previous=same,
             path=str(path.relative_to(self.run_dir)), sha256=sha256_file(path), sample_rate=answer.rate,
             transcript=transcript,
         )  # fmt: skip
@@ -442,10 +445,10 @@ class BenchRun:
         except DeviceError as exc:
             raise _Lost("output", self.out_dev.name, exc) from None
 
-    def _listen(self, persona: Persona) -> Any:
+    def _listen(self, persona: Persona) -> Answer:
         self.view.status("listening")
         try:
-            return listen(self.backend, self.in_dev, None, persona.session, self._noise)
+            return listen(self.backend, self.in_dev, LISTEN_RATE, persona.session, self._noise)
         except DeviceError as exc:
             raise _Lost("input", self.in_dev.name, exc) from None
 
@@ -453,15 +456,15 @@ class BenchRun:
         self._noise = None
         if self.in_dev is None:
             return
-        seconds = 1.0
+        seconds = self.options.calibration_s
         self.view.status("measuring the room's noise")
         while True:
             try:
-                self._noise = calibrate_noise(self.backend, self.in_dev, seconds)
+                self._noise = calibrate_noise(self.backend, self.in_dev, seconds, LISTEN_RATE)
                 break
             except DeviceError as exc:
                 self._recover(_Lost("input", self.in_dev.name, exc), None)
-        self.log.emit("calibration", device=self.in_dev.name, seconds=seconds, noise=_plain(self._noise))
+        self.log.emit("calibration", device=self.in_dev.name, seconds=seconds, noise=dataclasses.asdict(self._noise))
 
     def _recover(self, lost: _Lost, plan_index: int | None) -> None:
         """Log the loss, wait for the device with back-off; raise _DeviceGone when it stays away.
@@ -583,11 +586,10 @@ def _device_name(device: AudioDevice | None) -> str | None:
     return device.name if device is not None else None
 
 
-def _plain(value: Any) -> dict[str, Any]:
-    if hasattr(value, "model_dump"):
-        return value.model_dump(mode="json")
-    return dict(vars(value))
-
-
-def _answer_from_log(event: AnswerHeard, samples: Any) -> Any:
-    raise NotImplementedError
+def _answer_from_log(event: AnswerHeard, samples: np.ndarray) -> Answer:
+    """The logged answer as :func:`same_answer` needs it, from its WAV (the whole recording)."""
+    return Answer(
+        outcome="too_long" if event.too_long else "answer", onset_wall_ns=event.onset_wall_ns,
+        end_wall_ns=event.end_wall_ns, duration_s=event.duration_s, samples=samples, rate=event.sample_rate,
+        started_wall_ns=event.listen_started_wall_ns, onset_index=event.onset_index, end_index=event.end_index,
+    )  # fmt: skip

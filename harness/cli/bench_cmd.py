@@ -48,6 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="keep capturing S seconds after the last answer (default 2)")  # fmt: skip
     p.add_argument("--device-wait", type=_positive, default=60.0, metavar="S",
                    help="how long to wait for a lost device before stopping (default 60)")  # fmt: skip
+    p.add_argument("--calibration", type=_positive, default=2.0, metavar="S",
+                   help="seconds of room noise measured at the start to set the voice threshold (default 2)")  # fmt: skip
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue this run where it stopped")
     p.set_defaults(func=run_command, parser=p)
 
@@ -65,7 +67,8 @@ def run_command(args: argparse.Namespace) -> int:
         scripts=args.scripts, output_device=args.output_device, input_device=args.input_device,
         backend=args.backend, runs_dir=args.runs_dir, seed=args.seed, marker=args.marker, retries=args.retries,
         transcribe=args.transcribe, capture=args.capture, capture_device=args.capture_device,
-        capture_tail_s=args.capture_tail, device_wait_s=args.device_wait, resume=args.resume,
+        capture_tail_s=args.capture_tail, device_wait_s=args.device_wait, calibration_s=args.calibration,
+        resume=args.resume,
     )  # fmt: skip
     if args.dry_run:
         return dry_run(options)

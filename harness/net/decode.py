@@ -16,7 +16,6 @@ from harness.net.framing import Frames
 
 ETHERNET, NULL, RAW, RAW_BSD, RAW_OPENBSD, LOOP, SLL, SLL2, IPV4, IPV6 = 1, 0, 101, 12, 14, 108, 113, 276, 228, 229
 SUPPORTED_LINKTYPES = {ETHERNET, NULL, RAW, RAW_BSD, RAW_OPENBSD, LOOP, SLL, SLL2, IPV4, IPV6}
-VLAN_TPIDS = np.array([0x8100, 0x88A8, 0x9100], np.int64)
 IPV6_EXTENSIONS = np.array([0, 43, 44, 51, 60, 135, 139, 140], np.int64)
 V4_MAPPED = np.uint64(0xFFFF00000000)
 TCP, UDP = 6, 17
@@ -79,16 +78,20 @@ def _link(frames: Frames, sel: np.ndarray | slice, linktype: int):
     n = len(d)
     zero_mac = np.zeros(n, np.uint64)
     if linktype == ETHERNET:
-        w = _win(b, d, 22)
-        et = _be16(w, 12)
+        # window from 2 bytes before the frame, so each MAC is the low 48 bits of 8 columns
+        w = _win(b, d - 2, 24)
+        mask = np.uint64((1 << 48) - 1)
+        dst = _be_cols(w, 0, 8) & mask
+        src = _be_cols(w, 6, 8) & mask
+        et = _be16(w, 14)
         off = np.full(n, 14, np.int64)
-        for tag_col in (16, 20):  # 802.1Q and an outer QinQ tag
-            tagged = np.isin(et, VLAN_TPIDS)
+        for tag_col in (18, 22):  # 802.1Q and an outer QinQ tag
+            tagged = (et == 0x8100) | (et == 0x88A8) | (et == 0x9100)
             if not tagged.any():
                 break
             et = np.where(tagged, _be16(w, tag_col), et)
             off += 4 * tagged
-        return d + off, _ethertype_version(et), _be_cols(w, 6, 6), _be_cols(w, 0, 6)
+        return d + off, _ethertype_version(et), src, dst
     if linktype == SLL:
         w = _win(b, d, 16)
         mac = np.where(_be16(w, 4) == 6, _be_cols(w, 6, 6), zero_mac)

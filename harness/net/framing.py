@@ -94,17 +94,19 @@ class _ChunkReader:
         """New chunk starting at buffer index ``keep_from`` of the current one, holding at least
         ``need`` bytes if the file has them."""
         old = self.cur
-        raw = bytearray(old.raw[keep_from : old.end])
-        want = max(self.chunk, need) - len(raw)
-        while want > 0 and not self.eof:
-            got = self.fh.read(want)
+        keep = old.end - keep_from
+        want = max(self.chunk, need) - keep
+        raw = bytearray(keep + max(want, 0) + PAD)
+        raw[:keep] = old.raw[keep_from : old.end]
+        end = keep
+        view = memoryview(raw)
+        while end < keep + want and not self.eof:
+            got = self.fh.readinto(view[end : keep + want])
             if not got:
                 self.eof = True
                 break
-            raw += got
-            want -= len(got)
-        end = len(raw)
-        raw += bytes(PAD)
+            end += got
+        view.release()
         self.cur = _Chunk(np.frombuffer(raw, np.uint8), raw, old.base + keep_from, end)
         return self.cur
 
@@ -235,12 +237,27 @@ def _words(b: np.ndarray, idx: np.ndarray, count: int, big: bool) -> np.ndarray:
 
 
 def _pattern(buf: np.ndarray, pos: int, span: int, byte_values: dict[int, int]) -> np.ndarray:
-    """Positions p in [pos, pos+span) where buf[p+k] == v for every k: v in ``byte_values``."""
-    m = None
-    for k, v in byte_values.items():
-        eq = buf[pos + k : pos + k + span] == v
-        m = eq if m is None else (m & eq)
-    return np.flatnonzero(m) + pos
+    """Positions p in [pos, pos+span) where buf[p+k] == v for every k: v in ``byte_values``.
+
+    The first two keys (adjacent, the most selective pair) are compared as 16-bit words (even
+    and odd positions separately), which halves the work of the scan.
+    """
+    (k0, v0), (k1, v1), *rest = byte_values.items()
+    if k1 != k0 + 1:
+        raise ValueError("the first two pattern bytes must be adjacent")
+    word = np.array([v0, v1], np.uint8).view("<u2")[0]
+    found = []
+    for parity in (0, 1):
+        first = pos + k0 + parity
+        count = (span - parity + 1) // 2
+        if count <= 0:
+            continue
+        pairs = buf[first : first + 2 * count].view("<u2")
+        found.append(np.flatnonzero(pairs == word) * 2 + (first - k0))
+    cand = np.sort(np.concatenate(found)) if found else np.empty(0, np.int64)
+    for k, v in rest:
+        cand = cand[buf[cand + k] == v]
+    return cand
 
 
 # ---------------------------------------------------------------------------------------------
@@ -443,7 +460,7 @@ def _pcapng_candidates(buf: np.ndarray, pos: int, end: int, big: bool, n_ifaces:
         return e, e
     # Candidate EPBs: block type 6 as four bytes, a length whose trailing copy matches, a
     # declared interface and a captured length that fits.
-    cand = _pattern(buf, pos, span, {3: EPB, 0: 0, 1: 0, 2: 0} if big else {0: EPB, 1: 0, 2: 0, 3: 0})
+    cand = _pattern(buf, pos, span, {2: 0, 3: EPB, 0: 0, 1: 0} if big else {0: EPB, 1: 0, 2: 0, 3: 0})
     blen = _u32(buf, cand + 4, big)
     ok = (blen >= 32) & (blen % 4 == 0) & (cand + blen <= end) & (blen <= MAX_META_BLOCK + MAX_SNAPLEN)
     cand, blen = cand[ok], blen[ok]

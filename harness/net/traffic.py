@@ -18,9 +18,11 @@ from harness.errors import HarnessError, InputError
 from harness.net import addresses, dns, http, tls
 from harness.net.decode import SUPPORTED_LINKTYPES, TCP, UDP, Packets, _win, decode
 from harness.net.flows import KEY_COLUMNS, FlowAccumulator, canonical, flow_hash, packet_flows
-from harness.net.framing import CaptureReader
+from harness.net.framing import CHUNK, CaptureReader
 
 HTTP_CODES = np.array([int.from_bytes(m, "big") for m in http.METHODS], np.int64)
+HTTP_FIRST = np.zeros(256, bool)
+HTTP_FIRST[[m[0] for m in http.METHODS]] = True
 PROTOCOLS = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6", 132: "sctp", 2: "igmp"}
 FLOW_COLUMNS = [
     "protocol", "local_ip", "local_port", "remote_ip", "remote_port", "local_mac", "remote_mac",
@@ -78,7 +80,8 @@ class _Names:
         w = _win(p.buf, pay[tcp_rows], 9)
         first4 = np.ascontiguousarray(w[:, :4]).view(">u4").ravel().astype(np.int64)
         hello = (w[:, 0] == 0x16) & (w[:, 1] == 3) & (w[:, 5] == 1) & (plen[tcp_rows] >= 6)
-        request = np.isin(first4, HTTP_CODES) & (plen[tcp_rows] >= 16)
+        request = HTTP_FIRST[w[:, 0]] & (plen[tcp_rows] >= 16)
+        request[request] = np.isin(first4[request], HTTP_CODES)
         dirkey = (h << np.uint64(1)) | a2b.astype(np.uint64)
         hs_len = (w[:, 6].astype(np.int64) << 16) | (w[:, 7].astype(np.int64) << 8) | w[:, 8]
         split = hello & (plen[tcp_rows] < 9 + hs_len)
@@ -99,13 +102,14 @@ class _Names:
         kinds, starts, sizes = todo[rows].tolist(), pay[rows].tolist(), plen[rows].tolist()
         ts, l4s, dirs = p.ts_ns[ip[rows]].tolist(), p.l4[ip[rows]].tolist(), dirkey[rows].tolist()
         tcp_row = (proto[rows] == TCP).tolist()
-        for j, r in enumerate(rows.tolist()):
+        key_cols = [keys[k][rows].tolist() for k in KEY_COLUMNS]
+        for j in range(len(kinds)):
             kind, start = kinds[j], starts[j]
             data = bytes(mem[start : start + sizes[j]])
             if kind == 1:
                 self.dns_answer(ts[j], data[2:] if tcp_row[j] else data)
                 continue
-            key = tuple(int(keys[k][r]) for k in KEY_COLUMNS)
+            key = tuple(col[j] for col in key_cols)
             if kind == 2:
                 self.name_flow(key, http.request_host(data), "http")
                 continue
@@ -118,9 +122,10 @@ class _Names:
                     self.name_flow(done[0], done[1], "sni")
 
 
-def read_traffic(paths: Iterable[str | Path], device: str | None = None) -> Traffic:
+def read_traffic(paths: Iterable[str | Path], device: str | None = None, chunk: int = CHUNK) -> Traffic:
     """Flows of all ``paths`` read as one capture, oriented towards ``device``.
 
+    ``chunk`` is how many bytes are read at a time (memory use is a small multiple of it).
     Without a device, the busiest local host that is not the gateway is chosen (a warning says
     so). Damage in a file becomes a warning and the packets before it are kept; raises
     :class:`InputError` only when no packet could be read at all.
@@ -132,7 +137,7 @@ def read_traffic(paths: Iterable[str | Path], device: str | None = None) -> Traf
     total = 0
     unsupported: set[int] = set()
     for path in paths:
-        reader = CaptureReader(Path(path))
+        reader = CaptureReader(Path(path), chunk)
         for frames in reader:
             for lt in np.unique(frames.linktype):
                 if int(lt) not in SUPPORTED_LINKTYPES and int(lt) not in unsupported:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from math import gcd
 
 import numpy as np
-from scipy.signal import resample_poly
 
 NORMALISATION_VERSION = 1
 SAMPLE_RATE = 22050
@@ -33,6 +32,9 @@ def resample(samples: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.nd
     """Polyphase resampling to ``target`` Hz (a no-op when the rate already matches)."""
     if rate == target:
         return samples.astype(np.float32, copy=False)
+    # Imported here: scipy.signal takes seconds to import, and espeak output never needs it.
+    from scipy.signal import resample_poly
+
     g = gcd(rate, target)
     return resample_poly(samples, target // g, rate // g).astype(np.float32)
 

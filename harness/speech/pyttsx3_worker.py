@@ -64,7 +64,7 @@ def apply_properties(engine, job: dict) -> None:
 
     With the espeak driver, libespeak-ng applies property changes asynchronously and in fresh
     processes the driver's own default rate (200) won over ours in ~3% of utterances; draining
-    espeak's queue and setting the properties again made 0 of 1000 go wrong.
+    espeak's queue and setting the properties again made 0 of 650 go wrong.
     """
     passes = 2 if engine.driver_name == "espeak" else 1
     for n in range(passes):

@@ -1,0 +1,153 @@
+"""The run report: one offline HTML file (inline CSS, plots as base64 PNG, no scripts).
+
+Every string that comes from a script, a capture or a result file goes through ``html.escape``
+(quotes included), so a skill named ``<script>`` or a hostile SNI is shown, never run.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from harness.ads.report import ads_section_html
+from harness.ads.result import AdsResult
+from harness.report.timeline import timeline_figure
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 110em; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.85em; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: left; vertical-align: top; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; }
+tr.flag td { background: #fde8e8; }
+.warn { color: #8a4b00; }
+img { max-width: 100%; }
+"""
+
+
+def esc(value: Any) -> str:
+    return html.escape("" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value), quote=True)
+
+
+def _png(figure: Figure, alt: str) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f'<img alt="{esc(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"<td>{'yes' if value else ''}</td>"
+    if isinstance(value, float):
+        return "<td></td>" if pd.isna(value) else f'<td class="n">{value:.4g}</td>'
+    if isinstance(value, int):
+        return f'<td class="n">{value}</td>'
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return f"<td>{'<br>'.join(esc(v) for v in list(value))}</td>"
+    return f"<td>{esc(value)}</td>"
+
+
+def table(frame: pd.DataFrame, columns: Sequence[str], flag: Iterable[bool] | None = None) -> str:
+    """An HTML table of ``columns``; rows where ``flag`` is true are highlighted."""
+    if frame.empty:
+        return "<p>(none)</p>"
+    flags = list(flag) if flag is not None else [False] * len(frame)
+    head = "".join(f"<th>{esc(c)}</th>" for c in columns)
+    body = []
+    for marked, record in zip(flags, frame[list(columns)].itertuples(index=False)):
+        cells = "".join(_cell(v.item() if isinstance(v, np.generic) else v) for v in record)
+        body.append(f'<tr class="flag">{cells}</tr>' if marked else f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _when(seconds: float | None) -> str:
+    return "" if seconds is None or pd.isna(seconds) else datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def flagged_endpoints(endpoints: pd.DataFrame, contacts: pd.DataFrame) -> pd.DataFrame:
+    """Third-party and ad/tracking endpoints the device contacted, with the skills they are attributed to."""
+    if contacts.empty:
+        return pd.DataFrame(columns=["endpoint", "category", "party", "organization", "ad_or_tracking", "contacts", "attributed_to"])
+    seen = contacts.groupby("endpoint").agg(contacts=("onset", "size"), category=("category", "first"), ad_or_tracking=("ad_or_tracking", "first"))
+    info = endpoints.drop_duplicates("endpoint").set_index("endpoint")[["party", "organization"]] if len(endpoints) else None
+    seen["party"] = info["party"].reindex(seen.index) if info is not None else None
+    seen["organization"] = info["organization"].reindex(seen.index) if info is not None else None
+    if len(endpoints):
+        hits = endpoints[endpoints["attributed"]].groupby("endpoint")["skill_name"].agg(lambda s: sorted(set(map(str, s))))
+        seen["attributed_to"] = hits.reindex(seen.index)
+    else:
+        seen["attributed_to"] = None
+    seen["attributed_to"] = seen["attributed_to"].map(lambda v: v if isinstance(v, list) else [])
+    keep = seen["ad_or_tracking"].astype(bool) | seen["party"].isin(["third_party", "skill_vendor"])
+    out = seen[keep].reset_index().sort_values(["ad_or_tracking", "contacts"], ascending=[False, False])
+    return out[["endpoint", "category", "party", "organization", "ad_or_tracking", "contacts", "attributed_to"]]
+
+
+def report_html(summary: dict[str, Any], tables: dict[str, pd.DataFrame], ads: AdsResult | None = None) -> str:
+    """The whole report page."""
+    utterances, endpoints = tables["utterances"], tables["endpoints"]
+    activations, contacts = tables["activations"], tables["contacts"]
+    counts, clock = summary.get("counts", {}), summary.get("clock", {})
+    top = flagged_endpoints(endpoints, contacts)
+    personas = sorted(set(map(str, utterances["persona_id"]))) if len(utterances) else []
+    parts = [
+        f"<h1>Run {esc(summary.get('run_id'))}</h1>",
+        f"<p>Persona(s): {esc(', '.join(personas)) or '–'}; device {esc(summary.get('device'))}; "
+        f"captures: {esc(', '.join(summary.get('captures', [])))}</p>",
+        "<h2>Third-party and ad/tracking endpoints</h2>",
+        table(top, list(top.columns), top["ad_or_tracking"].astype(bool).tolist() if len(top) else None),
+    ]
+    if summary.get("warnings"):
+        items = "".join(f"<li>{esc(w)}</li>" for w in summary["warnings"])
+        parts.append(f'<h2>Warnings</h2><ul class="warn">{items}</ul>')
+    parts.append(
+        "<h2>Summary</h2><p>"
+        + "; ".join(f"{esc(k.replace('_', ' '))}: {esc(v)}" for k, v in counts.items())
+        + "</p><p>Clock: "
+        + esc(
+            f"{clock.get('method')}, offset {clock.get('offset_s', 0):+.6f} s, drift {clock.get('drift_ppm', 0):+.2f} ppm, "
+            f"{clock.get('markers', 0)} markers, jitter p50/p99/max "
+            f"{clock.get('jitter_p50_s')}/{clock.get('jitter_p99_s')}/{clock.get('jitter_max_s')} s"
+        )
+        + "</p>"
+    )
+    parts.append("<h2>Timeline</h2>")
+    parts.append(_png(timeline_figure(utterances, activations, contacts), "timeline of utterances, answers, activations and contacts per endpoint"))
+    view = utterances.assign(onset_utc=utterances["onset"].map(_when)) if len(utterances) else utterances
+    parts.append("<h2>Utterances</h2>")
+    parts.append(
+        table(
+            view,
+            ["plan_index", "persona_id", "skill_name", "utterance_id", "turn", "attempt", "text", "onset_utc",
+             "answer_duration_s", "activation", "activation_lag_s", "activation_bytes_up", "endpoints", "scores"],
+            (~utterances["activation"].astype(bool)).tolist() if len(utterances) else None,
+        )  # fmt: skip
+    )
+    parts.append("<h2>Endpoints per skill</h2>")
+    parts.append(
+        table(
+            endpoints,
+            ["skill_name", "endpoint", "registrable_domain", "organization", "party", "category", "ad_or_tracking",
+             "utterances", "contacted", "background_rate", "other_skills_rate", "p_value", "p_adjusted", "attributed"],
+            endpoints["ad_or_tracking"].astype(bool).tolist() if len(endpoints) else None,
+        )  # fmt: skip
+    )
+    if len(activations):
+        shown = activations.assign(onset_utc=activations["onset"].map(_when), duration_s=activations["end"] - activations["onset"])
+        parts.append("<h2>Activations</h2>")
+        parts.append(table(shown, ["onset_utc", "duration_s", "bytes_up", "bursts", "endpoints", "utterance"]))
+    if ads is not None:
+        parts.append(ads_section_html(ads))
+    title = f"harness report {summary.get('run_id', '')}"
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n"
+    )

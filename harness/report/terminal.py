@@ -1,0 +1,52 @@
+"""A rich summary of a correlated run for the terminal (strings shown as text, never as markup)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from harness.report.html import flagged_endpoints
+
+
+def _t(value: Any) -> Text:
+    if isinstance(value, float):
+        return Text("" if pd.isna(value) else f"{value:.3g}")
+    if isinstance(value, (list, tuple)) or hasattr(value, "tolist"):
+        return Text(", ".join(map(str, list(value))))
+    return Text("" if value is None else str(value))
+
+
+def summary_renderable(summary: dict[str, Any], tables: dict[str, pd.DataFrame]) -> Group:
+    """Counts, clock alignment, the flagged endpoints and the attributed (skill, endpoint) pairs."""
+    counts, clock = summary.get("counts", {}), summary.get("clock", {})
+    head = Table(title=Text(f"run {summary.get('run_id', '')}"), show_header=False)
+    head.add_column("what")
+    head.add_column("value", justify="right")
+    for key, value in counts.items():
+        head.add_row(Text(key.replace("_", " ")), _t(value))
+    head.add_row(Text("clock"), Text(f"{clock.get('method')} {clock.get('offset_s', 0):+.4f} s {clock.get('drift_ppm', 0):+.1f} ppm"))
+    parts: list[Any] = [head]
+    flagged = flagged_endpoints(tables["endpoints"], tables["contacts"])
+    if len(flagged):
+        t = Table(title="third-party and ad/tracking endpoints")
+        for col in ("endpoint", "category", "party", "ad/track", "contacts", "attributed to"):
+            t.add_column(col)
+        for r in flagged.itertuples(index=False):
+            t.add_row(_t(r.endpoint), _t(r.category), _t(r.party), Text("yes" if r.ad_or_tracking else ""), _t(r.contacts), _t(r.attributed_to))
+        parts.append(t)
+    endpoints = tables["endpoints"]
+    hits = endpoints[endpoints["attributed"].astype(bool)] if len(endpoints) else endpoints
+    if len(hits):
+        t = Table(title="attributed endpoints per skill")
+        for col in ("skill", "endpoint", "category", "contacted", "background", "p adj."):
+            t.add_column(col)
+        for r in hits.itertuples(index=False):
+            t.add_row(_t(r.skill_name), _t(r.endpoint), _t(r.category), Text(f"{r.contacted}/{r.utterances}"), _t(r.background_rate), _t(r.p_adjusted))
+        parts.append(t)
+    for message in summary.get("warnings", []):
+        parts.append(Text(f"warning: {message}", style="yellow"))
+    return Group(*parts)

@@ -1,0 +1,58 @@
+"""The run's timeline as a figure: utterances, answers, activations, and a raster of contacts
+per endpoint coloured by category (capture clock, seconds from the start of the capture)."""
+
+from __future__ import annotations
+
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+CATEGORY_COLOURS = {
+    "voice": "#1f77b4", "platform": "#7f7f7f", "advertising": "#d62728", "tracking": "#ff7f0e",
+    "content": "#2ca02c", "other": "#9467bd",
+}  # fmt: skip
+MAX_ROWS = 30  # endpoints beyond this are summed up in the tables, not drawn
+
+
+def plain(text: object) -> str:
+    """A label matplotlib draws literally ('$' would start mathtext)."""
+    return str(text).replace("$", r"\$")
+
+
+def _short(text: str, size: int = 48) -> str:
+    return text if len(text) <= size else text[: size - 1] + "…"
+
+
+def timeline_figure(utterances: pd.DataFrame, activations: pd.DataFrame, contacts: pd.DataFrame) -> Figure:
+    """Rows top to bottom: utterances, answers, activations, then the busiest endpoints."""
+    starts = [s.min() for s in (utterances.get("onset_capture"), activations.get("onset"), contacts.get("onset")) if s is not None and len(s)]
+    zero = min(starts) if starts else 0.0
+    counts = contacts["endpoint"].value_counts(sort=False) if len(contacts) else pd.Series(dtype=int)
+    first = contacts.groupby("endpoint")["onset"].min() if len(contacts) else pd.Series(dtype=float)
+    endpoints = sorted(counts.index, key=lambda e: (-counts[e], first[e]))[:MAX_ROWS]
+    endpoints.sort(key=lambda e: first[e])
+    labels = ["utterances", "answers", "activations", *(_short(e) for e in endpoints)]
+    figure = Figure(figsize=(11, 1.2 + 0.28 * len(labels)))
+    axes = figure.add_subplot()
+    y = {label: len(labels) - 1 - i for i, label in enumerate(labels)}
+    for row in utterances.itertuples(index=False):
+        if pd.notna(row.onset_capture):
+            length = max(row.end - row.onset, 0.05) if pd.notna(row.end) else 0.5
+            axes.broken_barh([(row.onset_capture - zero, length)], (y["utterances"] - 0.35, 0.7), color="#444")
+            if pd.notna(row.answer_onset):
+                start = row.onset_capture + (row.answer_onset - row.onset) - zero
+                axes.broken_barh([(start, max(row.answer_duration_s or 0.05, 0.05))], (y["answers"] - 0.35, 0.7), color="#8c564b")
+    for row in activations.itertuples(index=False):
+        axes.broken_barh([(row.onset - zero, max(row.end - row.onset, 0.05))], (y["activations"] - 0.35, 0.7), color="#1f77b4")
+    if len(contacts):
+        shown = contacts[contacts["endpoint"].isin(endpoints)]
+        for category, group in shown.groupby("category"):
+            rows = [y[_short(e)] for e in group["endpoint"]]
+            axes.scatter(group["onset"] - zero, rows, marker="|", s=120, color=CATEGORY_COLOURS.get(category, "#000"))
+    axes.set_yticks(range(len(labels)), [plain(label) for label in reversed(labels)], fontsize=8)
+    axes.set_xlabel("seconds since the start of the capture (capture clock)")
+    axes.grid(axis="x", alpha=0.3)
+    handles = [Patch(color=c, label=k) for k, c in CATEGORY_COLOURS.items()]
+    axes.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.12 - 1.5 / (1.2 + 0.28 * len(labels))), ncol=6, fontsize=8, frameon=False)
+    figure.tight_layout()
+    return figure
