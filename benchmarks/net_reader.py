@@ -41,16 +41,19 @@ def templates() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         host = f"host{s}.svc{s % 40}.example.com"
         port = 10000 + c
 
-        def up(payload: bytes, sport: int = port, dport: int = 443) -> bytes:
-            return synth.ethernet(DEV_MAC, GW_MAC, 0x0800, synth.ipv4(DEVICE, server, 6, synth.tcp(sport, dport, payload)))
+        def up(dst: str, segment: bytes, proto: int = 6) -> bytes:
+            return synth.ethernet(DEV_MAC, GW_MAC, 0x0800, synth.ipv4(DEVICE, dst, proto, segment))
 
-        frames["hello"].append(up(synth.client_hello(host)))
-        frames["up"].append(up(bytes(40)))
-        frames["down"].append(synth.ethernet(GW_MAC, DEV_MAC, 0x0800, synth.ipv4(server, DEVICE, 6, synth.tcp(443, port, bytes(60)))))
-        q = synth.dns_query(host, c & 0xFFFF)
-        a = synth.dns_response(host, [(host, "CNAME", f"edge{s}.cdn.example.net"), (f"edge{s}.cdn.example.net", "A", server)], c & 0xFFFF)
-        frames["query"].append(synth.ethernet(DEV_MAC, GW_MAC, 0x0800, synth.ipv4(DEVICE, GATEWAY, 17, synth.udp(port, 53, q))))
-        frames["answer"].append(synth.ethernet(GW_MAC, DEV_MAC, 0x0800, synth.ipv4(GATEWAY, DEVICE, 17, synth.udp(53, port, a))))
+        def down(src: str, segment: bytes, proto: int = 6) -> bytes:
+            return synth.ethernet(GW_MAC, DEV_MAC, 0x0800, synth.ipv4(src, DEVICE, proto, segment))
+
+        edge = f"edge{s}.cdn.example.net"
+        answer = synth.dns_response(host, [(host, "CNAME", edge), (edge, "A", server)], c & 0xFFFF)
+        frames["hello"].append(up(server, synth.tcp(port, 443, synth.client_hello(host))))
+        frames["up"].append(up(server, synth.tcp(port, 443, bytes(40))))
+        frames["down"].append(down(server, synth.tcp(443, port, bytes(60))))
+        frames["query"].append(up(GATEWAY, synth.udp(port, 53, synth.dns_query(host, c & 0xFFFF)), 17))
+        frames["answer"].append(down(GATEWAY, synth.udp(53, port, answer), 17))
     records = [struct.pack("<IIII", 0, 0, len(f), len(f)) + f for k in MIX for f in frames[k]]
     lens = np.array([len(r) for r in records], np.int64)
     offsets = np.concatenate([[0], np.cumsum(lens)[:-1]])
@@ -115,7 +118,8 @@ def time_tshark(path: Path, subset: Path, n: int) -> float | None:
         for _ in range(n):
             head = src.read(16)
             dst.write(head + src.read(struct.unpack("<I", head[8:12])[0]))
-    fields = ["frame.time_epoch", "ip.src", "ip.dst", "ip.proto", "tcp.srcport", "tcp.dstport", "udp.srcport", "udp.dstport"]
+    fields = ["frame.time_epoch", "ip.src", "ip.dst", "ip.proto"]
+    fields += ["tcp.srcport", "tcp.dstport", "udp.srcport", "udp.dstport"]
     cmd = [tshark, "-n", "-r", str(subset), "-T", "fields"] + [x for f in fields for x in ("-e", f)]
     t = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -156,7 +160,10 @@ def main() -> int:
         assert packets == dpkt_n == args.packets, (packets, dpkt_n)
         rate = packets / best
         print(f"harness reader end to end: {rate / 1e6:.2f} M packets/s (best of 3: {best:.2f} s; {named} flows named)")
-        print(f"dpkt framing + 5-tuple:    {dpkt_n / dpkt_s / 1e6:.2f} M packets/s ({dpkt_s:.2f} s)  -> ratio {dpkt_s / best:.1f}x")
+        print(
+            f"dpkt framing + 5-tuple:    {dpkt_n / dpkt_s / 1e6:.2f} M packets/s ({dpkt_s:.2f} s)"
+            f"  -> ratio {dpkt_s / best:.1f}x"
+        )
         sub = min(100_000, args.packets)
         tshark_s = time_tshark(path, Path(tmp) / "subset.pcap", sub)
         if tshark_s is None:

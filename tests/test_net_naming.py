@@ -70,7 +70,8 @@ def test_malformed_dns_raises_malformed(msg: bytes) -> None:
 
 def test_malformed_dns_in_capture_is_skipped_with_a_warning(tmp_path: Path) -> None:
     bad = down(GW, synth.udp(53, 5353, b"\x00\x01\x81\x80\x00\x01\x00\x01" + b"\x00" * 4 + b"\xc0\x0c"), 17)
-    t = traffic(tmp_path, [bad, answer("ok.example.com", [("ok.example.com", "A", SRV)]), up(SRV, synth.tcp(1000, 80, b"x"))])
+    good = answer("ok.example.com", [("ok.example.com", "A", SRV)])
+    t = traffic(tmp_path, [bad, good, up(SRV, synth.tcp(1000, 80, b"x"))])
     assert names_by_port(t)[1000] == ("ok.example.com", "dns")
     assert any("malformed DNS" in w for w in t.warnings)
 
@@ -121,7 +122,8 @@ def test_client_hello_split_over_segments(tmp_path: Path, later_order: tuple[int
 def test_split_hello_across_batches(tmp_path: Path) -> None:
     hello = synth.client_hello("far.example.com", padding=600)
     filler = [up(SRV2, synth.tcp(2000, 443, bytes(1000)))] * 30
-    frames = [up(SRV, synth.tcp(1000, 443, hello[:300], seq=1)), *filler, up(SRV, synth.tcp(1000, 443, hello[300:], seq=301))]
+    first, rest = up(SRV, synth.tcp(1000, 443, hello[:300], seq=1)), up(SRV, synth.tcp(1000, 443, hello[300:], seq=301))
+    frames = [first, *filler, rest]
     path = tmp_path / "x.pcap"
     path.write_bytes(synth.pcap_bytes([(T0 + i, f) for i, f in enumerate(frames)]))
     t = read_traffic([path], DEV, chunk=4096)  # several batches in this small file

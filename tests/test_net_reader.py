@@ -66,7 +66,8 @@ def test_classic_pcap_byte_orders_and_resolutions(tmp_path: Path, nanos: bool, b
 
 def test_chunk_boundaries_do_not_change_results(tmp_path: Path) -> None:
     rng = np.random.default_rng(7)
-    pkts = [(T0 + i * 10_000, frame(i, bytes(rng.integers(0, 256, int(rng.integers(0, 300))).astype(np.uint8)))) for i in range(400)]
+    payloads = [rng.integers(0, 256, int(rng.integers(0, 300))).astype(np.uint8).tobytes() for _ in range(400)]
+    pkts = [(T0 + i * 10_000, frame(i, payload)) for i, payload in enumerate(payloads)]
     path = tmp_path / "x.pcap"
     path.write_bytes(synth.pcap_bytes(pkts))
     whole = packets_of(path)
@@ -134,10 +135,11 @@ def test_pcapng_many_packets_across_chunks(tmp_path: Path) -> None:
 def _linktype_cases() -> list[tuple[int, bytes]]:
     ip4 = synth.ipv4(DEV, SRV, 17, synth.udp(5000, 53, b"q" * 12))
     ip6 = synth.ipv6("2001:db8::1", "2001:db8::2", 17, synth.udp(5000, 53, b"q" * 12))
+    hop = synth.ipv6("2001:db8::1", "2001:db8::2", 17, synth.udp(5000, 53, b"q" * 12), hop_by_hop=True)
     return [
         (1, synth.ethernet(M1, M2, synth.ETH_IPV4, ip4, vlans=[7])),
         (1, synth.ethernet(M1, M2, synth.ETH_IPV4, ip4, vlans=[100, 7])),
-        (1, synth.ethernet(M1, M2, synth.ETH_IPV6, synth.ipv6("2001:db8::1", "2001:db8::2", 17, synth.udp(5000, 53, b"q" * 12), hop_by_hop=True))),
+        (1, synth.ethernet(M1, M2, synth.ETH_IPV6, hop)),
         (113, struct.pack("!HHH", 4, 1, 6) + synth.mac(M1) + b"\0\0" + struct.pack("!H", 0x0800) + ip4),
         (276, synth.sll2(M1, 0x0800, ip4)),
         (276, synth.sll2(M1, 0x86DD, ip6)),

@@ -14,7 +14,7 @@ import pytest
 from conftest import require_tool
 from harness.script.models import SpeechSettings
 from harness.speech import SpeechError, cache_key, default_cache_dir, get_engine, synthesize
-from harness.speech.normalise import PAD_S, PEAK_CEILING_DBFS, SAMPLE_RATE, TARGET_RMS_DBFS, condition, gain_to_db
+from harness.speech.normalise import PAD_S, PEAK_CEILING_DBFS, SAMPLE_RATE, TARGET_RMS_DBFS, condition
 from harness.wav import read_wav
 
 SHORT = "Alexa, open Big Sky."
@@ -33,6 +33,10 @@ def cache(tmp_path: Path) -> Path:
 
 def espeak(**changes: object) -> SpeechSettings:
     return SpeechSettings(**changes)
+
+
+def gain_to_db(gain: float) -> float:
+    return float(20.0 * np.log10(gain))
 
 
 def rms_db(x: np.ndarray) -> float:

@@ -135,15 +135,17 @@ class _Playback:
         chunk = self.samples[self.position : self.position + frames]
         block[: len(chunk)] = chunk
         self.position += frames
-        last = self.position >= len(self.samples)
-        if last:
+        if self.position >= len(self.samples):
             self.delivered_all.set()
-        return block, last
+        # Never end the stream from here: PortAudio would drop what is still buffered
+        # (seen: the last ~latency of a sound lost). Silence follows until run() closes it.
+        return block, False
 
     def run(self, on_onset: Callable[[int], None] | None, latency_s: float) -> PlaybackTiming:
         stream = self.backend.open_output(self.device, self.rate, self.render, latency_s)
         clock: ClockMap | None = None
         onset: int | None = None
+        last = max(len(self.samples) - 1, 0)
         try:
             try:
                 stream.start()
@@ -151,34 +153,31 @@ class _Playback:
             except Exception as exc:
                 raise DeviceLost(f"output device {self.device.name!r} failed to start: {exc}", self.device) from None
             last_progress, seen = time.monotonic(), 0
-            while stream.is_active():
-                time.sleep(0.005)
+            while True:
+                if not stream.is_active() or time.monotonic() - last_progress > STALL_S + stream.latency_s:
+                    raise DeviceLost(
+                        f"output device {self.device.name!r} was lost after "
+                        f"{min(self.position, len(self.samples)) / self.rate:.2f} s of "
+                        f"{len(self.samples) / self.rate:.2f} s",
+                        self.device,
+                        self._timing(clock, stream.latency_s, complete=False),
+                    )
                 if len(self.callbacks) != seen:
                     seen, last_progress = len(self.callbacks), time.monotonic()
-                elif time.monotonic() - last_progress > STALL_S + stream.latency_s:
-                    break
                 if onset is None and settled(self.callbacks, self.rate):
                     onset = clock.wall_ns(time_of_frame(self.callbacks, 0, self.rate))
                     if on_onset is not None:
                         on_onset(onset)
-            if not self.delivered_all.is_set() or not self.callbacks:
-                timing = self._timing(clock, stream.latency_s, complete=False)
-                raise DeviceLost(
-                    f"output device {self.device.name!r} was lost after "
-                    f"{self.position / self.rate:.2f} s of {len(self.samples) / self.rate:.2f} s",
-                    self.device,
-                    timing,
-                )
+                if onset is not None and self.delivered_all.is_set():
+                    # Wait for the last sample to reach the DAC, re-estimating as callbacks come.
+                    remaining = clock.wall_ns(time_of_frame(self.callbacks, last, self.rate)) - time.time_ns()
+                    if remaining <= 0:
+                        break
+                    time.sleep(min(remaining / 1e9, 0.005))
+                else:
+                    time.sleep(0.005)
             clock = better_clock(clock, measure_clock(stream.stream_time))
-            timing = self._timing(clock, stream.latency_s, complete=True)
-            if onset is None and on_onset is not None and timing.onset_wall_ns is not None:
-                on_onset(timing.onset_wall_ns)
-            # PortAudio reports a stream finished before its buffer has drained; wait for the DAC.
-            assert timing.end_wall_ns is not None
-            remaining = (timing.end_wall_ns - time.time_ns()) / 1e9 + 1.0 / self.rate
-            if remaining > 0:
-                time.sleep(remaining)
-            return timing
+            return self._timing(clock, stream.latency_s, complete=True)
         finally:
             try:
                 stream.close()

@@ -25,7 +25,7 @@ import numpy as np
 SETTLE_WINDOW = 3
 SETTLE_TOLERANCE_S = 0.0005
 # Callbacks within this much audio of the sample in question take part in its estimate.
-NEIGHBOURHOOD_S = 0.25
+NEIGHBOURHOOD_S = 0.5
 
 
 @dataclass(frozen=True)

@@ -25,13 +25,16 @@ from harness.errors import HarnessError, ToolMissing
 from harness.files import atomic_write_text, private_dir
 
 SINKS = ("harness_out", "speaker_answer")
-# ALSA PCM name -> PulseAudio sink or source it reaches.
+# ALSA PCM name -> PulseAudio sink or source it reaches. The PCM virtual_mic reads the monitor
+# itself rather than its remapped copy: same samples, but PulseAudio dates a remap source's
+# samples by when the sink rendered them (~5-15 ms before they count as played).
 PCMS = {
     "harness_out": "harness_out",
     "speaker_answer": "speaker_answer",
-    "virtual_mic": "virtual_mic",
+    "virtual_mic": "speaker_answer.monitor",
     "harness_out_monitor": "harness_out.monitor",
 }
+LAB_RATE = 22050
 SYSTEM_ALSA_CONF = ("/usr/share/alsa/alsa.conf", "/usr/local/share/alsa/alsa.conf")
 
 
@@ -82,7 +85,8 @@ def _alsa_config_path(asoundrc: Path) -> str:
 def _pulse_script(socket_path: Path) -> str:
     lines = [f"load-module module-native-protocol-unix auth-anonymous=1 socket={socket_path}"]
     # norewinds=1: without it the first sound into an idle null sink reaches the monitor garbled.
-    lines += [f"load-module module-null-sink sink_name={s} norewinds=1 "
+    # Mono at the speech rate: the harness's WAVs reach the monitor unresampled, sample for sample.
+    lines += [f"load-module module-null-sink sink_name={s} norewinds=1 rate={LAB_RATE} channels=1 "
               f"sink_properties=device.description={s}" for s in SINKS]
     lines.append("load-module module-remap-source source_name=virtual_mic master=speaker_answer.monitor "
                  "source_properties=device.description=virtual_mic")
@@ -145,6 +149,8 @@ def lab_up(base: Path | None = None, timeout_s: float = 10.0) -> LabStatus:
     env.update(HOME=str(paths["home"]), XDG_CONFIG_HOME=str(paths["home"]), XDG_RUNTIME_DIR=str(paths["run"]),
                PULSE_RUNTIME_PATH=str(paths["pulse"]), PULSE_STATE_PATH=str(paths["state"]))
     command = [exe, "--daemonize=yes", "--exit-idle-time=-1", "--use-pid-file=yes", "--system=no", "-n",
+               # Streams at other rates get the best resampler (the default one cuts 10-11 kHz).
+               "--resample-method=soxr-vhq",
                "-F", str(paths["script"]), f"--log-target=file:{paths['log']}"]
     result = subprocess.run(command, env=env, capture_output=True, text=True)
     deadline = time.monotonic() + timeout_s

@@ -24,10 +24,8 @@ class _PaStream:
         return bool(self._stream.is_active())
 
     def close(self) -> None:
-        try:
-            self._stream.stop_stream()
-        finally:
-            self._stream.close()
+        # Pa_CloseStream discards what is still queued; stop_stream() would play it out first.
+        self._stream.close()
 
 
 class PyAudioBackend(AudioBackend):
@@ -67,7 +65,7 @@ class PyAudioBackend(AudioBackend):
                 input_device_index=None if output else device.index,
                 # PyAudio always asks for the device's low latency; a larger buffer is the only
                 # way to ask for more headroom.
-                frames_per_buffer=max(64, int(latency_s * rate / 4)),
+                frames_per_buffer=max(64, int(latency_s * rate / 2)),
                 start=False, stream_callback=callback,
             )
         except (OSError, ValueError) as exc:

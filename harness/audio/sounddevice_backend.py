@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
-import numpy as np
-
 from harness.audio.backend import AudioBackend, Deliver, Render
 from harness.audio.devices import DeviceInfo
 from harness.errors import DeviceError
@@ -15,7 +11,6 @@ class _SdStream:
     def __init__(self, stream) -> None:
         self._stream = stream
         self.latency_s = float(stream.latency)
-        self._finished = threading.Event()
 
     def start(self) -> None:
         self._stream.start()

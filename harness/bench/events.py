@@ -43,8 +43,8 @@ class _Turn(_Event):
     attempt: int = Field(1, ge=1, description="1-based try number (retries after no answer)")
 
 
-class _Playback(BaseModel):
-    """When a sound really left the output: first and last sample at the DAC."""
+class _Played(_Turn):
+    """A turn's sound as it really left the output: first and last sample at the DAC."""
 
     onset_wall_ns: int
     end_wall_ns: int
@@ -82,7 +82,9 @@ class RunResumed(_Event):
 class ClockSample(_Event):
     event: Literal["clock_sample"] = "clock_sample"
     offset_ns: int = Field(description="t_wall_ns - t_mono_ns")
-    step_ns: int | None = Field(description="offset change since the previous sample when it exceeds the step threshold")
+    step_ns: int | None = Field(
+        description="offset change since the previous sample when it exceeds the step threshold"
+    )
 
 
 class Calibration(_Event):
@@ -103,7 +105,7 @@ class UtteranceStarted(_Turn):
     device: str
 
 
-class UtteranceEnded(_Turn, _Playback):
+class UtteranceEnded(_Played):
     event: Literal["utterance_ended"] = "utterance_ended"
     started_seq: NonNegInt = Field(description="seq of the matching utterance_started")
 
@@ -149,7 +151,7 @@ class Retry(_Turn):
     reason: Literal["no_answer"] = "no_answer"
 
 
-class StopSpoken(_Turn, _Playback):
+class StopSpoken(_Played):
     event: Literal["stop_spoken"] = "stop_spoken"
     reason: Literal["too_long", "repeated_answer"]
     text: str
@@ -206,6 +208,7 @@ class CaptureFileInfo(BaseModel):
     interface: str | None = None
     started_ns: int | None = None
     stopped_ns: int | None = None
+    synthetic: bool = Field(default=False, description="written by the twin from its own packets, not by tcpdump")
 
 
 class CaptureStopped(_Event):

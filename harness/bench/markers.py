@@ -86,7 +86,9 @@ class MarkerSender:
         self._address = (host, port)
         self._sock = socket.socket(family, socket.SOCK_DGRAM)
 
-    def send(self, run_id: str, seq: int, onset_wall_ns: int, plan_index: int, attempt: int, turn: int) -> tuple[Marker, bytes]:
+    def send(
+        self, run_id: str, seq: int, onset_wall_ns: int, plan_index: int, attempt: int, turn: int
+    ) -> tuple[Marker, bytes]:
         """Send one marker; returns it (with its send time) and the exact payload sent."""
         marker = Marker(run_id, seq, onset_wall_ns, time.time_ns(), plan_index, attempt, turn)
         payload = encode_marker(marker)

@@ -14,16 +14,38 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+from rich.console import Console
 
 from harness import __version__
-from harness.audio import Answer, calibrate_noise, listen, open_backend, resolve_device, same_answer
+from harness.audio import (
+    Answer,
+    calibrate_noise,
+    listen,
+    open_backend,
+    resolve_device,
+    same_answer,
+)
 from harness.audio.backend import PlaybackTiming
 from harness.audio.devices import DeviceInfo as AudioDevice
-from harness.bench.clock import ClockPair, ClockStep, clock_pair, clock_status, step_between
-from harness.bench.events import AnswerHeard, CaptureFileInfo, EventLog, UtteranceStarted, read_events
+from harness.bench.clock import (
+    ClockPair,
+    ClockStep,
+    clock_pair,
+    clock_status,
+    step_between,
+)
+from harness.bench.events import (
+    AnswerHeard,
+    CaptureFileInfo,
+    EventLog,
+    UtteranceStarted,
+    read_events,
+)
 from harness.bench.manifest import (
     ClockInfo,
     DeviceInfo,
@@ -36,13 +58,13 @@ from harness.bench.manifest import (
     versions,
     write_manifest,
 )
-from harness.bench.markers import MarkerSender
+from harness.bench.markers import Marker, MarkerSender, parse_target
+from harness.bench.options import RunOptions
+from harness.bench.plan import load_plan
 from harness.bench.resume import run_state
 from harness.bench.view import RunView
 from harness.errors import DeviceError, HarnessError, InputError
 from harness.files import PRIVATE_FILE, atomic_write_bytes, private_dir, sha256_file
-from harness.bench.options import RunOptions
-from harness.bench.plan import load_plan
 from harness.script import Persona, PlanItem
 from harness.speech import Synthesis, synthesize
 from harness.wav import read_wav, write_wav
@@ -76,9 +98,9 @@ class _Lost(Exception):
 class BenchRun:
     """One process's share of a run: a fresh start or a resume of a run directory."""
 
-    def __init__(self, options: RunOptions, view_console: Any) -> None:
+    def __init__(self, options: RunOptions, console: Console) -> None:
         self.options = options
-        self.console = view_console
+        self.console = console
         self._stop = threading.Event()
         self._open: UtteranceStarted | None = None
         self._last_answer: tuple[Answer, AnswerHeard] | None = None
@@ -116,8 +138,9 @@ class BenchRun:
             opts.retries = settings.retries if opts.retries is None else opts.retries
             opts.transcribe = opts.transcribe or settings.transcribe
             if opts.marker is None and settings.marker:
-                host, _, port = settings.marker.rpartition(":")
-                opts.marker = (host.strip("[]"), int(port))
+                opts.marker = parse_target(settings.marker)
+            if opts.capture is None and settings.capture:
+                opts.capture, opts.capture_device = settings.capture, opts.capture_device or settings.capture_device
             self._clock_steps = list(self.manifest.clock.steps)
             self._captures = list(self.manifest.captures)
         else:
@@ -148,9 +171,7 @@ class BenchRun:
         return Manifest(
             run_id=self.run_id, status="running", created_wall_ns=now, updated_wall_ns=now, host=host_info(),
             versions=versions(), scripts=infos, plan=self.plan.keys(), backend=opts.backend or "",
-            output_device=self._device_info(opts.output_device or "", self.out_dev),
-            input_device=self._device_info(opts.input_device, self.in_dev) if opts.input_device else None,
-            settings=self._settings(), clock=ClockInfo(status=clock_status()),
+            **self._devices_info(), settings=self._settings(), clock=ClockInfo(status=clock_status()),
         )  # fmt: skip
 
     def _settings(self) -> Settings:
@@ -165,9 +186,17 @@ class BenchRun:
             device_wait_s=opts.device_wait_s,
         )
 
-    @staticmethod
-    def _device_info(spec: str, device: AudioDevice) -> DeviceInfo:
-        return DeviceInfo(spec=spec, name=device.name, details=dataclasses.asdict(device))
+    def _devices_info(self) -> dict[str, DeviceInfo | None]:
+        """The manifest's ``output_device`` and ``input_device``: the spec given and what it resolved to."""
+        opts = self.options
+
+        def info(spec: str | None, device: AudioDevice | None) -> DeviceInfo | None:
+            if spec is None or device is None:
+                return None
+            return DeviceInfo(spec=spec, name=device.name, details=dataclasses.asdict(device))
+
+        return {"output_device": info(opts.output_device, self.out_dev),
+                "input_device": info(opts.input_device, self.in_dev)}  # fmt: skip
 
     def _write_manifest(self, status: str) -> None:
         self.manifest = self.manifest.model_copy(
@@ -194,10 +223,9 @@ class BenchRun:
             from harness.bench.transcribe import Transcriber
 
             self._transcriber = Transcriber()
-        previous = _install_signals(self._on_signal)
         capture = None
         try:
-            with RunView(self.console, len(self.plan.items), len(completed)) as view:
+            with _signals(self._on_signal), RunView(self.console, len(self.plan.items), len(completed)) as view:
                 self.view = view
                 capture = self._start_capture()
                 self._calibrate()
@@ -213,6 +241,7 @@ class BenchRun:
                 self._clock_sample()
                 self.log.emit("run_finished", items_completed=len(self.plan.items), **self._counts)
                 self._write_manifest("finished")
+                view.status("finished")
             self.console.print(f"run finished: {self.run_dir}", markup=False, highlight=False)
             return 0
         except (_Stop, KeyboardInterrupt):
@@ -228,7 +257,6 @@ class BenchRun:
             self._interrupted(reason, str(exc), status, 1)
             raise HarnessError(f"{exc}; the run is resumable: harness run --resume {self.run_dir}") from None
         finally:
-            _install_signals(previous)
             if self._marker:
                 self._marker.close()
             self.log.close()
@@ -253,14 +281,14 @@ class BenchRun:
             update={
                 "segments": [*self.manifest.segments, segment],
                 "backend": opts.backend,
-                "output_device": self._device_info(opts.output_device or "", self.out_dev),
-                "input_device": self._device_info(opts.input_device, self.in_dev) if opts.input_device else None,
+                **self._devices_info(),
                 "settings": self._settings(),
                 "clock": ClockInfo(status=clock_status(), steps=self._clock_steps),
             }
         )
         self._write_manifest("running")
-        devices = {"backend": opts.backend, "output_device": self.out_dev.name, "input_device": _device_name(self.in_dev)}
+        devices = {"backend": opts.backend, "output_device": self.out_dev.name,
+                   "input_device": _device_name(self.in_dev)}  # fmt: skip
         if opts.resume:
             for started in state.open_utterances:
                 self._cut(started, "crash")
@@ -333,19 +361,19 @@ class BenchRun:
                    "utterance_id": item.utterance_id, "turn": turn, "attempt": attempt}  # fmt: skip
             try:
                 started = self._speak(item, persona, text, ref)
-                if self.in_dev is None:
-                    return False
-                answer = self._listen(persona)
+                answer = self._listen(persona) if self.in_dev is not None else None
             except _Lost as lost:
                 self._recover(lost, item.index)
                 continue
             self._lost_since = None
+            if answer is None:
+                return False
             if answer.outcome == "no_answer":
                 final = attempt > retries
                 self._counts["no_answers"] += final
                 self.log.emit(
                     "no_answer", **ref, started_seq=started.seq, listen_started_wall_ns=answer.started_wall_ns,
-                    waited_s=persona.session.answer_timeout_s, final=final,
+                    waited_s=len(answer.samples) / answer.rate, final=final,
                 )  # fmt: skip
                 self.view.answer(f"no answer (try {attempt})")
                 if final:
@@ -367,7 +395,7 @@ class BenchRun:
         )  # fmt: skip
         assert isinstance(started, UtteranceStarted)
         self._open = started
-        sent: list[tuple[Any, bytes]] = []
+        sent: list[tuple[Marker, bytes]] = []
 
         def on_onset(onset_wall_ns: int) -> None:
             if self._marker is not None:
@@ -382,7 +410,7 @@ class BenchRun:
         self._open = None
         return started
 
-    def _log_markers(self, ref: dict[str, Any], started: UtteranceStarted, sent: list[tuple[Any, bytes]]) -> None:
+    def _log_markers(self, ref: dict[str, Any], started: UtteranceStarted, sent: list[tuple[Marker, bytes]]) -> None:
         for marker, payload in sent:
             self.log.emit(
                 "marker_sent", **ref, started_seq=started.seq, destination=self._marker.destination,
@@ -553,16 +581,18 @@ class BenchRun:
         self.log.emit("capture_stopped", files=[f.model_dump() for f in files])
 
 
-def _install_signals(handler: Any) -> Any:
-    """Install ``handler`` for SIGINT and SIGTERM (or a previous pair); returns what was there."""
+@contextmanager
+def _signals(handler: Callable[[int, Any], None]) -> Iterator[None]:
+    """Route SIGINT and SIGTERM to ``handler`` for the duration (main thread only)."""
     if threading.current_thread() is not threading.main_thread():
-        return None
-    if handler is None or isinstance(handler, tuple):
-        if handler:
-            signal.signal(signal.SIGINT, handler[0])
-            signal.signal(signal.SIGTERM, handler[1])
-        return None
-    return signal.signal(signal.SIGINT, handler), signal.signal(signal.SIGTERM, handler)
+        yield
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _timing_fields(timing: PlaybackTiming) -> dict[str, Any]:

@@ -51,7 +51,8 @@ def _devices(args: argparse.Namespace) -> int:
 
     table = Table(title=f"Audio devices ({args.backend})")
     for column in ("index", "name", "host API", "in", "out", "default rate", "default"):
-        table.add_column(column, justify="right" if column in ("index", "in", "out", "default rate") else "left")
+        table.add_column(column, justify="right" if column in ("index", "in", "out", "default rate") else "left",
+                         overflow="fold")
     for d in list_devices(args.backend):
         marks = " ".join(m for m, on in (("input", d.is_default_input), ("output", d.is_default_output)) if on)
         table.add_row(str(d.index), d.name, d.hostapi, str(d.max_input_channels), str(d.max_output_channels),

@@ -49,8 +49,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device-wait", type=_positive, default=60.0, metavar="S",
                    help="how long to wait for a lost device before stopping (default 60)")  # fmt: skip
     p.add_argument("--calibration", type=_positive, default=2.0, metavar="S",
-                   help="seconds of room noise measured at the start to set the voice threshold (default 2)")  # fmt: skip
+                   help="seconds of room noise measured at the start to set the threshold (default 2)")  # fmt: skip
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue this run where it stopped")
+    p.add_argument("--twin", action="store_true",
+                   help="run against the simulated Echo: lab, twin and capture are started and stopped for you")
+    p.add_argument("--twin-config", type=Path, metavar="FILE", help="the twin's configuration (default: shipped)")
     p.set_defaults(func=run_command, parser=p)
 
 
@@ -59,7 +62,9 @@ def run_command(args: argparse.Namespace) -> int:
         args.parser.error("--resume takes the scripts from the run directory; give no SCRIPT")
     if not args.resume and not args.scripts:
         args.parser.error("give at least one SCRIPT (or --resume RUN_DIR)")
-    if not args.resume and not args.output_device and not args.dry_run:
+    if args.twin and (args.resume or args.capture):
+        args.parser.error("--twin starts a new run with its own capture; drop --resume/--capture")
+    if not args.resume and not args.output_device and not args.dry_run and not args.twin:
         args.parser.error("--output-device is required")
     if args.retries is not None and args.retries < 0:
         args.parser.error("--retries must be >= 0")
@@ -72,6 +77,12 @@ def run_command(args: argparse.Namespace) -> int:
     )  # fmt: skip
     if args.dry_run:
         return dry_run(options)
+    if args.twin:
+        from harness.twin.session import run_with_twin  # the twin is a later stage than the bench
+
+        result = run_with_twin(options, out, args.twin_config)
+        out.print(result.describe(), markup=False, highlight=False, soft_wrap=True)
+        return result.status
     from harness.bench.run import BenchRun  # imports the audio stack, which a dry run never touches
 
     run = BenchRun(options, out)

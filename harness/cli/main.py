@@ -21,7 +21,9 @@ COMMAND_MODULES = [
     "harness.cli.audio_cmd",
     "harness.cli.bench_cmd",
     "harness.cli.net_cmd",
+    "harness.cli.correlate_cmd",
     "harness.cli.ads_cmd",
+    "harness.cli.twin_cmd",
 ]
 
 

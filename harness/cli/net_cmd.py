@@ -112,8 +112,10 @@ def _when(seconds: float) -> str:
 
 def _table(rows: list[dict], device: str | None) -> Table:
     table = Table(title=f"endpoints of {device}" if device else "endpoints")
+    # names stay whole (up to 40 characters); the other columns give way on narrow terminals
+    table.add_column("name", min_width=min(40, max((len(r["name"]) for r in rows), default=4)), overflow="fold")
     for col, justify in (
-        ("name", "left"), ("domain", "left"), ("organization", "left"), ("party", "left"),
+        ("domain", "left"), ("organization", "left"), ("party", "left"),
         ("category", "left"), ("ad/track", "center"), ("flows", "right"), ("bytes up", "right"),
         ("bytes down", "right"), ("first seen (UTC)", "left"), ("last seen (UTC)", "left"),
     ):  # fmt: skip

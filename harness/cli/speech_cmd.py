@@ -17,6 +17,7 @@ from harness.speech import (
     ENGINE_NAMES,
     SpokenText,
     Synthesis,
+    cached_path,
     default_cache_dir,
     default_engine_name,
     get_engine,
@@ -73,7 +74,7 @@ def _synthesise(texts: list[SpokenText], cache: Path | None) -> list[Synthesis]:
     """Synthesise ``texts`` with a progress bar on stderr."""
     columns = (TextColumn("synthesising"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as progress:
-        distinct = len({(t.text, t.settings.model_dump_json()) for t in texts})
+        distinct = len({cached_path(t.text, t.settings, cache) for t in texts})
         task = progress.add_task("synth", total=distinct)
         return synthesize_many(
             [(t.text, t.settings) for t in texts], cache, on_done=lambda _: progress.advance(task)

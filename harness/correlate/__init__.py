@@ -6,11 +6,25 @@
 - :mod:`run`: all of it for a run directory, written to ``RUN_DIR/analysis/``.
 """
 
-from harness.correlate.activations import Activation, ActivationResult, DetectorSettings, detect_activations
-from harness.correlate.attribution import AttributionSettings, attribute, contact_episodes
+from harness.correlate.activations import (
+    Activation,
+    ActivationResult,
+    DetectorSettings,
+    detect_activations,
+)
+from harness.correlate.attribution import (
+    AttributionSettings,
+    attribute,
+    contact_episodes,
+)
 from harness.correlate.capture import CaptureView, read_capture
 from harness.correlate.clock import ClockAlignment, fit_alignment
-from harness.correlate.run import Correlation, correlate_run, read_analysis, write_analysis
+from harness.correlate.run import (
+    Correlation,
+    correlate_run,
+    read_analysis,
+    write_analysis,
+)
 
 __all__ = [
     "Activation", "ActivationResult", "AttributionSettings", "CaptureView", "ClockAlignment", "Correlation",

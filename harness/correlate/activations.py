@@ -28,9 +28,12 @@ class DetectorSettings:
     k: float = 8.0
     floor_bps: float = 3000.0
     merge_gap_s: float = 1.0
-    min_bytes: int = 4000
+    min_bytes: int = 1500
     follow_s: float = 10.0
     follow_fraction: float = 0.5
+    min_speech_s: float = 0.8
+    lead_s: float = 0.25
+    lag_s: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,7 @@ def _bursts(up: pd.DataFrame, start_ns: int, end_ns: int, settings: DetectorSett
     active = np.flatnonzero(rate > threshold)
     if not len(active):
         return [], threshold
-    gap_bins = int(round(settings.merge_gap_s / settings.bin_s))
+    gap_bins = round(settings.merge_gap_s / settings.bin_s)
     breaks = np.flatnonzero(np.diff(active) > gap_bins + 1)
     runs = np.split(active, breaks + 1)
     bursts = []
@@ -101,15 +104,17 @@ def _bursts(up: pd.DataFrame, start_ns: int, end_ns: int, settings: DetectorSett
     return bursts, threshold
 
 
-def _activations(bursts: list[_Burst], settings: DetectorSettings) -> list[Activation]:
+def _activations(bursts: list[_Burst], settings: DetectorSettings, onsets_ns: np.ndarray | None = None) -> list[Activation]:
     found: list[Activation] = []
     first_bytes = 0
     for burst in bursts:
         last = found[-1] if found else None
+        # speech streams for as long as the request lasts; a report is a few records at once
         follow = (
             last is not None
             and burst.onset_ns - last.end_ns <= settings.follow_s * 1e9
-            and burst.bytes_up < settings.follow_fraction * first_bytes
+            and (burst.bytes_up < settings.follow_fraction * first_bytes or burst.end_ns - burst.onset_ns < settings.min_speech_s * 1e9)
+            and not _spoken_between(onsets_ns, last.onset_ns, burst.onset_ns, settings)
         )
         if follow:
             found[-1] = Activation(
@@ -122,33 +127,46 @@ def _activations(bursts: list[_Burst], settings: DetectorSettings) -> list[Activ
     return found
 
 
-def detect_activations(view: CaptureView, settings: DetectorSettings = DetectorSettings()) -> ActivationResult:
+def _spoken_between(onsets_ns: np.ndarray | None, after_ns: int, burst_ns: int, settings: DetectorSettings) -> bool:
+    """Whether a logged utterance began after ``after_ns`` and shortly before ``burst_ns``."""
+    if onsets_ns is None or not len(onsets_ns):
+        return False
+    near = (onsets_ns > after_ns + settings.lag_s * 1e9) & (onsets_ns <= burst_ns + settings.lead_s * 1e9)
+    return bool(near.any())
+
+
+def detect_activations(
+    view: CaptureView, settings: DetectorSettings | None = None, onsets_ns: np.ndarray | None = None
+) -> ActivationResult:
     """Activations of the device in ``view``.
 
-    Voice endpoints are those classified ``voice``; when none of them streams (the long-lived
-    voice connection often predates the capture, so it has no name), the endpoint among the
-    busiest few whose bursts carry the most upstream bytes is taken, with a warning.
+    Candidates are the endpoints classified ``voice`` (taken together) and each of the few
+    busiest endpoints by upstream bytes; the candidate with the most bursts (then the most bytes
+    in them) is the voice service: it streams once per request, where a one-off upload (a
+    firmware image, a photo) is one big burst. The long-lived voice connection often predates the capture, so
+    it has no name: then an address wins, with a warning. ``onsets_ns`` (utterance onsets on
+    the capture clock, when a run log exists) keeps a burst after a new utterance from joining
+    the previous activation as its second phase.
     """
+    settings = settings or DetectorSettings()
     warnings: list[str] = []
     start, end = view.first_ns, view.last_ns
     named = voice_endpoints(view)
-    if named:
-        bursts, threshold = _bursts(_upstream(view.packets, named), start, end, settings)
-        if bursts:
-            return ActivationResult(_activations(bursts, settings), threshold, named, "classified", warnings)
     up = view.packets.up
     totals = pd.Series(view.packets.length[up]).groupby(view.packets.endpoint[up]).sum().sort_values(ascending=False)
-    best: tuple[int, str, list[_Burst], float] | None = None
-    for candidate in totals.index[:CANDIDATES]:
-        bursts, threshold = _bursts(_upstream(view.packets, [candidate]), start, end, settings)
-        size = sum(b.bytes_up for b in bursts)
+    candidates = ([named] if named else []) + [[e] for e in totals.index[:CANDIDATES] if e not in named]
+    best: tuple[tuple[int, int], list[str], list[_Burst], float] | None = None
+    for group in candidates:
+        bursts, threshold = _bursts(_upstream(view.packets, group), start, end, settings)
+        size = (len(_activations(bursts, settings, onsets_ns)), sum(b.bytes_up for b in bursts))
         if best is None or size > best[0]:
-            best = (size, candidate, bursts, threshold)
+            best = (size, group, bursts, threshold)
     if best is None or not best[2]:
         warnings.append("no upstream bursts found: no activations")
         return ActivationResult([], settings.floor_bps, named, "none", warnings)
     _, chosen, bursts, threshold = best
-    warnings.append(
-        f"no named voice endpoint streams in the capture; taking {chosen}, the endpoint with the most upstream bytes in bursts"
-    )
-    return ActivationResult(_activations(bursts, settings), threshold, [chosen], "busiest", warnings)
+    if chosen is named:
+        return ActivationResult(_activations(bursts, settings, onsets_ns), threshold, named, "classified", warnings)
+    what = "no named voice endpoint streams in the capture" if not named else f"the named voice endpoints ({', '.join(named)}) stream fewer bursts"
+    warnings.append(f"{what}; taking {chosen[0]}, the endpoint with the most upstream bursts")
+    return ActivationResult(_activations(bursts, settings, onsets_ns), threshold, chosen, "busiest", warnings)

@@ -1,17 +1,18 @@
 """Which endpoints each utterance made the device contact, scored against background traffic.
 
-A *contact* is an episode of upstream packets to one endpoint (packets closer than
-``episode_gap_s`` are one episode; for voice endpoints the episodes are the activations, since
-their keep-alives are not requests). An utterance's *window* runs from its onset (less a small
-lead for clock jitter) to the next utterance's onset, at most ``max_window_s``. *Background* is
-the capture time outside every window.
+A *contact* is an upstream packet to an endpoint (in 100 ms slots; for voice endpoints only the
+activation onsets count, since their keep-alives are not requests). *Episodes* (packets closer
+than ``episode_gap_s``) summarise contacts for the report. An utterance's *window* runs from its
+onset (less a small lead for clock jitter) to the next utterance's onset, at most
+``max_window_s``. *Background* is the capture time outside every window.
 
 For an endpoint and a window length L, the background probability is the share of all
 positions of an L-long window inside the background that contain one of the endpoint's
 contacts (exact for periodic traffic: a 10 s heartbeat is in every 10 s window), with half a
-window of prior so an endpoint never seen in the background is not certain. A contact in an
-utterance's window scores ``1 - that probability``. Per skill, a one-sided binomial test asks
-whether the skill's windows hold contacts more often than their background probabilities allow.
+window of prior so an endpoint never seen in the background is not certain. Contacts an utterance
+causes come at similar delays after each onset, so each endpoint gets a *response window* of
+delays where its contacts pile up beyond the background rate; scores and tests use it (see
+:func:`attribute`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import binomtest, false_discovery_control
+from scipy.stats import binomtest, false_discovery_control, poisson
 
 from harness.correlate.activations import Activation
 from harness.correlate.capture import DevicePackets
@@ -34,8 +35,12 @@ class AttributionSettings:
     max_window_s: float = 30.0
     lead_s: float = 0.25
     episode_gap_s: float = 1.0
+    contact_slot_s: float = 0.1
     min_score: float = 0.8
     alpha: float = 0.05
+    response_width_s: float = 2.0
+    response_step_s: float = 0.5
+    response_p: float = 0.05
 
 
 def contact_episodes(
@@ -68,6 +73,18 @@ def contact_episodes(
     return out.sort_values("onset_ns", kind="stable").reset_index(drop=True)
 
 
+def contact_times(packets: DevicePackets, voice: Sequence[str], activations: Sequence[Activation], resolution_s: float) -> pd.DataFrame:
+    """Instants at which each endpoint was contacted (columns ``endpoint``, ``ts_ns``): every
+    ``resolution_s`` slot holding an upstream packet (so a steady stream is contacted in every
+    window), and for voice endpoints the activation onsets only."""
+    up = packets.up & ~np.isin(packets.endpoint, list(voice))
+    slot = int(resolution_s * 1e9)
+    table = pd.DataFrame({"endpoint": packets.endpoint[up], "ts_ns": packets.ts_ns[up] // slot * slot})
+    starts = pd.DataFrame([(e, a.onset_ns) for a in activations for e in a.endpoints], columns=["endpoint", "ts_ns"])
+    both = pd.concat([table.drop_duplicates(), starts], ignore_index=True) if len(starts) else table.drop_duplicates()
+    return both.astype({"ts_ns": np.int64}).sort_values("ts_ns", kind="stable").reset_index(drop=True)
+
+
 def windows(onsets_ns: Sequence[int], settings: AttributionSettings) -> tuple[np.ndarray, np.ndarray]:
     """(start, end) of each utterance's window, in the order of ``onsets_ns``."""
     onsets = np.asarray(onsets_ns, np.int64)
@@ -91,31 +108,32 @@ def background_intervals(span: tuple[int, int], starts: np.ndarray, ends: np.nda
     return [(s, e) for s, e in free if e > s]
 
 
-def background_probability(times_ns: np.ndarray, intervals: Sequence[tuple[int, int]], length_ns: int) -> float:
-    """Share of L-long windows placed anywhere inside the background that hold a contact,
-    with half a window of prior (0.5 with no background at all)."""
+def background_probability(
+    times_ns: np.ndarray, intervals: Sequence[tuple[int, int]], length_ns: int, rate_per_s: float | None = None
+) -> float:
+    """Share of L-long windows placed anywhere inside the background that hold a contact, with
+    half a window of prior. When no window fits in the background, ``1 - exp(-rate * L)`` from
+    ``rate_per_s`` (contacts per second), else 0.5."""
     total = covered = 0.0
     for s, e in intervals:
         room = e - length_ns - s
         if room <= 0:
             continue
         total += room
-        inside = times_ns[(times_ns >= s) & (times_ns < e)]
+        inside = np.sort(times_ns[(times_ns >= s) & (times_ns < e)])
         # window start t holds contact c when c - L < t <= c; clip to the allowed starts [s, e - L]
         lo = np.clip(inside - length_ns, s, e - length_ns)
         hi = np.clip(inside, s, e - length_ns)
-        cursor = s
-        for a, b in zip(lo.tolist(), hi.tolist()):
-            a = max(a, cursor)
-            if b > a:
-                covered += b - a
-                cursor = b
+        previous = np.concatenate([[s], hi[:-1]])  # hi is sorted, so this is the union so far
+        covered += float(np.maximum(hi - np.maximum(lo, previous), 0).sum())
+    if total == 0 and rate_per_s is not None:
+        return float(-np.expm1(-rate_per_s * length_ns / 1e9))
     return (covered + 0.5 * length_ns) / (total + length_ns)
 
 
 @dataclass
 class Attribution:
-    """``contacts``: one row per (utterance, endpoint contacted in its window);
+    """``contacts``: one row per (utterance, endpoint contacted in its response window);
     ``skills``: one row per (skill, endpoint) with the test; ``background_s``: background time."""
 
     contacts: pd.DataFrame
@@ -124,57 +142,112 @@ class Attribution:
     background: list[tuple[int, int]]
 
 
+def response_window(
+    delays_s: np.ndarray, lengths_s: np.ndarray, rate_per_s: float, settings: AttributionSettings
+) -> tuple[float, float]:
+    """Delays after the onset (from, to) at which an endpoint answers utterances: the span of
+    ``response_width_s``-wide delay windows (stepped by ``response_step_s``) holding significantly
+    more contact episodes than the background rate explains (Poisson, Bonferroni over the
+    window's length in widths), widened by a step each side; the whole utterance window when
+    there is none."""
+    whole = (-settings.lead_s, float(lengths_s.max()) - settings.lead_s if len(lengths_s) else settings.max_window_s)
+    if not len(delays_s) or not np.isfinite(rate_per_s):
+        return whole
+    width, step = settings.response_width_s, settings.response_step_s
+    starts = np.arange(whole[0], max(whole[0] + step, whole[1] - width + step), step)
+    delays = np.sort(delays_s)
+    observed = np.searchsorted(delays, starts + width) - np.searchsorted(delays, starts)
+    covering = (lengths_s[None, :] - settings.lead_s >= np.minimum(starts + width, whole[1])[:, None]).sum(axis=1)
+    expected = np.maximum(rate_per_s * width * covering, 1e-12)
+    tests = max(1.0, (whole[1] - whole[0]) / width)  # overlapping positions are not independent tests
+    significant = np.flatnonzero((observed >= 2) & (poisson.sf(observed - 1, expected) < settings.response_p / tests))
+    if not len(significant):
+        return whole
+    return max(whole[0], float(starts[significant[0]] - step)), min(whole[1], float(starts[significant[-1]] + width + step))
+
+
 def attribute(
     onsets_ns: Sequence[int],
     skills: Sequence[str],
-    episodes: pd.DataFrame,
+    contacts: pd.DataFrame,
     span: tuple[int, int],
-    settings: AttributionSettings = AttributionSettings(),
+    settings: AttributionSettings | None = None,
 ) -> Attribution:
-    """Attribute contacts to utterances (``onsets_ns`` on the capture clock, ``skills`` the skill of each)."""
-    starts, ends = windows(onsets_ns, settings)
+    """Attribute contacts (from :func:`contact_times`) to utterances (``onsets_ns`` on the capture
+    clock, ``skills`` the skill of each).
+
+    Per endpoint, the response window (:func:`response_window`); per skill and endpoint, the share ``r`` of the
+    skill's utterances contacted in it and the background probability ``b`` of a contact in a
+    window that long give the share caused by the skill, ``q = 1 - (1 - r) / (1 - b)``, and each
+    contacted utterance scores ``q / r`` (the chance its contact is not background). A contact is
+    attributed when its score reaches ``min_score`` and the skill's binomial test (``r`` against
+    ``b``, Benjamini-Hochberg adjusted) is below ``alpha``.
+    """
+    settings = settings or AttributionSettings()
+    onsets = np.asarray(onsets_ns, np.int64)
+    starts, ends = windows(onsets, settings)
     free = background_intervals(span, starts, ends)
-    by_endpoint = {name: group["onset_ns"].to_numpy(np.int64) for name, group in episodes.groupby("endpoint", sort=True)}
-    rows = []
-    prob_cache: dict[tuple[str, int], float] = {}
+    background_s = sum(e - s for s, e in free) / 1e9
+    by_endpoint = {name: np.sort(group["ts_ns"].to_numpy(np.int64)) for name, group in contacts.groupby("endpoint", sort=True)}
+    skill_of = np.asarray(skills, dtype=object)
+    span_s = max((span[1] - span[0]) / 1e9, 1.0)
+    rows, tests = [], []
+    for endpoint, times in by_endpoint.items():
+        # episode starts, not packets: one connection is one event for the rate and the delays
+        episodes = times[np.concatenate([[True], np.diff(times) > settings.episode_gap_s * 1e9])] if len(times) else times
+        quiet = sum(int(np.searchsorted(episodes, e) - np.searchsorted(episodes, s)) for s, e in free)
+        # with little quiet time, the rate over the whole capture (caused contacts included) is the cautious null
+        rate = (quiet + 0.5) / background_s if background_s >= settings.max_window_s else (len(episodes) + 0.5) / span_s
+        pooled = response_window(_delays(episodes, onsets, starts, ends), (ends - onsets) / 1e9, rate, settings)
+        for skill in sorted(set(skill_of.tolist())):
+            mine = np.flatnonzero(skill_of == skill)
+            if not (np.searchsorted(times, ends[mine]) > np.searchsorted(times, starts[mine])).any():
+                continue
+            # a skill's own endpoints answer its utterances only; a shared one (metrics after every
+            # request) stands out only when all utterances are pooled
+            own = response_window(_delays(episodes, onsets[mine], starts[mine], ends[mine]), (ends[mine] - onsets[mine]) / 1e9, rate, settings)
+            whole = own == (-settings.lead_s, float((ends[mine] - onsets[mine]).max()) / 1e9 - settings.lead_s)
+            frm, to = pooled if whole else own
+            sub_s = np.maximum(onsets + int(frm * 1e9), starts)
+            sub_e = np.minimum(onsets + int(to * 1e9), ends)
+            # outside the response window, an utterance's window is background for this endpoint too
+            off = free + [(x, y) for x, y in zip(starts, sub_s) if y > x] + [(x, y) for x, y in zip(sub_e, ends) if y > x]
+            first = [times[a] if (a := int(np.searchsorted(times, x))) < len(times) and times[a] < y else None for x, y in zip(sub_s[mine], sub_e[mine])]
+            cache: dict[int, float] = {}  # windows mostly share a length: 10 ms resolution is plenty
+            for length in {max(int(y - x), 1) // 10_000_000 for x, y in zip(sub_s[mine], sub_e[mine])}:
+                cache[length] = background_probability(times, off, max(length * 10_000_000, 1), rate)
+            probabilities = np.array([cache[max(int(y - x), 1) // 10_000_000] for x, y in zip(sub_s[mine], sub_e[mine])])
+            hit = np.array([f is not None for f in first])
+            r, b = hit.mean(), float(probabilities.mean())
+            q = max(0.0, 1.0 - (1.0 - r) / (1.0 - b)) if b < 1 else 0.0
+            p = binomtest(int(hit.sum()), len(mine), min(b, 1.0), alternative="greater").pvalue if hit.any() else 1.0
+            others = np.flatnonzero(skill_of != skill)
+            other_rate = float(np.mean([np.searchsorted(times, ends[j]) > np.searchsorted(times, starts[j]) for j in others])) if len(others) else None
+            tests.append((skill, endpoint, len(mine), int(hit.sum()), r, b, q, frm, to, other_rate, float(p)))
+            for i, f, prob in zip(mine, first, probabilities):
+                if f is not None:
+                    rows.append((int(i), endpoint, skill, int(f), (int(f) - int(onsets[i])) / 1e9, float(prob), q / r))
+    per_skill = pd.DataFrame(tests, columns=SKILL_COLUMNS)
+    per_skill = per_skill[per_skill["contacted"] > 0].reset_index(drop=True)
+    per_skill["p_adjusted"] = false_discovery_control(per_skill["p_value"].to_numpy()) if len(per_skill) else []
+    per_skill["attributed"] = (per_skill["p_adjusted"] < settings.alpha) & (per_skill["caused_rate"] / per_skill["contact_rate"] >= settings.min_score)
+    per_skill = per_skill.sort_values(["skill", "p_value", "endpoint"], kind="stable").reset_index(drop=True)
+    table = pd.DataFrame(rows, columns=["utterance", "endpoint", "skill", "first_contact_ns", "delay_s", "background_p", "score"])
+    passed = per_skill[per_skill["p_adjusted"] < settings.alpha]
+    significant = set(zip(passed["skill"], passed["endpoint"]))
+    tested = np.array([(k, e) in significant for k, e in zip(table["skill"], table["endpoint"])], bool)
+    table["attributed"] = (table["score"] >= settings.min_score).to_numpy() & tested
+    return Attribution(table.sort_values(["utterance", "first_contact_ns"]).reset_index(drop=True), per_skill, background_s, free)
 
-    def p_bg(endpoint: str, length: int) -> float:
-        key = (endpoint, length // 10_000_000)  # 10 ms resolution is plenty for a probability
-        if key not in prob_cache:
-            prob_cache[key] = background_probability(by_endpoint[endpoint], free, length)
-        return prob_cache[key]
 
-    for i, (s, e) in enumerate(zip(starts.tolist(), ends.tolist())):
-        for endpoint, times in by_endpoint.items():
-            hit = times[(times >= s) & (times < e)]
-            probability = p_bg(endpoint, e - s)
-            rows.append((i, endpoint, int(hit[0]) if len(hit) else None, len(hit), probability))
-    table = pd.DataFrame(rows, columns=["utterance", "endpoint", "first_contact_ns", "contacts", "background_p"])
-    table["skill"] = [skills[i] for i in table["utterance"]] if len(table) else []
-    table["contacted"] = table["contacts"] > 0
-    table["score"] = np.where(table["contacted"], 1.0 - table["background_p"], 0.0)
-    table["attributed"] = table["score"] >= settings.min_score
-    table["delay_s"] = (table["first_contact_ns"] - np.asarray(onsets_ns, np.int64)[table["utterance"].to_numpy(int)]) / 1e9
-    per_skill = _skill_tests(table, settings)
-    contacts = table[table["contacted"]].drop(columns=["contacted"]).reset_index(drop=True)
-    return Attribution(contacts, per_skill, sum(e - s for s, e in free) / 1e9, free)
+def _delays(episodes: np.ndarray, onsets: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Delays (s) of the episodes inside each window after that window's onset."""
+    lo, hi = np.searchsorted(episodes, starts), np.searchsorted(episodes, ends)
+    parts = [(episodes[a:b] - o) / 1e9 for o, a, b in zip(onsets, lo, hi)]
+    return np.concatenate(parts) if parts else np.array([])
 
 
-def _skill_tests(table: pd.DataFrame, settings: AttributionSettings) -> pd.DataFrame:
-    columns = ["skill", "endpoint", "utterances", "contacted", "contact_rate", "background_rate", "other_skills_rate", "p_value"]
-    if table.empty:
-        return pd.DataFrame(columns=[*columns, "p_adjusted", "attributed"])
-    rows = []
-    for (skill, endpoint), group in table.groupby(["skill", "endpoint"], sort=True):
-        n, k = len(group), int(group["contacted"].sum())
-        if k == 0:
-            continue
-        background = float(group["background_p"].mean())
-        others = table[(table["endpoint"] == endpoint) & (table["skill"] != skill)]
-        other_rate = float(others["contacted"].mean()) if len(others) else None
-        p = binomtest(k, n, min(background, 1.0), alternative="greater").pvalue
-        rows.append((skill, endpoint, n, k, k / n, background, other_rate, float(p)))
-    out = pd.DataFrame(rows, columns=columns)
-    out["p_adjusted"] = false_discovery_control(out["p_value"].to_numpy()) if len(out) else []
-    out["attributed"] = out["p_adjusted"] < settings.alpha
-    return out.sort_values(["skill", "p_value", "endpoint"], kind="stable").reset_index(drop=True)
+SKILL_COLUMNS = [
+    "skill", "endpoint", "utterances", "contacted", "contact_rate", "background_rate", "caused_rate",
+    "response_from_s", "response_to_s", "other_skills_rate", "p_value",
+]  # fmt: skip

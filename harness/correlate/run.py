@@ -18,15 +18,40 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.bench.events import AnswerHeard, RunStarted, UtteranceEnded, UtteranceStarted, read_events
+from harness.bench.events import (
+    AnswerHeard,
+    RunStarted,
+    UtteranceEnded,
+    UtteranceStarted,
+    read_events,
+)
 from harness.bench.manifest import MANIFEST_NAME, read_manifest
 from harness.classify import classify_name
-from harness.correlate.activations import ActivationResult, DetectorSettings, detect_activations
-from harness.correlate.attribution import AttributionSettings, attribute, contact_episodes
+from harness.correlate.activations import (
+    ActivationResult,
+    DetectorSettings,
+    detect_activations,
+)
+from harness.correlate.attribution import (
+    AttributionSettings,
+    attribute,
+    contact_episodes,
+    contact_times,
+)
 from harness.correlate.capture import CaptureView, read_capture
-from harness.correlate.clock import ClockAlignment, fit_alignment, host_alignment, manual_alignment
+from harness.correlate.clock import (
+    ClockAlignment,
+    fit_alignment,
+    host_alignment,
+    manual_alignment,
+)
 from harness.errors import HarnessError, InputError
-from harness.files import atomic_write_bytes, atomic_write_text
+from harness.files import (
+    PRIVATE_FILE,
+    atomic_write_bytes,
+    atomic_write_text,
+    private_dir,
+)
 
 ANALYSIS = "analysis"
 MAX_LAG_S = 8.0  # an activation later than this after an onset is not that utterance's
@@ -38,7 +63,8 @@ UTTERANCE_COLUMNS = [
 ]  # fmt: skip
 ENDPOINT_COLUMNS = [
     "skill_id", "skill_name", "endpoint", *CLASS_FIELDS, "utterances", "contacted", "contact_rate",
-    "background_rate", "other_skills_rate", "p_value", "p_adjusted", "attributed",
+    "background_rate", "caused_rate", "response_from_s", "response_to_s", "other_skills_rate", "p_value",
+    "p_adjusted", "attributed",
 ]  # fmt: skip
 ACTIVATION_COLUMNS = ["onset", "end", "bytes_up", "bursts", "endpoints", "utterance"]
 CONTACT_COLUMNS = ["endpoint", "onset", "end", "bytes_up", "packets", "category", "ad_or_tracking"]
@@ -147,10 +173,11 @@ def correlate_run(
     pcaps: Sequence[str] | None = None,
     clock_offset: float | None = None,
     device: str | None = None,
-    detector: DetectorSettings = DetectorSettings(),
-    settings: AttributionSettings = AttributionSettings(),
+    detector: DetectorSettings | None = None,
+    settings: AttributionSettings | None = None,
 ) -> Correlation:
     """Correlate one run directory; captures default to the manifest's, the device to the one the run captured."""
+    settings = settings or AttributionSettings()
     run_dir = Path(run_dir)
     run_id, spoken = _spoken(run_dir)
     paths = capture_paths(run_dir, pcaps)
@@ -159,16 +186,17 @@ def correlate_run(
     view = read_capture(paths, device)
     warnings = list(view.warnings)
     clock = align(view, run_id, clock_offset, warnings)
-    detection = detect_activations(view, detector)
-    warnings.extend(detection.warnings)
     if spoken.empty:
         warnings.append("the run logged no spoken utterances")
         spoken = pd.DataFrame(columns=["persona_id", "skill_id", "skill_name", "utterance_id", "plan_index", "turn",
                                        "attempt", "text", "onset_ns", "end_ns", "answer_onset_ns", "answer_duration_s"])  # fmt: skip
     spoken["onset_capture_ns"] = clock.to_capture_ns(spoken["onset_ns"].to_numpy(np.int64))
+    detection = detect_activations(view, detector, spoken["onset_capture_ns"].to_numpy(np.int64))
+    warnings.extend(detection.warnings)
     matched = _match_activations(spoken["onset_capture_ns"].to_numpy(np.int64), detection, settings.lead_s)
     episodes = contact_episodes(view.packets, detection.voice_endpoints, detection.activations, settings.episode_gap_s)
-    result = attribute(spoken["onset_capture_ns"].tolist(), spoken["skill_id"].tolist(), episodes, (view.first_ns, view.last_ns), settings)
+    times = contact_times(view.packets, detection.voice_endpoints, detection.activations, settings.contact_slot_s)
+    result = attribute(spoken["onset_capture_ns"].tolist(), spoken["skill_id"].tolist(), times, (view.first_ns, view.last_ns), settings)
     if result.background_s < settings.max_window_s:
         warnings.append(f"only {result.background_s:.1f} s of background traffic outside utterance windows: scores and p-values are weak")
     utterances = _utterance_table(spoken, detection, matched, result.contacts)
@@ -183,6 +211,7 @@ def correlate_run(
     )  # fmt: skip
     contacts = episodes.assign(onset=episodes["onset_ns"] / 1e9, end=episodes["end_ns"] / 1e9)
     contacts = pd.concat([contacts, classify_columns(contacts["endpoint"])[["category", "ad_or_tracking"]]], axis=1)
+    contacts.loc[contacts["endpoint"].isin(detection.voice_endpoints), "category"] = "voice"  # found by its bursts
     return Correlation(
         run_id, view.device, [str(p) for p in paths], clock, detection, utterances, endpoints, activations,
         contacts[CONTACT_COLUMNS], result.background_s, warnings,
@@ -245,16 +274,15 @@ def _csv_ready(frame: pd.DataFrame) -> pd.DataFrame:
 
 def write_analysis(run_dir: str | Path, result: Correlation) -> list[Path]:
     """Write the tables (CSV + Parquet) and ``summary.json`` into ``RUN_DIR/analysis/``."""
-    folder = Path(run_dir) / ANALYSIS
-    folder.mkdir(mode=0o700, exist_ok=True)
+    folder = private_dir(Path(run_dir) / ANALYSIS)
     written = []
     tables = {"utterances": result.utterances, "endpoints": result.endpoints, "activations": result.activations, "contacts": result.contacts}
     for name, frame in tables.items():
-        written.append(atomic_write_text(folder / f"{name}.csv", _csv_ready(frame).to_csv(index=False)))
+        written.append(atomic_write_text(folder / f"{name}.csv", _csv_ready(frame).to_csv(index=False), PRIVATE_FILE))
         buffer = io.BytesIO()
         frame.to_parquet(buffer, index=False)
-        written.append(atomic_write_bytes(folder / f"{name}.parquet", buffer.getvalue()))
-    written.append(atomic_write_text(folder / "summary.json", json.dumps(result.summary(), indent=2, ensure_ascii=False) + "\n"))
+        written.append(atomic_write_bytes(folder / f"{name}.parquet", buffer.getvalue(), PRIVATE_FILE))
+    written.append(atomic_write_text(folder / "summary.json", json.dumps(result.summary(), indent=2, ensure_ascii=False) + "\n", PRIVATE_FILE))
     return written
 
 

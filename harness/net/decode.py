@@ -52,6 +52,11 @@ class Packets:
     def __len__(self) -> int:
         return len(self.ts_ns)
 
+    def ip_rows(self) -> np.ndarray | slice:
+        """Index of the IP packets (a plain slice when all of them are)."""
+        ip = self.ip_version > 0
+        return slice(None) if ip.all() else np.flatnonzero(ip)
+
 
 def _win(b: np.ndarray, idx: np.ndarray, width: int) -> np.ndarray:
     view = np.lib.stride_tricks.sliding_window_view(b, width)
@@ -236,7 +241,8 @@ def _ipv6_extensions(b: np.ndarray, nh: np.ndarray, pos: np.ndarray, end: np.nda
         ie = np.flatnonzero(ext)
         w = _win(b, pos[ie], 4)
         kind = nh[ie]
-        size = np.where(kind == 44, 8, np.where(kind == 51, (w[:, 1].astype(np.int64) + 2) * 4, (w[:, 1].astype(np.int64) + 1) * 8))
+        units = w[:, 1].astype(np.int64)
+        size = np.where(kind == 44, 8, np.where(kind == 51, (units + 2) * 4, (units + 1) * 8))
         first_fragment[ie] &= ~((kind == 44) & ((_be16(w, 2) >> 3) != 0))
         nh[ie] = w[:, 0]
         pos[ie] = pos[ie] + size

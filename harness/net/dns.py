@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import struct
 
 A, CNAME, AAAA = 1, 5, 28
@@ -92,9 +91,3 @@ def parse_response(msg: bytes) -> list[tuple[int, str]]:
                 break
             name = cnames[name]
     return [(addr, question if owner in chain else owner) for addr, owner in addresses]
-
-
-def address_text(addr: int) -> str:
-    """Printable form of a 128-bit address (dotted quad for IPv4-mapped ones)."""
-    ip = ipaddress.IPv6Address(addr)
-    return str(ip.ipv4_mapped) if ip.ipv4_mapped else str(ip)

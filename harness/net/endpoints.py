@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-ENDPOINT_COLUMNS = ["name", "named", "name_sources", "addresses", "flows", "bytes_up", "bytes_down", "first_seen", "last_seen"]
+ENDPOINT_COLUMNS = [
+    "name", "named", "name_sources", "addresses", "flows", "bytes_up", "bytes_down", "first_seen", "last_seen",
+]  # fmt: skip
 
 
 def device_endpoints(flows: pd.DataFrame) -> pd.DataFrame:

@@ -15,7 +15,10 @@ from harness.net.decode import Packets
 
 KEY_COLUMNS = ("proto", "a_hi", "a_lo", "b_hi", "b_lo", "a_port", "b_port")
 SUM_COLUMNS = ("packets_ab", "packets_ba", "bytes_ab", "bytes_ba")
-_K = [np.uint64(k) for k in (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93, 0xFF51AFD7ED558CCD)]
+_K = [
+    np.uint64(k)
+    for k in (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93, 0xFF51AFD7ED558CCD)
+]
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -34,12 +37,8 @@ def flow_hash(keys: dict[str, np.ndarray]) -> np.ndarray:
 
 def canonical(p: Packets) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Canonical 5-tuple columns of each IP packet and whether it goes from side a to b."""
-    ip = p.ip_version > 0
-    if not ip.all():
-        idx = np.flatnonzero(ip)
-        cols = {k: getattr(p, k)[idx] for k in ("src_hi", "src_lo", "dst_hi", "dst_lo", "sport", "dport", "proto")}
-    else:
-        cols = {k: getattr(p, k) for k in ("src_hi", "src_lo", "dst_hi", "dst_lo", "sport", "dport", "proto")}
+    ip = p.ip_rows()
+    cols = {k: getattr(p, k)[ip] for k in ("src_hi", "src_lo", "dst_hi", "dst_lo", "sport", "dport", "proto")}
     s_hi, s_lo, d_hi, d_lo = cols["src_hi"], cols["src_lo"], cols["dst_hi"], cols["dst_lo"]
     sport, dport = cols["sport"], cols["dport"]
     a2b = (s_hi < d_hi) | ((s_hi == d_hi) & ((s_lo < d_lo) | ((s_lo == d_lo) & (sport <= dport))))
@@ -69,7 +68,7 @@ def _group(keys: dict[str, np.ndarray], h: np.ndarray) -> tuple[np.ndarray, int,
 
 def packet_flows(p: Packets, keys: dict[str, np.ndarray], a2b: np.ndarray, h: np.ndarray) -> dict[str, np.ndarray]:
     """Per-flow aggregates of one batch (IP packets only)."""
-    ip = p.ip_version > 0
+    ip = p.ip_rows()
     length = p.length[ip]
     ts = p.ts_ns[ip]
     a_mac = np.where(a2b, p.src_mac[ip], p.dst_mac[ip])

@@ -129,7 +129,6 @@ class CaptureReader:
     chunk: int = CHUNK
     problem: InputError | None = None
     packets: int = 0
-    format: str = ""
 
     def __iter__(self) -> Iterator[Frames]:
         try:
@@ -143,11 +142,9 @@ class CaptureReader:
             reader = _ChunkReader(fh, self.chunk)
             try:
                 if head in PCAP_MAGIC:
-                    self.format = "pcap"
-                    frames = _classic(self, reader)
+                    frames = _classic(reader)
                 elif len(head) == 4 and struct.unpack("<I", head)[0] == SHB:
-                    self.format = "pcapng"
-                    frames = _pcapng(self, reader)
+                    frames = _pcapng(reader)
                 else:
                     what = "empty file" if not head else f"not a pcap or pcapng file (magic {head.hex()})"
                     raise _Damage(0, what)
@@ -264,7 +261,7 @@ def _pattern(buf: np.ndarray, pos: int, span: int, byte_values: dict[int, int]) 
 # Classic pcap
 
 
-def _classic(rd: CaptureReader, reader: _ChunkReader) -> Iterator[Frames]:
+def _classic(reader: _ChunkReader) -> Iterator[Frames]:
     ch = reader.advance(0)
     if ch.end < 24:
         raise _Damage(0, "truncated pcap file header")
@@ -361,7 +358,7 @@ def _idb(body: bytes, endian: str, offset: int) -> Interface:
     return iface
 
 
-def _check_block(raw, p: int, blen: int, endian: str, limit: int, base: int) -> None:
+def _check_block(p: int, blen: int, limit: int, base: int) -> None:
     if blen < 12 or blen % 4 or blen > limit:
         raise _Damage(base + p, f"bad block length {blen}")
 
@@ -372,7 +369,7 @@ def _check_trailer(raw, p: int, blen: int, endian: str, base: int) -> None:
         raise _Damage(base + p, f"block length {blen} does not match its trailing copy {trailer}")
 
 
-def _pcapng(rd: CaptureReader, reader: _ChunkReader) -> Iterator[Frames]:
+def _pcapng(reader: _ChunkReader) -> Iterator[Frames]:
     ch = reader.advance(0)
     pos = 0
     state = {"endian": "<", "ifaces": []}
@@ -392,7 +389,7 @@ def _pcapng(rd: CaptureReader, reader: _ChunkReader) -> Iterator[Frames]:
                 if order is None:
                     raise _Damage(base + p, f"bad section byte-order magic {magic.hex()}")
                 blen = struct.unpack_from(order + "I", raw, p + 4)[0]
-                _check_block(raw, p, blen, order, MAX_META_BLOCK, base)
+                _check_block(p, blen, MAX_META_BLOCK, base)
                 if p + blen > end:
                     return -1, -1
                 _check_trailer(raw, p, blen, order, base)
@@ -400,7 +397,7 @@ def _pcapng(rd: CaptureReader, reader: _ChunkReader) -> Iterator[Frames]:
                 raise _Stop(p + blen)
             blen = struct.unpack_from(endian + "I", raw, p + 4)[0]
             known = btype in (EPB, SPB, IDB)
-            _check_block(raw, p, blen, endian, MAX_META_BLOCK + MAX_SNAPLEN if known else MAX_SKIP_BLOCK, base)
+            _check_block(p, blen, MAX_META_BLOCK + MAX_SNAPLEN if known else MAX_SKIP_BLOCK, base)
             if p + blen > end:
                 if known or base + p + blen > size:
                     if base + p + blen > size:

@@ -98,7 +98,9 @@ def client_hello(sni: str | None, padding: int = 0) -> bytes:
     return b"\x16\x03\x01" + struct.pack("!H", len(hs)) + hs
 
 
-def pcap_bytes(packets: Iterable[tuple[int, bytes]], linktype: int = 1, nanos: bool = False, big: bool = False) -> bytes:
+def pcap_bytes(
+    packets: Iterable[tuple[int, bytes]], linktype: int = 1, nanos: bool = False, big: bool = False
+) -> bytes:
     """A classic pcap file of (timestamp ns, frame) records."""
     e = ">" if big else "<"
     out = bytearray(struct.pack(e + "IHHiIII", 0xA1B23C4D if nanos else 0xA1B2C3D4, 2, 4, 0, 0, 262144, linktype))
@@ -131,7 +133,8 @@ def pcapng_interface(linktype: int = 1, tsresol: int | None = None, big: bool = 
 def pcapng_packet(iface: int, units: int, frame: bytes, big: bool = False) -> bytes:
     """An EPB with the timestamp in the interface's units."""
     e = ">" if big else "<"
-    return _block(6, struct.pack(e + "IIIII", iface, units >> 32, units & 0xFFFFFFFF, len(frame), len(frame)) + frame, e)
+    head = struct.pack(e + "IIIII", iface, units >> 32, units & 0xFFFFFFFF, len(frame), len(frame))
+    return _block(6, head + frame, e)
 
 
 def pcapng_simple(frame: bytes, big: bool = False) -> bytes:

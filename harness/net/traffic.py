@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.errors import HarnessError, InputError
+from harness.errors import InputError
 from harness.net import addresses, dns, http, tls
 from harness.net.decode import SUPPORTED_LINKTYPES, TCP, UDP, Packets, _win, decode
 from harness.net.flows import KEY_COLUMNS, FlowAccumulator, canonical, flow_hash, packet_flows
@@ -72,25 +72,29 @@ class _Names:
 
     def scan(self, p: Packets, keys: dict[str, np.ndarray], a2b: np.ndarray, h: np.ndarray) -> None:
         """Find and decode the packets of this batch that can carry a name."""
-        ip = np.flatnonzero(p.ip_version > 0)  # row i of keys/a2b/h is packet ip[i]
+        ip = p.ip_rows()  # row i of keys/a2b/h is packet ip[i]
         proto, sport, dport = p.proto[ip], p.sport[ip], p.dport[ip]
         plen, pay = p.payload_len[ip], p.payload[ip]
         dns_rows = ((proto == UDP) | (proto == TCP)) & (sport == 53) & (plen >= 12)
         tcp_rows = np.flatnonzero((proto == TCP) & (plen > 0))
         w = _win(p.buf, pay[tcp_rows], 9)
-        first4 = np.ascontiguousarray(w[:, :4]).view(">u4").ravel().astype(np.int64)
         hello = (w[:, 0] == 0x16) & (w[:, 1] == 3) & (w[:, 5] == 1) & (plen[tcp_rows] >= 6)
         request = HTTP_FIRST[w[:, 0]] & (plen[tcp_rows] >= 16)
-        request[request] = np.isin(first4[request], HTTP_CODES)
-        dirkey = (h << np.uint64(1)) | a2b.astype(np.uint64)
-        hs_len = (w[:, 6].astype(np.int64) << 16) | (w[:, 7].astype(np.int64) << 8) | w[:, 8]
-        split = hello & (plen[tcp_rows] < 9 + hs_len)
-        follow = np.concatenate([np.array(self.hellos.keys(), np.uint64), dirkey[tcp_rows[split]]])
-        cont = np.isin(dirkey[tcp_rows], follow) & ~hello if len(follow) else np.zeros(len(tcp_rows), bool)
+        if request.any():
+            first4 = np.ascontiguousarray(w[request, :4]).view(">u4").ravel().astype(np.int64)
+            request[request] = np.isin(first4, HTTP_CODES)
+        # hellos longer than their segment: the flow direction's next segments are needed too
+        wh = w[hello]
+        hs_len = (wh[:, 6].astype(np.int64) << 16) | (wh[:, 7].astype(np.int64) << 8) | wh[:, 8]
+        split_rows = tcp_rows[hello][plen[tcp_rows[hello]] < 9 + hs_len]
+        follow = np.concatenate([np.array(self.hellos.keys(), np.uint64), _dirkey(h, a2b, split_rows)])
+        cont = np.zeros(len(tcp_rows), bool)
+        if len(follow):
+            cont = np.isin(_dirkey(h, a2b, tcp_rows), follow) & ~hello
         quic = (proto == UDP) & (dport == 443) & (plen >= 1200)
         if quic.any():
             self.quic_initials += int((p.buf[pay[quic]] & 0xF0 == 0xC0).sum())
-        todo = np.zeros(len(ip), np.int8)
+        todo = np.zeros(len(h), np.int8)
         todo[dns_rows] = 1
         todo[tcp_rows[request]] = 2
         todo[tcp_rows[cont]] = 3
@@ -100,7 +104,8 @@ class _Names:
             return
         mem = memoryview(p.buf)
         kinds, starts, sizes = todo[rows].tolist(), pay[rows].tolist(), plen[rows].tolist()
-        ts, l4s, dirs = p.ts_ns[ip[rows]].tolist(), p.l4[ip[rows]].tolist(), dirkey[rows].tolist()
+        packet = rows if isinstance(ip, slice) else ip[rows]
+        ts, l4s, dirs = p.ts_ns[packet].tolist(), p.l4[packet].tolist(), _dirkey(h, a2b, rows).tolist()
         tcp_row = (proto[rows] == TCP).tolist()
         key_cols = [keys[k][rows].tolist() for k in KEY_COLUMNS]
         for j in range(len(kinds)):
@@ -120,6 +125,11 @@ class _Names:
                 done = self.hellos.add(dirs[j], seq, data)
                 if done is not None:
                     self.name_flow(done[0], done[1], "sni")
+
+
+def _dirkey(h: np.ndarray, a2b: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """A key per flow direction: the flow hash with the direction in the low bit."""
+    return (h[rows] << np.uint64(1)) | a2b[rows].astype(np.uint64)
 
 
 def read_traffic(paths: Iterable[str | Path], device: str | None = None, chunk: int = CHUNK) -> Traffic:
@@ -277,8 +287,3 @@ def _name(flows: pd.DataFrame, names: _Names) -> None:
         hit = merged["direct"].notna().to_numpy()
         flows.loc[hit, "name"] = merged["direct"].to_numpy()[hit]
         flows.loc[hit, "name_source"] = merged["source"].to_numpy()[hit]
-
-
-def require_packets(traffic: Traffic, paths: list[str]) -> None:
-    if traffic.packets == 0:
-        raise HarnessError(f"no packets in {', '.join(map(str, paths))}")

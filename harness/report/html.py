@@ -100,8 +100,10 @@ def report_html(summary: dict[str, Any], tables: dict[str, pd.DataFrame], ads: A
     personas = sorted(set(map(str, utterances["persona_id"]))) if len(utterances) else []
     parts = [
         f"<h1>Run {esc(summary.get('run_id'))}</h1>",
-        f"<p>Persona(s): {esc(', '.join(personas)) or '–'}; device {esc(summary.get('device'))}; "
-        f"captures: {esc(', '.join(summary.get('captures', [])))}</p>",
+        (
+            f"<p>Persona(s): {esc(', '.join(personas)) or '–'}; device {esc(summary.get('device'))}; "
+            f"captures: {esc(', '.join(summary.get('captures', [])))}</p>"
+        ),
         "<h2>Third-party and ad/tracking endpoints</h2>",
         table(top, list(top.columns), top["ad_or_tracking"].astype(bool).tolist() if len(top) else None),
     ]
@@ -114,8 +116,9 @@ def report_html(summary: dict[str, Any], tables: dict[str, pd.DataFrame], ads: A
         + "</p><p>Clock: "
         + esc(
             f"{clock.get('method')}, offset {clock.get('offset_s', 0):+.6f} s, drift {clock.get('drift_ppm', 0):+.2f} ppm, "
-            f"{clock.get('markers', 0)} markers, jitter p50/p99/max "
-            f"{clock.get('jitter_p50_s')}/{clock.get('jitter_p99_s')}/{clock.get('jitter_max_s')} s"
+            f"{clock.get('markers', 0)} markers, residual jitter p50/p99/max "
+            + "/".join("–" if clock.get(k) is None else f"{clock[k] * 1000:.2f}" for k in ("jitter_p50_s", "jitter_p99_s", "jitter_max_s"))
+            + " ms"
         )
         + "</p>"
     )
@@ -129,7 +132,7 @@ def report_html(summary: dict[str, Any], tables: dict[str, pd.DataFrame], ads: A
             ["plan_index", "persona_id", "skill_name", "utterance_id", "turn", "attempt", "text", "onset_utc",
              "answer_duration_s", "activation", "activation_lag_s", "activation_bytes_up", "endpoints", "scores"],
             (~utterances["activation"].astype(bool)).tolist() if len(utterances) else None,
-        )  # fmt: skip
+        )
     )
     parts.append("<h2>Endpoints per skill</h2>")
     parts.append(
@@ -138,7 +141,7 @@ def report_html(summary: dict[str, Any], tables: dict[str, pd.DataFrame], ads: A
             ["skill_name", "endpoint", "registrable_domain", "organization", "party", "category", "ad_or_tracking",
              "utterances", "contacted", "background_rate", "other_skills_rate", "p_value", "p_adjusted", "attributed"],
             endpoints["ad_or_tracking"].astype(bool).tolist() if len(endpoints) else None,
-        )  # fmt: skip
+        )
     )
     if len(activations):
         shown = activations.assign(onset_utc=activations["onset"].map(_when), duration_s=activations["end"] - activations["onset"])

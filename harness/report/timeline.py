@@ -53,6 +53,6 @@ def timeline_figure(utterances: pd.DataFrame, activations: pd.DataFrame, contact
     axes.set_xlabel("seconds since the start of the capture (capture clock)")
     axes.grid(axis="x", alpha=0.3)
     handles = [Patch(color=c, label=k) for k, c in CATEGORY_COLOURS.items()]
-    axes.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.12 - 1.5 / (1.2 + 0.28 * len(labels))), ncol=6, fontsize=8, frameon=False)
+    axes.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=6, fontsize=8, frameon=False)
     figure.tight_layout()
     return figure

@@ -24,10 +24,6 @@ def db_to_gain(db: float) -> float:
     return float(10.0 ** (db / 20.0))
 
 
-def gain_to_db(gain: float) -> float:
-    return float(20.0 * np.log10(max(gain, 1e-12)))
-
-
 def resample(samples: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndarray:
     """Polyphase resampling to ``target`` Hz (a no-op when the rate already matches)."""
     if rate == target:

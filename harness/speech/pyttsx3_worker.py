@@ -63,7 +63,7 @@ def apply_properties(engine, job: dict) -> None:
     """Set voice, rate and volume so that they hold for the next utterance.
 
     With the espeak driver, libespeak-ng applies property changes asynchronously and in fresh
-    processes the driver's own default rate (200) won over ours in ~3% of utterances; draining
+    processes the driver's own default rate (200) won over ours in 2-5% of utterances; draining
     espeak's queue and setting the properties again made 0 of 650 go wrong.
     """
     passes = 2 if engine.driver_name == "espeak" else 1

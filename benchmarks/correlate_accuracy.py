@@ -1,0 +1,276 @@
+"""Accuracy of activation detection and endpoint attribution against ground truth, beside a
+naive baseline (every endpoint contacted within a fixed window after an onset belongs to it).
+
+Two sources of runs with truth:
+
+- ``RUN_DIR...``: bench run directories with the digital twin's ``truth.jsonl`` (records read:
+  ``wake`` with ``seq`` and ``wall_ns``; ``flow`` with ``cause`` {``kind``, ``request_seq``},
+  ``purpose``, ``endpoint``, ``app``, ``first_ns``). A wake belongs to the latest utterance whose
+  onset (capture clock) precedes it; the first voice flow of a wake is the true activation.
+- ``--synthetic`` (default when no RUN_DIR is given): scenes generated here, written as real
+  pcap files (Ethernet/IPv4/TCP/UDP, DNS answers, TLS ClientHellos) plus an events.jsonl
+  written with the bench's EventLog and a truth.jsonl in the twin's format, at several
+  background levels.
+  The bench clock is offset (+0.8 s) and drifting (+30 ppm) against the capture clock, with
+  sync markers in the capture.
+
+Voice endpoints are scored by the activation figures; attribution is scored on the other
+endpoints (what a skill made the device contact). Every request is followed by a metrics event
+to unagi-na.amazon.com. Levels: ``low`` two periodic Amazon endpoints; ``high`` nine background
+endpoints, periodic and Poisson, one rare (mean 300 s: chance coincidences); ``overlap`` endpoints
+that are both caused and background (unagi every ~12 s, a skill's tracker at random, mean 40 s).
+
+    python benchmarks/correlate_accuracy.py [--synthetic] [--seed 1] [--utterances 40] [RUN_DIR...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from harness.bench.events import EventLog
+from harness.bench.markers import Marker, encode_marker
+from harness.correlate import correlate_run
+from harness.correlate.capture import read_capture
+from harness.jsonl import read_jsonl
+from harness.net import synth
+
+DEVICE, GATEWAY, BENCH, RESOLVER = "10.0.0.2", "10.0.0.1", "10.0.0.5", "10.0.0.1"
+DEV_MAC, GW_MAC, BENCH_MAC = "02:00:00:00:00:02", "02:00:00:00:00:01", "02:00:00:00:00:05"
+OFFSET_NS, DRIFT = 800_000_000, 30e-6
+NAIVE_WINDOW_S = 10.0
+MATCH_S = 2.0
+SKILLS = {
+    "fitbit": [("api.fitbit.test", 1.0), ("b.scorecardresearch.com", 0.6)],
+    "jeopardy": [("media.jeopardy.test", 1.0), ("dts.podtrac.com", 1.0), ("chrt.fm", 0.8)],
+    "weather": [("api.bigsky.test", 1.0)],
+}
+# Background endpoints: (name, mean period s, periodic?) per level.
+LEVELS = {
+    "low": [("device-metrics-us.amazon.com", 20, True), ("kindle-time.amazon.com", 30, True)],
+    "high": [
+        ("device-metrics-us.amazon.com", 20, True), ("kindle-time.amazon.com", 30, True),
+        ("ntp-g7g.amazon.com", 60, True), ("firmware.amazon.com", 9, True),
+        ("api.amazonalexa.com", 25, False), ("d3p8zr0ffa9t17.cloudfront.net", 40, False),
+        ("spectrum.s3.amazonaws.com", 45, False), ("msh.amazon.com", 15, False), ("softwareupdates.amazon.com", 300, False),
+    ],
+    "overlap": [
+        ("device-metrics-us.amazon.com", 20, True), ("kindle-time.amazon.com", 30, True),
+        ("unagi-na.amazon.com", 12, True), ("b.scorecardresearch.com", 40, False),
+    ],
+}  # fmt: skip
+
+
+@dataclass
+class Scene:
+    packets: list[tuple[int, bytes]]
+    addresses: dict[str, str]
+    port: int = 40000
+
+    def ip_of(self, name: str) -> str:
+        if name not in self.addresses:
+            n = len(self.addresses) + 1
+            self.addresses[name] = f"52.{10 + n // 200}.{n % 200}.{7 + n % 3}"
+        return self.addresses[name]
+
+    def frame(self, ts: int, src: str, dst: str, l4: bytes, proto: int) -> None:
+        up = src == DEVICE
+        smac, dmac = (DEV_MAC, GW_MAC) if up else (GW_MAC, DEV_MAC)
+        if src == BENCH:
+            smac = BENCH_MAC
+        self.packets.append((ts, synth.ethernet(smac, dmac, synth.ETH_IPV4, synth.ipv4(src, dst, proto, l4))))
+
+    def connection(self, ts: int, name: str, up: int, down: int, rng: np.random.Generator) -> None:
+        """DNS lookup, then a TLS connection with ``up``/``down`` bytes of data."""
+        ip = self.ip_of(name)
+        self.port += 1
+        sport = self.port
+        self.frame(ts, DEVICE, RESOLVER, synth.udp(sport, 53, synth.dns_query(name)), 17)
+        ts += int(rng.uniform(5e6, 30e6))
+        self.frame(ts, RESOLVER, DEVICE, synth.udp(53, sport, synth.dns_response(name, [(name, "A", ip)])), 17)
+        ts += int(rng.uniform(1e6, 5e6))
+        self.frame(ts, DEVICE, ip, synth.tcp(sport, 443, flags=0x02), 6)
+        ts += 20_000_000
+        self.frame(ts, ip, DEVICE, synth.tcp(443, sport, flags=0x12), 6)
+        self.frame(ts + 1_000_000, DEVICE, ip, synth.tcp(sport, 443, synth.client_hello(name)), 6)
+        for _ in range(max(1, up // 1000)):
+            ts += 15_000_000
+            self.frame(ts, DEVICE, ip, synth.tcp(sport, 443, b"u" * min(up, 1000)), 6)
+        for _ in range(max(1, down // 1400)):
+            ts += 5_000_000
+            self.frame(ts, ip, DEVICE, synth.tcp(443, sport, b"d" * 1400), 6)
+
+
+def make_scene(folder: Path, level: str, count: int, seed: int) -> Path:
+    """Write one synthetic run directory with events.jsonl, capture/scene.pcap and truth.jsonl."""
+    rng = np.random.default_rng(seed)
+    scene = Scene([], {})
+    truth: list[dict] = []
+    start = 1_800_000_000 * 10**9
+    voice_ip = scene.ip_of("avs-alexa-na.amazon.com")
+    # The voice connection predates the capture: no DNS, no ClientHello, like the real captures.
+    vport = 39129
+    quiet_s = 120.0
+    t = start + int(quiet_s * 1e9)
+    onsets = []
+    for _ in range(count):
+        onsets.append(t)
+        t += int(rng.uniform(12, 25) * 1e9)
+        if rng.random() < 0.15:
+            t += int(rng.uniform(40, 90) * 1e9)  # a pause: time to learn the background
+    end = t + int(quiet_s * 1e9)
+    run = folder / f"{level}-{seed}"
+    (run / "capture").mkdir(parents=True)
+    with EventLog(run / "events.jsonl", f"bench-{level}-{seed}") as log:
+        for i, onset_capture in enumerate(onsets):
+            skill = list(SKILLS)[i % len(SKILLS)]
+            bench_onset = int((onset_capture - OFFSET_NS - start) / (1 + DRIFT)) + start
+            common = {"plan_index": i, "persona_id": "synthetic", "skill_id": skill, "utterance_id": f"{skill}/{i}"}
+            s = log.emit("utterance_started", **common, skill_name=skill.title(), text=f"Alexa, ask {skill} something",
+                         audio_path="speech/x.wav", audio_sha256="0" * 64, duration_s=2.0, cache_hit=True, device="speaker")  # fmt: skip
+            log.emit("utterance_ended", **common, started_seq=s.seq, onset_wall_ns=bench_onset, end_wall_ns=bench_onset + 2 * 10**9,
+                     onset_mono_ns=0, end_mono_ns=2 * 10**9, latency_s=0.0, device="speaker", sample_rate=22050, frames=44100,
+                     backend="synthetic")  # fmt: skip
+            marker = encode_marker(Marker(log.run_id, s.seq, bench_onset, bench_onset, i, 1, 0))
+            seen = onset_capture + int(rng.exponential(2e6))
+            scene.frame(seen, BENCH, GATEWAY, synth.udp(50000, 9999, marker), 17)
+            upload = onset_capture + int(rng.uniform(0.3, 0.9) * 1e9)
+            cause = {"kind": "request", "request_seq": s.seq}
+            truth.append({"record": "wake", "seq": s.seq, "wall_ns": onset_capture + int(0.2e9)})
+            truth.append(_flow(cause, "voice", "avs-alexa-na.amazon.com", upload))
+            for k in range(int(rng.uniform(1.5, 3.0) / 0.015)):
+                scene.frame(upload + k * 15_000_000, DEVICE, voice_ip, synth.tcp(vport, 443, b"s" * 118), 6)
+            answer = upload + int(3.5e9)
+            for k in range(30):
+                scene.frame(answer + k * 3_000_000, voice_ip, DEVICE, synth.tcp(443, vport, b"a" * 1400), 6)
+            if rng.random() < 0.5:  # the report phase some requests have
+                report = answer + int(rng.uniform(4, 6) * 1e9)
+                for k in range(6):
+                    scene.frame(report + k * 10_000_000, DEVICE, voice_ip, synth.tcp(vport, 443, b"r" * 1400), 6)
+            metrics = answer + int(rng.uniform(1.0, 4.0) * 1e9)  # the request's metrics event, as the twin sends
+            scene.connection(metrics, "unagi-na.amazon.com", 1500, 900, rng)
+            truth.append(_flow(cause, "metrics", "unagi-na.amazon.com", metrics))
+            for name, probability in SKILLS[skill]:
+                if rng.random() < probability:
+                    when = answer - int(rng.uniform(0.5, 3.0) * 1e9)
+                    scene.connection(when, name, int(rng.uniform(500, 3000)), 4000, rng)
+                    truth.append(_flow(cause, "skill", name, when))
+    for name, period, periodic in LEVELS[level]:
+        when = start + int(rng.uniform(0, period) * 1e9)
+        while when < end:
+            scene.connection(when, name, 800, 300, rng)
+            truth.append(_flow({"kind": "background", "request_seq": None}, "metrics", name, when))
+            gap = period * rng.uniform(0.85, 1.15) if periodic else rng.exponential(period)
+            when += int(gap * 1e9)
+    for k in range(int((end - start) / 30e9)):  # keep-alives on the voice connection
+        scene.frame(start + int(k * 30e9), DEVICE, voice_ip, synth.tcp(vport, 443, b"k" * 120), 6)
+    scene.packets.sort(key=lambda p: p[0])
+    (run / "capture" / "scene.pcap").write_bytes(synth.pcap_bytes(scene.packets, nanos=True))
+    (run / "truth.jsonl").write_text("".join(json.dumps(r) + "\n" for r in truth))
+    return run
+
+
+def _flow(cause: dict, purpose: str, name: str, first_ns: int) -> dict:
+    return {"record": "flow", "cause": cause, "purpose": purpose, "endpoint": name, "app": "tls", "first_ns": first_ns}
+
+
+def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
+    p = tp / (tp + fp) if tp + fp else 1.0
+    r = tp / (tp + fn) if tp + fn else 1.0
+    return p, r, (2 * p * r / (p + r) if p + r else 0.0)
+
+
+def evaluate(run: Path, pcaps: list[str] | None, device: str | None) -> dict:
+    truth = list(read_jsonl(run / "truth.jsonl"))
+    wakes = {r["seq"]: r["wall_ns"] for r in truth if r.get("record") == "wake" and r.get("wall_ns") is not None}
+    flows = [r for r in truth if r.get("record") == "flow"]
+    result = correlate_run(run, pcaps, device=device)
+    onsets = result.utterances["onset_capture"].to_numpy() * 1e9
+    row_of = {seq: int(np.searchsorted(onsets, ns + 0.5e9) - 1) for seq, ns in wakes.items()}
+    voice = set(result.detection.voice_endpoints) | {f["endpoint"] for f in flows if f["purpose"] == "voice"}
+    # activations: the first voice flow of each wake, matched to the nearest unmatched detection
+    first_voice: dict[int, int] = {}
+    for f in flows:
+        seq = f["cause"].get("request_seq")
+        if f["purpose"] == "voice" and seq is not None:
+            first_voice[seq] = min(first_voice.get(seq, f["first_ns"]), f["first_ns"])
+    true_onsets = sorted(first_voice.values())
+    used, errors = set(), []
+    for a in result.detection.activations:
+        free = [(abs(a.onset_ns - t), j) for j, t in enumerate(true_onsets) if j not in used]
+        best = min(free) if free else None
+        if best and best[0] <= MATCH_S * 1e9:
+            used.add(best[1])
+            errors.append((a.onset_ns - true_onsets[best[1]]) / 1e9)
+    act = _prf(len(used), len(result.detection.activations) - len(used), len(true_onsets) - len(used))
+    # attribution: (utterance row, endpoint) pairs, voice and name lookups left out
+    truth_pairs = {
+        (row_of[f["cause"]["request_seq"]], f["endpoint"])
+        for f in flows
+        if f["cause"].get("kind") == "request" and f["cause"].get("request_seq") in row_of
+        and f["purpose"] not in ("voice", "dns") and f.get("app") != "dns"
+    }  # fmt: skip
+    ours = {(i, e) for i, row in result.utterances.iterrows() for e in row["endpoints"] if e not in voice}
+    view = read_capture(result.captures, result.device)
+    up = view.packets.up & ~np.isin(view.packets.endpoint, list(voice))
+    naive = set()
+    for i, onset in enumerate(onsets):
+        inside = up & (view.packets.ts_ns >= onset) & (view.packets.ts_ns < onset + NAIVE_WINDOW_S * 1e9)
+        naive |= {(i, e) for e in set(view.packets.endpoint[inside])}
+
+    def score(pred: set) -> tuple[float, float, float]:
+        return _prf(len(pred & truth_pairs), len(pred - truth_pairs), len(truth_pairs - pred))
+
+    return {"activation": act, "onset_errors": errors, "ours": score(ours), "naive": score(naive), "background_s": result.background_s}
+
+
+def _row(label: str, runs: list[dict]) -> str:
+    def pooled(key: str) -> tuple[float, float, float]:
+        return tuple(float(np.mean([r[key][i] for r in runs])) for i in range(3))
+
+    errors = np.abs(np.concatenate([r["onset_errors"] for r in runs] + [[np.nan]]))
+    errors = errors[~np.isnan(errors)] if (~np.isnan(errors)).any() else errors
+    a, o, n = pooled("activation"), pooled("ours"), pooled("naive")
+    return (
+        f"{label:<10} {a[0]:>6.3f} {a[1]:>6.3f} {a[2]:>6.3f}   {np.median(errors) * 1000:>6.1f} {np.percentile(errors, 95) * 1000:>6.1f}"
+        f"   {o[0]:>6.3f} {o[1]:>6.3f} {o[2]:>6.3f}   {n[0]:>6.3f} {n[1]:>6.3f} {n[2]:>6.3f}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="*", metavar="RUN_DIR", help="run directories with truth.jsonl (twin runs)")
+    parser.add_argument("--device", default=None, help="device address of the given runs (default: the manifest's)")
+    parser.add_argument("--synthetic", action="store_true", help="also score generated scenes (default without RUN_DIR)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--scenes", type=int, default=3, help="synthetic scenes per background level")
+    parser.add_argument("--utterances", type=int, default=30, help="utterances per synthetic scene")
+    args = parser.parse_args()
+    header = (
+        f"{'level':<10} {'act P':>6} {'act R':>6} {'act F1':>6}   {'on p50':>6} {'on p95':>6}"
+        f"   {'att P':>6} {'att R':>6} {'att F1':>6}   {'nv P':>6} {'nv R':>6} {'nv F1':>6}"
+    )
+    print(f"onset error in ms (|detected - true upload start|); naive = every endpoint within {NAIVE_WINDOW_S:g} s after the onset")
+    print(header)
+    for run in args.runs:
+        r = evaluate(Path(run), None, args.device)  # captures from the run's manifest
+        print(_row(Path(run).name[:10], [r]))
+    if args.synthetic or not args.runs:
+        with tempfile.TemporaryDirectory() as tmp:
+            for level in LEVELS:
+                results = []
+                for k in range(args.scenes):
+                    run = make_scene(Path(tmp), level, args.utterances, args.seed * 100 + k)
+                    results.append(evaluate(run, [str(run / "capture" / "scene.pcap")], DEVICE))
+                print(_row(level, results) + f"   (background {np.mean([r['background_s'] for r in results]):.0f} s/scene)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""``harness twin``: the simulated Echo; ``harness demo``: the demo persona through it, end to end."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from harness.cli.console import err, out
+
+DEMO_SCRIPT = Path("utterances") / "demo.yaml"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "twin",
+        help="a simulated Echo on loopback and the virtual lab (hears, answers, sends traffic)",
+        description="A digital twin of the bench's Echo: it hears the bench speaker through the virtual lab, "
+        "answers through speaker_answer and talks to a loopback Internet; it writes truth.jsonl.",
+    )
+    sub = p.add_subparsers(dest="twin_command", metavar="ACTION")
+    sub.required = True
+    serve = sub.add_parser("serve", help="run the twin until Ctrl-C or SIGTERM (prints 'twin ready' once listening)")
+    serve.add_argument("scripts", nargs="+", type=Path, metavar="SCRIPT", help="persona scripts whose skills are enabled")
+    serve.add_argument("--truth", type=Path, required=True, metavar="FILE", help="where to append the truth records")
+    serve.add_argument("--config", type=Path, metavar="FILE", help="twin configuration (default: the shipped one)")
+    serve.add_argument("--synthetic-capture", type=Path, metavar="PCAP",
+                       help="write the twin's own record of its packets there at the end (when tcpdump cannot run)")
+    serve.add_argument("--backend", choices=["sounddevice", "pyaudio"], default="sounddevice")
+    serve.add_argument("--ear-device", metavar="NAME", help="input the twin hears (default harness_out_monitor)")
+    serve.add_argument("--mouth-device", metavar="NAME", help="output the twin speaks on (default speaker_answer)")
+    serve.set_defaults(func=serve_command)
+    check = sub.add_parser("check", help="validate a twin configuration file and print where it is wrong")
+    check.add_argument("config", type=Path, nargs="?", metavar="FILE", help="default: the shipped configuration")
+    check.set_defaults(func=check_command)
+
+    demo = subparsers.add_parser(
+        "demo",
+        help="run the demo persona against the twin and analyse it: the whole pipeline in a few minutes",
+        description="Bring up the virtual lab, start the twin and a capture, run utterances/demo.yaml, then "
+        "correlate and report; prints where everything is.",
+    )
+    demo.add_argument("--script", type=Path, default=DEMO_SCRIPT, help=f"persona script (default {DEMO_SCRIPT})")
+    demo.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run directories go (default ./runs)")
+    demo.add_argument("--twin-config", type=Path, metavar="FILE", help="twin configuration (default: the shipped one)")
+    demo.set_defaults(func=demo_command)
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    from harness.twin.process import serve
+
+    return serve(args.scripts, args.truth, args.config, args.synthetic_capture, args.backend,
+                 args.ear_device, args.mouth_device)  # fmt: skip
+
+
+def check_command(args: argparse.Namespace) -> int:
+    from harness.script import ScriptErrors
+    from harness.twin.config import DEFAULT_CONFIG, load_config
+
+    try:
+        config = load_config(args.config)
+    except ScriptErrors as exc:
+        for error in exc.errors:
+            err.print(str(error), markup=False, highlight=False, soft_wrap=True)
+        return 1
+    out.print(f"{args.config or DEFAULT_CONFIG}: ok ({len(config.skills)} skills configured, "
+              f"{len(config.background)} background jobs)", markup=False, highlight=False)  # fmt: skip
+    return 0
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    from harness.bench.options import RunOptions
+    from harness.cli.main import main
+    from harness.errors import HarnessError
+    from harness.twin.session import run_with_twin
+
+    if not args.script.is_file():
+        raise HarnessError(f"{args.script}: no such script (run `harness demo` from the project folder or give --script)")
+    options = RunOptions(scripts=[args.script], runs_dir=args.runs_dir)
+    result = run_with_twin(options, out, args.twin_config)
+    report = None
+    if result.status == 0 and importlib.util.find_spec("harness.correlate") is not None:
+        run = str(result.run_dir)
+        if main(["correlate", run, "--clock-offset", "0"]) == 0 and main(["report", run]) == 0:
+            report = result.run_dir / "report.html"
+    out.print(result.describe(report), markup=False, highlight=False, soft_wrap=True)
+    return result.status

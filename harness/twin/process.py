@@ -1,0 +1,99 @@
+"""Running the twin: in this process until a signal (``harness twin serve``), or as a child
+process another program starts and stops."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.files import private_dir
+from harness.script import load_personas
+from harness.twin.config import load_config
+from harness.twin.device import Twin
+
+READY = "twin ready"
+START_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 30.0
+
+
+def serve(scripts: list[Path], truth: Path, config: Path | None = None, synthetic_capture: Path | None = None,
+          backend: str = "sounddevice", ear_device: str | None = None, mouth_device: str | None = None) -> int:  # fmt: skip
+    """Run the twin until SIGTERM or SIGINT; prints :data:`READY` once it listens."""
+    personas = load_personas(scripts)
+    settings = load_config(config)
+    work = private_dir(truth.parent / ".twin")
+    extra = {k: v for k, v in (("ear_device", ear_device), ("mouth_device", mouth_device)) if v}
+    twin = Twin(personas, settings, truth, work, backend, synthetic_capture=synthetic_capture,
+                config_path=config, **extra)  # fmt: skip
+    done = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: done.set())
+    twin.start()
+    print(READY, flush=True)
+    try:
+        while not done.wait(0.5):
+            if twin.ear.error is not None:
+                raise HarnessError(f"the twin's ear failed: {twin.ear.error}")
+    finally:
+        twin.stop()
+    return 0
+
+
+class TwinProcess:
+    """The twin as a child process (``python -m harness.cli.main twin serve ...``)."""
+
+    def __init__(self, scripts: list[Path], truth: Path, config: Path | None = None,
+                 synthetic_capture: Path | None = None, backend: str = "sounddevice") -> None:  # fmt: skip
+        self.argv = [sys.executable, "-m", "harness.cli.main", "twin", "serve", *map(str, scripts),
+                     "--truth", str(truth), "--backend", backend]  # fmt: skip
+        if config is not None:
+            self.argv += ["--config", str(config)]
+        if synthetic_capture is not None:
+            self.argv += ["--synthetic-capture", str(synthetic_capture)]
+        self.log_path = truth.parent / "twin.log"
+        self._lines: deque[str] = deque(maxlen=20)
+        self._proc: subprocess.Popen[str] | None = None
+
+    def start(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Start the twin and return once it listens; raises HarnessError with its last words if not."""
+        log = open(self.log_path, "a", encoding="utf-8")  # noqa: SIM115 - the child keeps writing to it
+        os.chmod(self.log_path, 0o600)
+        self._proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=log, text=True,
+                                      start_new_session=True)  # fmt: skip
+        log.close()
+        ready = threading.Event()
+
+        def read() -> None:
+            assert self._proc is not None and self._proc.stdout is not None
+            for line in self._proc.stdout:
+                self._lines.append(line.rstrip())
+                if line.strip() == READY:
+                    ready.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        deadline = time.monotonic() + timeout_s
+        while not ready.wait(0.1):
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                tail = self.log_path.read_text(errors="replace").strip().splitlines()[-1:] if self.log_path.exists() else []
+                raise HarnessError(f"the twin did not start: {' '.join(tail) or 'no message'} (log: {self.log_path})")
+
+    def stop(self) -> int | None:
+        """Ask the twin to finish (its truth is complete afterwards); returns its exit status."""
+        if self._proc is None:
+            return None
+        if self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
+            try:
+                self._proc.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        return self._proc.returncode

@@ -1,0 +1,113 @@
+"""A bench run against the twin: lab up, capture and twin started, the script run, all stopped,
+and the run directory completed with the capture files and the truth."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.audio import lab_status, lab_up
+from harness.bench.events import CaptureFileInfo
+from harness.bench.manifest import read_manifest, write_manifest
+from harness.bench.options import RunOptions
+from harness.bench.run import BenchRun
+from harness.errors import HarnessError
+from harness.files import PRIVATE_FILE, private_dir, sha256_file
+from harness.twin.config import load_config
+from harness.twin.process import TwinProcess
+from harness.twin.truth import TRUTH_NAME
+
+CAPTURE_TAIL_S = 1.0
+# The run's last words (often the stop phrase) are still being heard when the bench finishes.
+SETTLE_S = 1.5
+SYNTHETIC_NAME = "twin-synthetic.pcap"
+
+
+@dataclass(frozen=True)
+class TwinRun:
+    status: int
+    run_dir: Path
+    capture: list[Path]
+    synthetic: bool
+    seconds: float
+
+    def describe(self, report: Path | None = None) -> str:
+        lines = [
+            f"run directory: {self.run_dir}  ({self.seconds:.0f} s)",
+            f"  manifest:  {self.run_dir / 'manifest.json'}",
+            f"  events:    {self.run_dir / 'events.jsonl'}",
+            f"  answers:   {self.run_dir / 'answers'}/",
+            f"  capture:   {', '.join(map(str, self.capture)) or 'none'}" + (" (synthetic)" if self.synthetic else ""),
+            f"  truth:     {self.run_dir / TRUTH_NAME}",
+        ]
+        if report is not None:
+            lines.append(f"  report:    {report}")
+        return "\n".join(lines)
+
+
+def real_capture_possible() -> bool:
+    """Whether tcpdump can capture here (root and installed); else the twin writes the capture."""
+    return os.geteuid() == 0 and shutil.which("tcpdump") is not None
+
+
+def run_with_twin(options: RunOptions, console: Any, config_path: Path | None = None) -> TwinRun:
+    """Run ``options.scripts`` against the twin; devices default to the lab's.
+
+    The capture (tcpdump on ``lo`` filtered on the twin's address, or the twin's synthetic one)
+    spans the whole life of the twin, so every flow in the truth is in it.
+    """
+    if options.resume:
+        raise HarnessError("--twin cannot resume a run: start a new one")
+    config = load_config(config_path)
+    began = time.monotonic()
+    if not lab_status().running:
+        console.print(f"starting the virtual lab in {lab_up().base}", markup=False, highlight=False)
+    options.output_device = options.output_device or "harness_out"
+    options.input_device = options.input_device or "virtual_mic"
+    options.capture = None  # the capture is started here, around the twin, not by the bench
+    run = BenchRun(options, console)
+    run.prepare()
+    run_dir = private_dir(run.run_dir)
+    capture_dir = private_dir(run_dir / "capture")
+    device = config.network.device
+    synthetic = not real_capture_possible()
+    handle = None
+    if not synthetic:
+        from harness.capture import start_capture
+
+        handle = start_capture("lo", capture_dir, device=device)
+    twin = TwinProcess(options.scripts, run_dir / TRUTH_NAME, config_path,
+                       capture_dir / SYNTHETIC_NAME if synthetic else None, options.backend or "sounddevice")  # fmt: skip
+    files: list[CaptureFileInfo] = []
+    status = 1
+    try:
+        console.print(f"starting the twin ({device}); its log: {twin.log_path}", markup=False, highlight=False)
+        twin.start()
+        status = run.execute()
+        time.sleep(SETTLE_S)
+    finally:
+        twin.stop()
+        if handle is not None:
+            for f in handle.stop(CAPTURE_TAIL_S):
+                files.append(CaptureFileInfo(path=os.path.relpath(f.path, run_dir), sha256=f.sha256, bytes=f.bytes,
+                                             interface=f.interface, started_ns=f.started_ns, stopped_ns=f.stopped_ns))
+        else:
+            path = capture_dir / SYNTHETIC_NAME
+            if path.exists():
+                os.chmod(path, PRIVATE_FILE)
+                files.append(CaptureFileInfo(path=os.path.relpath(path, run_dir), sha256=sha256_file(path),
+                                             bytes=path.stat().st_size, interface="lo", synthetic=True))
+        _record_capture(run_dir, files, device, synthetic)
+    return TwinRun(status, run_dir, [run_dir / f.path for f in files], synthetic, time.monotonic() - began)
+
+
+def _record_capture(run_dir: Path, files: list[CaptureFileInfo], device: str, synthetic: bool) -> None:
+    """Add the capture to the manifest the bench wrote, so later stages find it and the device."""
+    manifest = read_manifest(run_dir)
+    settings = manifest.settings.model_copy(update={"capture": "twin-synthetic" if synthetic else "lo",
+                                                    "capture_device": device})  # fmt: skip
+    write_manifest(run_dir, manifest.model_copy(update={"captures": [*manifest.captures, *files], "settings": settings}))

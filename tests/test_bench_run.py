@@ -1,0 +1,482 @@
+"""`harness run` on the virtual lab: real playback, real recording, real faults.
+
+A responder thread stands in for the Echo: it listens to what the bench speaker plays (the
+monitor of ``harness_out``) and, when a sound ends, plays an answer WAV into ``speaker_answer``,
+which the run hears through ``virtual_mic``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import require_root, require_tool
+
+from harness.audio import open_backend, resolve_device
+from harness.audio.lab import lab_status, lab_up
+from harness.audio.vad import FRAME_S, frame_levels
+from harness.bench.events import (
+    AnswerHeard,
+    CaptureStopped,
+    DeviceLost,
+    DeviceRestored,
+    ItemCompleted,
+    MarkerSent,
+    NoAnswer,
+    Retry,
+    RunFinished,
+    RunInterrupted,
+    RunResumed,
+    StopSpoken,
+    UtteranceCut,
+    UtteranceEnded,
+    UtteranceStarted,
+    read_events,
+)
+from harness.bench.manifest import read_manifest
+from harness.bench.markers import decode_marker
+from harness.files import sha256_file
+from harness.script import SpeechSettings
+from harness.speech import synthesize
+from harness.wav import read_wav
+
+pytestmark = pytest.mark.lab
+
+# Utterances last ~1.9 s, the stop phrase ~0.7 s: the responder never answers a sound under this.
+STOP_PHRASE_MAX_S = 1.2
+
+
+LONG = ["ask weather for today", "ask weather about rain", "ask weather for tomorrow", "ask weather for the week"]
+SHORT = ["one", "two", "three", "four"]
+
+
+def persona_yaml(items: int, *, retries: int = 0, follow_up: bool = False, timeout_s: float = 1.5,
+                 max_answer_s: float = 2.5, texts: list[str] = LONG) -> str:  # fmt: skip
+    lines = [
+        "persona: {id: tiny, name: Tiny, category: Test}",
+        f"session: {{gap_s: 0.2, answer_timeout_s: {timeout_s}, max_answer_s: {max_answer_s}, min_silence_s: 0.3, "
+        f"retries: {retries}}}",
+        "skills:",
+        "  - {id: weather, name: Weather, invocation: weather, utterances: [",
+    ]
+    for n in range(items):
+        extra = ", follow_ups: [Thanks]" if follow_up and n == 1 else ""
+        lines.append(f"      {{text: 'Alexa, {texts[n % len(texts)]}.'{extra}}},")
+    lines.append("    ]}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.getbasetemp() / "speech-cache"
+
+
+@pytest.fixture
+def answers(cache: Path) -> dict[str, Path]:
+    """Answer WAVs of the pretend Echo (espeak, another voice than the bench's)."""
+    voice = SpeechSettings(voice="en-us+f2", rate=190)
+    texts = {
+        "sunny": "It will be sunny.",
+        "rain": "No rain is expected.",
+        "long": "Here is a long forecast with many details about wind, clouds, rain and sun for the whole day.",
+    }
+    return {key: synthesize(text, voice, cache).path for key, text in texts.items()}
+
+
+class Responder(threading.Thread):
+    """Plays ``policy(n, heard_s)`` (a WAV or None) after the n-th utterance it hears on harness_out
+    (sounds shorter than the longest stop phrase are not answered and not counted)."""
+
+    def __init__(self, lab, policy: Callable[[int, float], Path | None], threshold_dbfs: float = -45.0) -> None:
+        super().__init__(daemon=True)
+        self.lab = lab
+        self.policy = policy
+        self.threshold = threshold_dbfs
+        self.heard: list[float] = []
+        self.played: list[tuple[Path, int]] = []  # (wav, onset_wall_ns as the lab logged it)
+        self.errors: list[BaseException] = []
+        self._blocks: queue.Queue[np.ndarray] = queue.Queue()
+        self._halt = threading.Event()
+        self._ready = threading.Event()
+
+    def __enter__(self) -> Responder:
+        self.start()
+        assert self._ready.wait(10), "responder did not start"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._halt.set()
+        self.join(10)
+        if self.errors:
+            raise self.errors[0]
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except BaseException as exc:  # reported by __exit__ in the test's thread
+            self.errors.append(exc)
+            self._ready.set()
+
+    def _run(self) -> None:
+        backend = open_backend("sounddevice")
+        ear = resolve_device(self.lab.monitor, "input")
+        mouth = resolve_device(self.lab.answer_output, "output")
+        rate, frame = 16000, int(16000 * FRAME_S)
+        stream = backend.open_input(ear, rate, lambda block, *_: self._blocks.put(block), 0.05)
+        stream.start()
+        self._ready.set()
+        pending = np.zeros(0, dtype=np.float32)
+        frame_no, first, last = 0, None, None  # frame numbers of the current sound's first and last voice
+        try:
+            while not self._halt.is_set():
+                try:
+                    pending = np.concatenate([pending, self._blocks.get(timeout=0.1)])
+                except queue.Empty:
+                    continue
+                n = len(pending) // frame
+                levels, pending = frame_levels(pending[: n * frame], frame), pending[n * frame :]
+                for level in levels:
+                    frame_no += 1
+                    if level > self.threshold:
+                        first, last = first if first is not None else frame_no, frame_no
+                    elif last is not None and (frame_no - last) * FRAME_S >= 0.25:
+                        self._answer(backend, mouth, (last - first + 1) * FRAME_S)
+                        first = last = None
+        finally:
+            stream.close()
+
+    def _answer(self, backend, mouth, heard_s: float) -> None:
+        self.heard.append(heard_s)
+        if heard_s < STOP_PHRASE_MAX_S:
+            return
+        wav = self.policy(sum(h >= STOP_PHRASE_MAX_S for h in self.heard) - 1, heard_s)
+        if wav is None:
+            return
+        time.sleep(0.2)
+        samples, rate = read_wav(wav)
+        timing = backend.play(samples, rate, mouth)
+        self.played.append((wav, timing.onset_wall_ns))
+        while not self._blocks.empty():  # what played meanwhile was the bench waiting: drop it
+            self._blocks.get_nowait()
+
+
+def harness_run(args: list[str], env: dict[str, str], cwd: Path, **popen: object) -> subprocess.Popen:
+    command = [sys.executable, "-m", "harness.cli.main", "run", *args]
+    return subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            **popen)  # fmt: skip
+
+
+def finish(proc: subprocess.Popen, timeout: float = 120) -> tuple[int, str, str]:
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+def run_dirs(runs: Path) -> list[Path]:
+    return sorted(p for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []
+
+
+@pytest.fixture
+def bench(lab, tmp_path: Path, cache: Path):
+    """Start `harness run` subprocesses against the lab, in a scratch folder."""
+    the_lab = lab
+    env = {**os.environ, **lab.env, "HARNESS_CACHE": str(cache.parent / "cache"), "COLUMNS": "120"}
+
+    class Bench:
+        root = tmp_path
+        lab = the_lab
+        runs = tmp_path / "runs"
+
+        def script(self, text: str, name: str = "tiny.yaml") -> Path:
+            path = tmp_path / name
+            path.write_text(text)
+            return path
+
+        def start(self, *args: str, listen: bool = True) -> subprocess.Popen:
+            devices = ["--output-device", "harness_out"]
+            if listen:
+                devices += ["--input-device", "virtual_mic", "--calibration", "0.3"]
+            return harness_run([*args, *devices, "--runs-dir", str(self.runs)], env, tmp_path)
+
+        def resume(self, run_dir: Path, *args: str) -> subprocess.Popen:
+            return harness_run(["--resume", str(run_dir), *args], env, tmp_path)
+
+    return Bench()
+
+
+def events_of(run_dir: Path) -> list:
+    return read_events(run_dir / "events.jsonl").events
+
+
+def of(events: list, kind: type) -> list:
+    return [e for e in events if isinstance(e, kind)]
+
+
+def check_log(run_dir: Path, plan_items: int) -> list:
+    """Every line validates, seqs strictly increase, every item completed exactly once."""
+    events = events_of(run_dir)
+    seqs = [e.seq for e in events]
+    assert seqs == sorted(set(seqs))
+    assert {e.run_id for e in events} == {run_dir.name}
+    completed = Counter(e.plan_index for e in of(events, ItemCompleted))
+    assert completed == Counter(range(plan_items))
+    return events
+
+
+def test_run_hears_answers_and_sends_markers(bench, answers: dict[str, Path]) -> None:
+    order = [answers["sunny"], answers["rain"]]
+    script = bench.script(persona_yaml(2))
+    responder = Responder(bench.lab, lambda n, _: order[n % 2])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx, responder:
+        rx.bind(("127.0.0.1", 0))
+        rx.settimeout(0.2)
+        port = rx.getsockname()[1]
+        status, out, err = finish(bench.start(str(script), "--marker", f"127.0.0.1:{port}", "--transcribe"))
+        datagrams = []
+        while True:
+            try:
+                datagrams.append(rx.recv(2048))
+            except TimeoutError:
+                break
+    assert status == 0, err
+    (run_dir,) = run_dirs(bench.runs)
+    assert stat.S_IMODE(run_dir.stat().st_mode) == 0o700
+    events = check_log(run_dir, 2)
+    ended = {e.started_seq: e for e in of(events, UtteranceEnded)}
+    heard = of(events, AnswerHeard)
+    assert len(heard) == 2 and not of(events, NoAnswer)
+    for answer, (wav, played_onset) in zip(heard, responder.played, strict=True):
+        utterance = ended[answer.started_seq]
+        assert answer.onset_wall_ns > utterance.end_wall_ns
+        assert abs(answer.onset_wall_ns - played_onset) < 30_000_000  # the responder's own DAC onset
+        assert not answer.too_long and not answer.same_as_previous
+        played, played_rate = read_wav(wav)
+        assert abs(answer.duration_s - len(played) / played_rate) < 0.1
+        assert isinstance(answer.transcript, str)
+        path = run_dir / answer.path
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert sha256_file(path) == answer.sha256
+        samples, rate = read_wav(path)
+        assert rate == answer.sample_rate and answer.end_index < len(samples)
+    for utterance in ended.values():
+        assert utterance.end_wall_ns > utterance.onset_wall_ns and utterance.frames > 0
+    for started in of(events, UtteranceStarted):
+        assert sha256_file(run_dir / started.audio_path) == started.audio_sha256
+    markers = [decode_marker(d) for d in datagrams]
+    logged = of(events, MarkerSent)
+    assert len(markers) == len(logged) == 2
+    for marker, entry in zip(markers, logged, strict=True):
+        assert marker is not None and marker.run_id == run_dir.name
+        assert bytes.fromhex(entry.payload_hex) == datagrams[logged.index(entry)]
+        assert marker.onset_wall_ns == entry.onset_wall_ns and marker.seq == entry.started_seq
+        # the marker leaves with the first onset estimate; the logged one may be refined a little
+        assert abs(marker.onset_wall_ns - ended[marker.seq].onset_wall_ns) < 1_000_000
+    assert of(events, RunFinished)[0].answers == 2
+    manifest = read_manifest(run_dir)
+    assert manifest.status == "finished"
+    assert manifest.plan == ["tiny:weather/1#1", "tiny:weather/2#1"]
+    assert manifest.scripts[0].sha256 == sha256_file(script)
+
+
+def test_no_answer_is_retried(bench) -> None:
+    script = bench.script(persona_yaml(1, retries=1, timeout_s=0.8, texts=SHORT))
+    status, _, err = finish(bench.start(str(script)))  # nobody answers
+    assert status == 0, err
+    (run_dir,) = run_dirs(bench.runs)
+    events = check_log(run_dir, 1)
+    kinds = [e.event for e in events if e.event in {"utterance_started", "no_answer", "retry", "item_completed"}]
+    assert kinds == ["utterance_started", "no_answer", "retry", "utterance_started", "no_answer", "item_completed"]
+    tries = of(events, NoAnswer)
+    assert [(t.attempt, t.final) for t in tries] == [(1, False), (2, True)]
+    assert of(events, Retry)[0].attempt == 2
+
+
+def test_stop_phrase_after_a_repeated_or_too_long_answer(bench, answers: dict[str, Path]) -> None:
+    script = bench.script(persona_yaml(3, max_answer_s=1.5))
+    order = [answers["sunny"], answers["sunny"], answers["long"]]
+    with Responder(bench.lab, lambda n, _: order[n] if n < 3 else None) as responder:
+        status, _, err = finish(bench.start(str(script)))
+    assert status == 0, err
+    (run_dir,) = run_dirs(bench.runs)
+    events = check_log(run_dir, 3)
+    heard = of(events, AnswerHeard)
+    assert [(a.same_as_previous, a.too_long) for a in heard] == [(False, False), (True, False), (False, True)]
+    stops = of(events, StopSpoken)
+    assert [(s.plan_index, s.reason) for s in stops] == [(1, "repeated_answer"), (2, "too_long")]
+    assert all(s.onset_wall_ns > a.onset_wall_ns for s, a in zip(stops, heard[1:], strict=True))
+    assert any(h < STOP_PHRASE_MAX_S for h in responder.heard)  # the stop phrase reached the "Echo"
+
+
+def wait_for(run_dir_parent: Path, proc: subprocess.Popen, event: str, nth: int, timeout: float = 60) -> Path:
+    """Wait until the log of the (only) run holds ``nth`` events of kind ``event``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        dirs = run_dirs(run_dir_parent)
+        log = dirs[0] / "events.jsonl" if dirs else None
+        if log and log.exists():
+            kinds = [json.loads(line).get("event") for line in log.read_bytes().splitlines() if line.endswith(b"}")]
+            if kinds.count(event) >= nth:
+                return dirs[0]
+        time.sleep(0.01)
+    raise AssertionError(f"no {nth} x {event} within {timeout} s")
+
+
+def test_resume_after_kill_9_at_several_points(bench) -> None:
+    script = bench.script(persona_yaml(4, follow_up=True, timeout_s=0.5, texts=SHORT))
+    plan_items = 4
+    # mid-play of item 0; listening after item 1's follow-up ended; in the gap after item 2
+    kill_points = [("utterance_started", 1), ("utterance_ended", 3), ("item_completed", 3)]
+    proc = bench.start(str(script))
+    run_dir = None
+    prefix = b""
+    for event, nth in kill_points:
+        run_dir = wait_for(bench.runs, proc, event, nth)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        now = (run_dir / "events.jsonl").read_bytes()
+        assert now.startswith(prefix)  # nothing logged before was rewritten
+        prefix = now
+        proc = bench.resume(run_dir)
+    status, _, err = finish(proc)
+    assert status == 0, err
+    assert (run_dir / "events.jsonl").read_bytes().startswith(prefix)
+    events = check_log(run_dir, plan_items)
+    assert len(of(events, RunResumed)) == len(kill_points)
+    cuts = of(events, UtteranceCut)
+    assert cuts and {c.reason for c in cuts} == {"crash"}
+    assert cuts[0].plan_index == 0  # killed mid-play of the first utterance
+    started = {e.seq for e in of(events, UtteranceStarted)}
+    closed = [e.started_seq for e in events if isinstance(e, UtteranceEnded | UtteranceCut)]
+    assert sorted(closed) == sorted(started)  # every utterance either ended or was logged as cut
+    assert read_manifest(run_dir).status == "finished"
+    assert len(read_manifest(run_dir).segments) == len(kill_points) + 1
+
+
+def test_ctrl_c_finishes_the_utterance_and_resumes(bench) -> None:
+    script = bench.script(persona_yaml(2, timeout_s=0.5, texts=SHORT))
+    proc = bench.start(str(script))
+    run_dir = wait_for(bench.runs, proc, "utterance_started", 1)
+    proc.send_signal(signal.SIGINT)
+    status, out, err = finish(proc)
+    assert status == 130
+    assert f"--resume {run_dir}" in out
+    events = events_of(run_dir)
+    assert events[-1].event == "run_interrupted" and of(events, UtteranceEnded)  # the utterance was finished
+    assert not of(events, UtteranceCut)
+    assert read_manifest(run_dir).status == "interrupted"
+    status, _, err = finish(bench.resume(run_dir))
+    assert status == 0, err
+    check_log(run_dir, 2)
+
+
+def kill_pulse(lab) -> None:
+    pid = lab_status(lab.base).pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    while lab_status(lab.base).running:
+        time.sleep(0.01)
+
+
+def test_device_lost_mid_run_then_restored(bench, lab) -> None:
+    script = bench.script(persona_yaml(3))
+    proc = bench.start(str(script), "--device-wait", "30", listen=False)
+    try:
+        run_dir = wait_for(bench.runs, proc, "utterance_started", 2)
+        time.sleep(0.3)  # mid-play
+        kill_pulse(lab)
+        time.sleep(1.0)
+    finally:
+        lab_up(lab.base)
+    status, _, err = finish(proc)
+    assert status == 0, err
+    events = check_log(run_dir, 3)
+    lost, restored = of(events, DeviceLost), of(events, DeviceRestored)
+    assert lost and restored and lost[0].kind == "output" and lost[0].seq < restored[0].seq
+    cut = of(events, UtteranceCut)
+    assert cut and cut[0].reason == "device_lost" and cut[0].plan_index == 1
+    # the cut utterance was spoken again after the device came back
+    assert any(e.plan_index == 1 and e.seq > restored[0].seq for e in of(events, UtteranceEnded))
+
+
+def test_device_gone_exits_with_a_resumable_run(bench, lab) -> None:
+    script = bench.script(persona_yaml(2, texts=SHORT))
+    proc = bench.start(str(script), "--device-wait", "1.5", listen=False)
+    try:
+        run_dir = wait_for(bench.runs, proc, "utterance_started", 1)
+        kill_pulse(lab)
+        status, _, err = finish(proc)
+    finally:
+        lab_up(lab.base)
+    assert status == 1
+    # (ALSA may print its own complaints to stderr before it; the harness says one line)
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("harness: error: output device") and last.endswith(f"--resume {run_dir}")
+    assert "Traceback" not in err
+    events = events_of(run_dir)
+    stop = of(events, RunInterrupted)
+    assert stop and stop[-1].reason == "device_lost"
+    status, _, err = finish(bench.resume(run_dir))
+    assert status == 0, err
+    check_log(run_dir, 2)
+
+
+def test_an_unknown_device_is_one_line_and_no_run_directory(bench) -> None:
+    script = bench.script(persona_yaml(1))
+    env = {**os.environ, **bench.lab.env}
+    proc = harness_run([str(script), "--output-device", "no-such-speaker", "--runs-dir", str(bench.runs)], env,
+                       bench.root)  # fmt: skip
+    status, _, err = finish(proc)
+    assert status == 1
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("harness: error: no output device matches 'no-such-speaker'") and "harness_out" in last
+    assert not bench.runs.exists()
+
+
+def test_markers_land_in_the_run_capture(bench) -> None:
+    require_root()
+    require_tool("tcpdump")
+    dpkt = pytest.importorskip("dpkt")
+    script = bench.script(persona_yaml(2, texts=SHORT))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx:
+        rx.bind(("127.0.0.1", 0))
+        proc = bench.start(str(script), "--marker", f"127.0.0.1:{rx.getsockname()[1]}", "--capture", "lo",
+                           "--capture-device", "127.0.0.1", "--capture-tail", "0.3", listen=False)  # fmt: skip
+        status, _, err = finish(proc)
+    assert status == 0, err
+    (run_dir,) = run_dirs(bench.runs)
+    events = events_of(run_dir)
+    (stopped,) = of(events, CaptureStopped)
+    manifest = read_manifest(run_dir)
+    assert [f.sha256 for f in manifest.captures] == [f.sha256 for f in stopped.files] != []
+    found = {}
+    for entry in stopped.files:
+        path = run_dir / entry.path
+        assert sha256_file(path) == entry.sha256 and stat.S_IMODE(path.stat().st_mode) == 0o600
+        with open(path, "rb") as fh:
+            reader = dpkt.pcapng.Reader(fh) if fh.read(4) == b"\x0a\x0d\x0d\x0a" else None
+            fh.seek(0)
+            for ts, frame in reader or dpkt.pcap.UniversalReader(fh):
+                payload = bytes(frame)
+                at = payload.find(b"HRNS")
+                marker = decode_marker(payload[at:]) if at >= 0 else None
+                if marker is not None:
+                    found[marker.seq] = (marker, ts)
+    logged = of(events, MarkerSent)
+    assert sorted(found) == sorted(m.started_seq for m in logged) and len(logged) == 2
+    for entry in logged:
+        marker, ts = found[entry.started_seq]
+        assert marker.sent_wall_ns == entry.sent_wall_ns
+        assert abs(float(ts) * 1e9 - marker.sent_wall_ns) < 50e6  # the capture's clock is this host's

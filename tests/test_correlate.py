@@ -1,0 +1,100 @@
+"""Clock alignment, activation detection on the real Echo captures, background scoring, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from harness.cli.main import main
+from harness.correlate import detect_activations, fit_alignment, read_capture
+from harness.correlate.attribution import (
+    AttributionSettings,
+    background_intervals,
+    background_probability,
+    windows,
+)
+
+CAPTURES = {
+    # file: (device, packet-level onsets of the five upstream bursts, seconds from the first packet)
+    "tell_me_a_joke_5x30s.pcapng": ("192.168.86.40", [5.44, 54.92, 105.35, 160.48, 219.71]),
+    "what_is_the_weather_5x30s.pcapng": ("10.63.7.79", [2.17, 31.37, 63.33, 98.35, 128.13]),
+}
+
+
+def test_alignment_recovers_offset_and_drift():
+    rng = np.random.default_rng(7)
+    sent = 1_700_000_000 * 10**9 + np.sort(rng.integers(0, 3600 * 10**9, 200))
+    offset_s, drift_ppm = -2.5, 40.0
+    jitter = rng.exponential(0.002, len(sent))  # queueing only ever delays a marker
+    seen = sent + np.round(offset_s * 1e9 + drift_ppm * 1e-6 * (sent - sent.min()) + jitter * 1e9).astype(np.int64)
+    seen[::25] += 3 * 10**9  # a few markers stuck behind a burst for seconds
+    fit = fit_alignment(sent, seen)
+    assert fit.method == "markers" and fit.markers == len(sent)
+    assert fit.offset_s == pytest.approx(offset_s, abs=0.006)  # within the typical queueing delay
+    assert fit.drift_ppm == pytest.approx(drift_ppm, abs=1.0)
+    assert fit.jitter_p50_s < 0.005 and fit.jitter_max_s > 2.9
+    mapped = fit.to_capture_ns(sent[1:-1:25])
+    assert np.abs(mapped - seen[1:-1:25]).max() < 0.02e9
+
+
+def test_alignment_from_one_marker_is_an_offset():
+    fit = fit_alignment([10**18], [10**18 + 1_500_000_000])
+    assert fit.offset_s == pytest.approx(1.5) and fit.drift_ppm == 0
+    assert fit.to_capture_ns(10**18 + 10**9) == 10**18 + 2_500_000_000
+
+
+@pytest.mark.parametrize("name", sorted(CAPTURES))
+def test_five_activations_in_each_real_capture(echo_captures, name):
+    device, onsets = CAPTURES[name]
+    view = read_capture([echo_captures / name], device)
+    result = detect_activations(view)
+    found = [(a.onset_ns - view.first_ns) / 1e9 for a in result.activations]
+    assert len(found) == 5
+    assert np.abs(np.array(found) - onsets).max() < 0.05
+    assert all(a.bytes_up > 30_000 for a in result.activations)
+    assert all(a.end_ns - a.onset_ns < 12e9 for a in result.activations)
+
+
+def test_joke_answer_phase_joins_its_activation(echo_captures):
+    view = read_capture([echo_captures / "tell_me_a_joke_5x30s.pcapng"], "192.168.86.40")
+    result = detect_activations(view)
+    assert [a.bursts for a in result.activations] == [2] * 5  # request + the report ~6 s later
+    assert result.voice_source == "busiest" and result.voice_endpoints == ["52.94.227.146"]
+
+
+def test_activations_cli_json(echo_captures, capsys):
+    path = echo_captures / "what_is_the_weather_5x30s.pcapng"
+    assert main(["activations", str(path), "--device", "10.63.7.79", "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert len(doc["activations"]) == 5 and doc["threshold"] > 0
+    first = doc["activations"][0]
+    assert first["onset"] == pytest.approx(1540286788.5296, abs=1e-3) and first["endpoints"] == ["52.46.136.99"]
+    assert doc["warnings"]  # the voice endpoint has no name in this capture
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert main(["activations", str(tmp_path / "missing.pcap"), "--device", "10.0.0.1"]) == 1
+    assert "missing.pcap" in capsys.readouterr().err
+    assert main(["correlate", str(tmp_path)]) == 1
+    assert "events.jsonl" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["correlate", str(tmp_path), "--clock-offset", "soon"])
+    assert exc.value.code == 2
+
+
+def test_periodic_background_fills_every_window():
+    second = 10**9
+    beats = np.arange(0, 100 * second, 5 * second)  # every 5 s
+    assert background_probability(beats, [(0, 100 * second)], 5 * second) == pytest.approx(1.0, abs=0.06)
+    p = background_probability(beats, [(0, 100 * second)], 1 * second)
+    assert 0.15 < p < 0.3  # a 1 s window holds a 5 s beat one time in five
+    assert background_probability(np.array([], np.int64), [(0, 100 * second)], 5 * second) < 0.03
+
+
+def test_windows_end_at_the_next_onset_or_the_cap():
+    settings = AttributionSettings(max_window_s=10, lead_s=0)
+    starts, ends = windows([0, 4 * 10**9, 40 * 10**9], settings)
+    assert list(ends) == [4 * 10**9, 14 * 10**9, 50 * 10**9]
+    assert background_intervals((0, 60 * 10**9), starts, ends) == [(14 * 10**9, 40 * 10**9), (50 * 10**9, 60 * 10**9)]

@@ -1,0 +1,292 @@
+"""Attribution on a run built for real: events written with the bench's EventLog, traffic made
+on loopback and captured by tcpdump, names served by a local DNS resolver.
+
+The "device" is 127.0.66.1. After each utterance onset it streams a request to its voice endpoint
+(127.0.66.10, TLS SNI avs-alexa-na.amazon.com), looks up its skill's host at the resolver
+(127.0.66.20:53) and talks to it (skill A: 127.0.66.2, skill B: 127.0.66.3 with a hostile SNI);
+throughout, a periodic UDP heartbeat goes to 127.0.66.4. Sync markers go from 127.0.66.8.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import require_root, require_tool
+from test_report_html import chromium_dom
+
+from harness.bench.clock import ClockStatus
+from harness.bench.events import CaptureFileInfo, EventLog
+from harness.bench.manifest import (
+    ClockInfo,
+    DeviceInfo,
+    Manifest,
+    Settings,
+    host_info,
+    write_manifest,
+)
+from harness.bench.markers import Marker, encode_marker
+from harness.capture import start_capture
+from harness.correlate import (
+    AttributionSettings,
+    correlate_run,
+    read_analysis,
+    write_analysis,
+)
+from harness.net import synth
+from harness.report import write_report
+
+DEVICE = "127.0.66.1"
+RESOLVER = ("127.0.66.20", 53)
+VOICE = ("127.0.66.10", 443)
+HEARTBEAT = ("127.0.66.4", 8125)
+HOSTILE_SNI = "<script>alert(1)</script>\"'.test"
+SKILLS = {
+    "weather": ("Wëather ☂", "api.weather-skill.test", "127.0.66.2", "api.weather-skill.test"),
+    "evil": ("<script>document.title='pwned'</script> \"quoted\" 日本", "api.evil-skill.test", "127.0.66.3", HOSTILE_SNI),
+}
+ORDER = ["weather", "evil", "weather", "evil"]
+LEAD_S, SPACING_S, TAIL_S, WINDOW_S = 6.0, 3.0, 6.0, 2.5
+
+
+class Servers:
+    """Local endpoints: a DNS resolver, TCP sinks that answer every read, UDP sinks."""
+
+    def __init__(self, names: dict[str, str]) -> None:
+        self.stop = threading.Event()
+        self.socks: list[socket.socket] = []
+        self.threads: list[threading.Thread] = []
+        dns = self._udp(RESOLVER)
+        self._spawn(self._resolve, dns, names)
+        for address in [VOICE, *((ip, 443) for _, _, ip, _ in SKILLS.values())]:
+            self._spawn(self._accept, self._tcp(address))
+        for address in (HEARTBEAT, ("127.0.66.9", 9999)):
+            self._spawn(self._drain, self._udp(address))
+
+    def _udp(self, address) -> socket.socket:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(address)
+        s.settimeout(0.2)
+        self.socks.append(s)
+        return s
+
+    def _tcp(self, address) -> socket.socket:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(address)
+        s.listen()
+        s.settimeout(0.2)
+        self.socks.append(s)
+        return s
+
+    def _spawn(self, fn, *args) -> None:
+        t = threading.Thread(target=fn, args=args, daemon=True)
+        t.start()
+        self.threads.append(t)
+
+    def _resolve(self, sock: socket.socket, names: dict[str, str]) -> None:
+        while not self.stop.is_set():
+            try:
+                query, peer = sock.recvfrom(512)
+            except TimeoutError:
+                continue
+            ident = struct.unpack_from("!H", query)[0]
+            labels, pos = [], 12
+            while query[pos]:
+                labels.append(query[pos + 1 : pos + 1 + query[pos]].decode())
+                pos += 1 + query[pos]
+            name = ".".join(labels)
+            sock.sendto(synth.dns_response(name, [(name, "A", names[name])], ident), peer)
+
+    def _accept(self, listener: socket.socket) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            self._spawn(self._answer, conn)
+
+    def _answer(self, conn: socket.socket) -> None:
+        conn.settimeout(0.2)
+        with conn:
+            while not self.stop.is_set():
+                try:
+                    data = conn.recv(65536)
+                    if data:
+                        conn.sendall(b"k" * 64)
+                except TimeoutError:
+                    continue
+                except OSError:  # the device closed first (reset): this conversation is over
+                    return
+                if not data:
+                    return
+
+    def _drain(self, sock: socket.socket) -> None:
+        while not self.stop.is_set():
+            try:
+                sock.recvfrom(65536)
+            except TimeoutError:
+                continue
+
+    def close(self) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=2)
+        for s in self.socks:
+            s.close()
+
+
+def _connect(address) -> socket.socket:
+    s = socket.create_connection(address, timeout=2, source_address=(DEVICE, 0))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def _lookup(name: str) -> str:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((DEVICE, 0))
+        s.settimeout(2)
+        s.sendto(synth.dns_query(name), RESOLVER)
+        answer = s.recv(512)
+    return socket.inet_ntoa(answer[-4:])
+
+
+def _heartbeat(stop: threading.Event) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((DEVICE, 0))
+        while not stop.wait(0.8):
+            s.sendto(b"hb" * 60, HEARTBEAT)
+
+
+def _utterance(log: EventLog, marker_sock: socket.socket, voice: socket.socket, index: int, skill: str) -> None:
+    name, host, _, sni = SKILLS[skill]
+    common = {"plan_index": index, "persona_id": "loop", "skill_id": skill, "utterance_id": f"{skill}/{index}"}
+    started = log.emit("utterance_started", **common, skill_name=name, text=f"Alexa, ask {name}", audio_path="speech/x.wav",
+                       audio_sha256="0" * 64, duration_s=0.5, cache_hit=True, device="lo")  # fmt: skip
+    onset = time.time_ns()
+    marker = Marker(log.run_id, started.seq, onset, time.time_ns(), index, 1, 0)
+    payload = encode_marker(marker)
+    marker_sock.sendto(payload, ("127.0.66.9", 9999))
+    log.emit("marker_sent", **common, started_seq=started.seq, destination="127.0.66.9:9999", onset_wall_ns=onset,
+             sent_wall_ns=marker.sent_wall_ns, payload_hex=payload.hex())  # fmt: skip
+    for _ in range(24):  # the request streamed to the voice service for as long as it is spoken
+        voice.sendall(b"v" * 1250)
+        time.sleep(0.05)
+    log.emit("utterance_ended", **common, started_seq=started.seq, onset_wall_ns=onset, end_wall_ns=onset + 500_000_000,
+             onset_mono_ns=0, end_mono_ns=500_000_000, latency_s=0.0, device="lo", sample_rate=22050, frames=11025,
+             backend="loopback")  # fmt: skip
+    address = _lookup(host)
+    with _connect((address, 443)) as s:
+        s.sendall(synth.client_hello(sni))
+        s.recv(64)
+        s.sendall(b"q" * 400)
+        s.recv(64)
+
+
+@pytest.fixture(scope="module")
+def loop_run(tmp_path_factory) -> Path:
+    require_root()
+    require_tool("tcpdump")
+    run_dir = tmp_path_factory.mktemp("run")
+    names = {host: ip for _, host, ip, _ in SKILLS.values()}
+    servers = Servers(names)
+    stop = threading.Event()
+    capture = start_capture("lo", run_dir / "capture", bpf="net 127.0.66.0/24")
+    beat = threading.Thread(target=_heartbeat, args=(stop,), daemon=True)
+    try:
+        beat.start()
+        with EventLog(run_dir / "events.jsonl", "loop-run") as log, _connect(VOICE) as voice, \
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as marker_sock:  # fmt: skip
+            marker_sock.bind(("127.0.66.8", 0))
+            voice.sendall(synth.client_hello("avs-alexa-na.amazon.com"))
+            log.emit("run_started", harness_version="test", personas=["loop"], plan_items=len(ORDER), seeds={"loop": None},
+                     backend="loopback", output_device="lo", input_device=None, marker="127.0.66.9:9999")  # fmt: skip
+            start = time.monotonic()
+            for i, skill in enumerate(ORDER):
+                time.sleep(max(0.0, start + LEAD_S + i * SPACING_S - time.monotonic()))
+                _utterance(log, marker_sock, voice, i, skill)
+            time.sleep(max(0.0, start + LEAD_S + len(ORDER) * SPACING_S + TAIL_S - time.monotonic()))
+    finally:
+        stop.set()
+        beat.join()
+        files = capture.stop(tail_s=0.3)
+        servers.close()
+    infos = [CaptureFileInfo(path=str(f.path.relative_to(run_dir)), sha256=f.sha256, bytes=f.bytes, interface=f.interface,
+                             started_ns=f.started_ns, stopped_ns=f.stopped_ns) for f in files]  # fmt: skip
+    now = time.time_ns()
+    write_manifest(run_dir, Manifest(
+        run_id="loop-run", status="finished", created_wall_ns=now, updated_wall_ns=now, host=host_info(), versions={},
+        scripts=[], plan=[f"loop:{s}/{i}" for i, s in enumerate(ORDER)], backend="loopback",
+        output_device=DeviceInfo(spec="lo", name="lo"), input_device=None,
+        settings=Settings(retries=None, marker="127.0.66.9:9999", transcribe=False, capture="lo", capture_device=DEVICE,
+                          capture_tail_s=0.3, device_wait_s=1.0),
+        clock=ClockInfo(status=ClockStatus(source="unknown")), captures=infos,
+    ))  # fmt: skip
+    result = correlate_run(run_dir, settings=AttributionSettings(max_window_s=WINDOW_S))
+    write_analysis(run_dir, result)
+    return run_dir
+
+
+@pytest.mark.root
+def test_markers_align_loopback_clocks(loop_run):
+    summary, _ = read_analysis(loop_run)
+    clock = summary["clock"]
+    assert clock["method"] == "markers" and clock["markers"] == len(ORDER)
+    assert abs(clock["offset_s"]) < 0.05  # one host, one clock: only the send-to-capture delay is left
+
+
+@pytest.mark.root
+def test_every_utterance_has_its_activation(loop_run):
+    summary, tables = read_analysis(loop_run)
+    u = tables["utterances"]
+    assert len(u) == len(ORDER) and u["activation"].all()
+    assert summary["counts"]["activations"] == len(ORDER)
+    assert summary["activations"]["voice_endpoints"] == ["avs-alexa-na.amazon.com"]
+    assert ((u["activation_lag_s"] > -0.3) & (u["activation_lag_s"] < 0.5)).all()
+
+
+@pytest.mark.root
+def test_attribution_matches_what_each_skill_contacted(loop_run):
+    _, tables = read_analysis(loop_run)
+    u = tables["utterances"]
+    for row in u.itertuples():
+        expected = SKILLS[row.skill_id][3]
+        assert expected in list(row.endpoints), (row.skill_id, list(row.endpoints))
+        other = SKILLS["evil" if row.skill_id == "weather" else "weather"][3]
+        assert other not in list(row.endpoints)
+        assert "127.0.66.4" not in list(row.endpoints)  # the heartbeat is background
+    e = tables["endpoints"]
+    hits = {(r.skill_id, r.endpoint) for r in e[e["attributed"]].itertuples()}
+    assert ("weather", "api.weather-skill.test") in hits and ("evil", HOSTILE_SNI) in hits
+    assert ("weather", HOSTILE_SNI) not in hits and ("evil", "api.weather-skill.test") not in hits
+    beat = e[e["endpoint"] == "127.0.66.4"]
+    assert len(beat) == 2 and (beat["contacted"] == beat["utterances"]).all()  # in every window...
+    assert not beat["attributed"].any() and (beat["background_rate"] > 0.8).all()  # ...and in the background too
+    assert {"127.0.66.9", "127.0.66.20"}.isdisjoint(set(e["endpoint"]))  # markers and DNS are not contacts
+
+
+@pytest.mark.root
+def test_analysis_files_are_written(loop_run):
+    folder = loop_run / "analysis"
+    for name in ("utterances", "endpoints", "activations", "contacts"):
+        csv = pd.read_csv(folder / f"{name}.csv")
+        assert len(csv) == len(pd.read_parquet(folder / f"{name}.parquet"))
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["counts"]["utterances"] == len(ORDER)
+
+
+@pytest.mark.root
+def test_report_of_hostile_run_runs_no_script(loop_run, tmp_path):
+    path = write_report(loop_run, tmp_path / "report.html")
+    text = path.read_text()
+    assert "<script>" not in text.lower().replace("&lt;script&gt;", "")
+    dom = chromium_dom(path)
+    assert "pwned" not in dom.split("</title>")[0]
+    assert "&lt;script&gt;document.title='pwned'&lt;/script&gt;" in dom or "&lt;script&gt;document.title=" in dom
+    assert "Wëather ☂" in dom and "日本" in dom
