@@ -33,7 +33,7 @@ import numpy as np
 from harness.audio import Capture, lab_status, open_backend, resolve_device
 from harness.audio.align import find_sound
 from harness.audio.clock import settled
-from harness.wav import read_wav
+from harness.wav import read_wav, write_wav
 
 WORDS = ("what time is it", "play some jazz", "ask fitbit how many steps I took", "set a timer for ten minutes",
          "what is the weather in Boston", "tell me a joke", "turn off the kitchen lights",
@@ -50,6 +50,11 @@ def synthesise(n: int, folder: Path) -> list[Path]:
         path = folder / f"u{i:03d}.wav"
         subprocess.run(["espeak-ng", "-v", "en-us", "-s", str(rng.choice((150, 175, 200))), "-w", str(path), text],
                        check=True)
+        # Trim the edge silence (as the speech stage does) so each sound's first and last half
+        # second is voice, which cross-correlation can place.
+        samples, rate = read_wav(path)
+        loud = np.flatnonzero(np.abs(samples) > 0.01)
+        write_wav(path, samples[loud[0] : loud[-1] + 1], rate)
         paths.append(path)
     return paths
 

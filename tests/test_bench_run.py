@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pytest
 from conftest import require_root, require_tool
@@ -44,6 +45,7 @@ from harness.bench.events import (
     UtteranceCut,
     UtteranceEnded,
     UtteranceStarted,
+    events_json_schema,
     read_events,
 )
 from harness.bench.manifest import read_manifest
@@ -225,7 +227,12 @@ def of(events: list, kind: type) -> list:
 
 
 def check_log(run_dir: Path, plan_items: int) -> list:
-    """Every line validates, seqs strictly increase, every item completed exactly once."""
+    """Every line validates (models and exported JSON Schema), seqs strictly increase, every item
+    completed exactly once."""
+    validator = jsonschema.Draft202012Validator(events_json_schema())
+    for line in (run_dir / "events.jsonl").read_text().splitlines():
+        if line.strip():
+            validator.validate(json.loads(line))
     events = events_of(run_dir)
     seqs = [e.seq for e in events]
     assert seqs == sorted(set(seqs))

@@ -6,17 +6,18 @@ import argparse
 import csv
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from harness.ads import Options, Rates, analyse, load_files, load_rates, read_runs, write_report
-from harness.ads.currency import currency_code
-from harness.ads.result import AdsResult, CpmComparison
 from harness.cli.console import out, warn
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from harness.ads.result import AdsResult, CpmComparison
 
 CSV_FIELDS = [
     "persona", "control", "bidder", "n", "n_control", "median_cpm", "median_cpm_control", "mean_cpm",
@@ -41,6 +42,8 @@ def _bounded(kind: Callable[[str], float], low: float, high: float | None, name:
 
 def _currency(text: str) -> str:
     try:
+        from harness.ads.currency import currency_code
+
         return currency_code(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
@@ -72,6 +75,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here: the statistics and plotting stack would slow every `harness` start.
+    from harness.ads import Options, Rates, analyse, load_files, load_rates, read_runs, write_report
+
     rates = load_rates(args.rates, args.currency) if args.rates else Rates(target=args.currency)
     data = load_files(args.files, rates, strict=args.strict)
     if not (data.bids or data.audio_ads or data.interests):

@@ -8,24 +8,20 @@ import json
 import math
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from pydantic import ValidationError
 from rich.table import Table
 from rich.text import Text
 
-from harness.ads.result import AdsResult
 from harness.cli.console import out, warn
-from harness.correlate import (
-    correlate_run,
-    detect_activations,
-    read_analysis,
-    read_capture,
-    write_analysis,
-)
 from harness.errors import HarnessError, InputError
-from harness.net.addresses import parse_address
-from harness.report import summary_renderable, write_report
+
+if TYPE_CHECKING:
+    from harness.ads.result import AdsResult
+
+# The analysis stack (pandas, scipy, matplotlib) is imported inside the commands: importing it
+# here would slow every `harness` start by seconds.
 
 
 def _seconds(text: str) -> float:
@@ -81,6 +77,11 @@ def _utc(seconds: float) -> str:
 
 
 def run_activations(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from harness.correlate import detect_activations, read_capture
+    from harness.net.addresses import parse_address
+
     parse_address(args.device)
     view = read_capture(args.pcaps, args.device)
     result = detect_activations(view)
@@ -110,6 +111,10 @@ def run_activations(args: argparse.Namespace) -> int:
 
 
 def run_correlate(args: argparse.Namespace) -> int:
+    from harness.correlate import correlate_run, read_analysis, write_analysis
+    from harness.net.addresses import parse_address
+    from harness.report import summary_renderable
+
     if args.device:
         parse_address(args.device)
     run_dir = Path(args.run_dir)
@@ -124,6 +129,8 @@ def run_correlate(args: argparse.Namespace) -> int:
 
 
 def _ads(path: str) -> AdsResult:
+    from harness.ads.result import AdsResult
+
     try:
         return AdsResult.model_validate_json(Path(path).read_bytes())
     except OSError as exc:
@@ -134,6 +141,9 @@ def _ads(path: str) -> AdsResult:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    from harness.correlate import correlate_run, read_analysis, write_analysis
+    from harness.report import summary_renderable, write_report
+
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise HarnessError(f"{run_dir}: not a directory")

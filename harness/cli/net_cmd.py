@@ -7,16 +7,19 @@ import io
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from rich.table import Table
 
-from harness.classify import classify_name
 from harness.cli.console import out, warn
 from harness.errors import HarnessError
 from harness.files import atomic_write_bytes
-from harness.net import device_endpoints, read_traffic
-from harness.net.addresses import parse_address
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# The reader and classifier (numpy, pandas, filter lists) are imported inside the functions:
+# importing them here would slow every `harness` start.
 
 FIELDS = [
     "name", "registrable_domain", "organization", "party", "category", "ad_or_tracking",
@@ -41,6 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def endpoint_rows(flows: pd.DataFrame) -> list[dict]:
     """Endpoint dicts with classification fields, busiest first."""
+    from harness.classify import classify_name
+    from harness.net import device_endpoints
+
     rows = []
     for ep in device_endpoints(flows).to_dict("records"):
         c = classify_name(ep["name"])
@@ -78,6 +84,11 @@ def write_flows(flows: pd.DataFrame, path: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from harness.net import read_traffic
+    from harness.net.addresses import parse_address
+
     if args.device:
         parse_address(args.device)
     if args.flows and Path(args.flows).suffix not in (".parquet", ".csv"):
