@@ -1,38 +1,59 @@
 """Accuracy of activation detection and endpoint attribution against ground truth, beside a
 naive baseline (every endpoint contacted within a fixed window after an onset belongs to it).
 
-Two sources of runs with truth:
+Default: real runs through the digital twin, one per background level. Each level is a twin
+configuration written into a temporary folder (the shipped one with its background schedule
+replaced, and its own loopback addresses so it can run beside a demo or the tests); the persona
+is the demo's (``--script``) with every utterance repeated (``--repeats``, shuffled) and short
+answer limits. The twin runs ``--quiet`` seconds before the first utterance and after the last
+(background only), in a private virtual lab started here. Each run is correlated and scored
+against its ``truth.jsonl``.
 
-- ``RUN_DIR...``: bench run directories with the digital twin's ``truth.jsonl`` (records read:
-  ``wake`` with ``seq`` and ``wall_ns``; ``flow`` with ``cause`` {``kind``, ``request_seq``},
-  ``purpose``, ``endpoint``, ``app``, ``first_ns``). A wake belongs to the latest utterance whose
-  onset (capture clock) precedes it; the first voice flow of a wake is the true activation.
-- ``--synthetic`` (default when no RUN_DIR is given): scenes generated here, written as real
-  pcap files (Ethernet/IPv4/TCP/UDP, DNS answers, TLS ClientHellos) plus an events.jsonl
-  written with the bench's EventLog and a truth.jsonl in the twin's format, at several
-  background levels.
-  The bench clock is offset (+0.8 s) and drifting (+30 ppm) against the capture clock, with
-  sync markers in the capture.
+- ``low``: the shipped background (device metrics ~20 s, HTTPS time ~30 s, NTP ~60 s, the voice
+  keep-alive ~15 s);
+- ``high``: device metrics ~8 s and seven more endpoints with wide jitter, two of which are also
+  contacted because of requests (the metrics event ``unagi-na.amazon.com``, Fitbit's tracker).
+
+Other sources of runs with truth:
+
+- ``RUN_DIR...``: score existing twin run directories (``truth.jsonl`` records read: ``wake``
+  with ``seq``, ``wall_ns`` (``segment_onset_ns`` for a follow-up heard without the wake word);
+  ``flow`` with ``cause`` {``kind``, ``request_seq``}, ``purpose``, ``endpoint``, ``app``,
+  ``first_ns``). A wake belongs to the latest utterance whose onset precedes it; the first voice
+  flow of a wake is the true activation.
+- ``--synthetic``: scenes generated here in seconds, without the lab, written as real pcap
+  files (Ethernet/IPv4/TCP/UDP, DNS answers, TLS ClientHellos) plus an events.jsonl written with
+  the bench's EventLog and a truth.jsonl in the twin's format. Unlike twin runs, the bench clock
+  is offset (+0.8 s) and drifting (+30 ppm) against the capture clock with sync markers in the
+  capture, the voice connection predates the capture (no name), and some requests have a second
+  upload phase. Levels: ``low`` two periodic Amazon endpoints; ``high`` nine background
+  endpoints, periodic and Poisson, one rare (mean 300 s: chance coincidences); ``overlap``
+  endpoints that are both caused and background (unagi every ~12 s, a skill's tracker at random).
 
 Voice endpoints are scored by the activation figures; attribution is scored on the other
-endpoints (what a skill made the device contact). Every request is followed by a metrics event
-to unagi-na.amazon.com. Levels: ``low`` two periodic Amazon endpoints; ``high`` nine background
-endpoints, periodic and Poisson, one rare (mean 300 s: chance coincidences); ``overlap`` endpoints
-that are both caused and background (unagi every ~12 s, a skill's tracker at random, mean 40 s).
+endpoints (what a skill made the device contact), as (utterance, endpoint) pairs.
 
-    python benchmarks/correlate_accuracy.py [--synthetic] [--seed 1] [--utterances 40] [RUN_DIR...]
+    python benchmarks/correlate_accuracy.py [--quick] [--levels low high] [--repeats 3] [--quiet 45]
+    python benchmarks/correlate_accuracy.py --synthetic [--seed 1] [--scenes 3] [--utterances 30]
+    python benchmarks/correlate_accuracy.py RUN_DIR... [--details]
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
 import sys
 import tempfile
+import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import yaml
+from rich.console import Console
 
 from harness.bench.events import EventLog
 from harness.bench.markers import Marker, encode_marker
@@ -41,6 +62,20 @@ from harness.correlate.capture import read_capture
 from harness.jsonl import read_jsonl
 from harness.net import synth
 
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "utterances" / "demo.yaml"
+# The twin's own loopback addresses, apart from the shipped ones (127.0.0.2, 127.0.1-3.x).
+TWIN_NETWORK = {"device": "127.0.7.2", "resolver": "127.0.7.53", "platform_pool": "127.0.8.0/24", "vendor_pool": "127.0.9.0/24"}
+# Extra background of the twin's "high" level, on top of the shipped schedule (device metrics every ~8 s instead of ~20 s).
+TWIN_HIGH = [
+    {"name": "api.amazonalexa.com", "every_s": 12, "jitter_s": 8, "first_s": 3, "purpose": "platform"},
+    {"name": "msh.amazon.com", "every_s": 10, "jitter_s": 6, "first_s": 4, "purpose": "metrics", "bytes_up": 2000},
+    {"name": "d3p8zr0ffa9t17.cloudfront.net", "every_s": 25, "jitter_s": 15, "first_s": 6, "purpose": "update", "bytes_down": 20000},
+    {"name": "spectrum.s3.amazonaws.com", "every_s": 40, "jitter_s": 30, "first_s": 11, "purpose": "update"},
+    {"name": "softwareupdates.amazon.com", "every_s": 90, "jitter_s": 60, "first_s": 30, "purpose": "update"},
+    {"name": "unagi-na.amazon.com", "every_s": 30, "jitter_s": 20, "first_s": 8, "purpose": "metrics"},
+    {"name": "b.scorecardresearch.com", "every_s": 45, "jitter_s": 30, "first_s": 15, "purpose": "metrics", "bytes_up": 600},
+]  # fmt: skip
 DEVICE, GATEWAY, BENCH, RESOLVER = "10.0.0.2", "10.0.0.1", "10.0.0.5", "10.0.0.1"
 DEV_MAC, GW_MAC, BENCH_MAC = "02:00:00:00:00:02", "02:00:00:00:00:01", "02:00:00:00:00:05"
 OFFSET_NS, DRIFT = 800_000_000, 30e-6
@@ -180,6 +215,57 @@ def _flow(cause: dict, purpose: str, name: str, first_ns: int) -> dict:
     return {"record": "flow", "cause": cause, "purpose": purpose, "endpoint": name, "app": "tls", "first_ns": first_ns}
 
 
+def twin_config(folder: Path, level: str, seed: int) -> Path:
+    """The shipped twin configuration with this level's background and the benchmark's addresses."""
+    from harness.twin.config import DEFAULT_CONFIG
+
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    config["seed"] = seed
+    config["network"].update(TWIN_NETWORK)
+    if level == "high":
+        for item in config["background"]:
+            if item["name"] == "device-metrics-us.amazon.com":
+                item.update(every_s=8, jitter_s=4)
+        config["background"] += TWIN_HIGH
+    path = folder / f"twin-{level}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def bench_persona(folder: Path, script: Path, repeats: int, seed: int) -> Path:
+    """``script`` with every utterance spoken ``repeats`` times (shuffled) and short answer limits."""
+    data = yaml.safe_load(script.read_text())
+    data["persona"]["id"] = f"{data['persona']['id']}-accuracy"
+    data["session"] = {"gap_s": 2, "max_answer_s": 8, "answer_timeout_s": 6, "retries": 0, "repeats": repeats,
+                       "order": "shuffled", "seed": seed}  # fmt: skip
+    path = folder / "persona.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def twin_runs(folder: Path, levels: list[str], script: Path, repeats: int, quiet_s: float, seed: int) -> dict[str, Path]:
+    """One twin run per level in a private lab; returns the run directories."""
+    from harness.audio.lab import lab_down, lab_up
+    from harness.bench.options import RunOptions
+    from harness.twin.session import run_with_twin
+
+    persona = bench_persona(folder, script, repeats, seed)
+    lab = lab_up(folder / "lab")
+    os.environ.update({**lab.environment(), "HARNESS_LAB_DIR": str(lab.base)})
+    runs = {}
+    try:
+        for level in levels:
+            options = RunOptions(scripts=[persona], runs_dir=folder / "runs", capture_tail_s=quiet_s)
+            result = run_with_twin(options, Console(file=io.StringIO()), twin_config(folder, level, seed), quiet_s)
+            if result.status != 0:
+                raise SystemExit(f"the {level} twin run failed (status {result.status}): {result.run_dir}")
+            print(f"# {level}: twin run of {result.seconds:.0f} s in {result.run_dir}", file=sys.stderr, flush=True)
+            runs[level] = result.run_dir
+    finally:
+        lab_down(lab.base)
+    return runs
+
+
 def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
     p = tp / (tp + fp) if tp + fp else 1.0
     r = tp / (tp + fn) if tp + fn else 1.0
@@ -188,7 +274,9 @@ def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
 
 def evaluate(run: Path, pcaps: list[str] | None, device: str | None) -> dict:
     truth = list(read_jsonl(run / "truth.jsonl"))
-    wakes = {r["seq"]: r["wall_ns"] for r in truth if r.get("record") == "wake" and r.get("wall_ns") is not None}
+    # a follow-up heard without the wake word has no wake time: its speech onset stands in
+    wakes = {r["seq"]: r.get("wall_ns") or r.get("segment_onset_ns") for r in truth if r.get("record") == "wake"}
+    wakes = {seq: ns for seq, ns in wakes.items() if ns is not None}
     flows = [r for r in truth if r.get("record") == "flow"]
     result = correlate_run(run, pcaps, device=device)
     onsets = result.utterances["onset_capture"].to_numpy() * 1e9
@@ -227,7 +315,10 @@ def evaluate(run: Path, pcaps: list[str] | None, device: str | None) -> dict:
     def score(pred: set) -> tuple[float, float, float]:
         return _prf(len(pred & truth_pairs), len(pred - truth_pairs), len(truth_pairs - pred))
 
-    return {"activation": act, "onset_errors": errors, "ours": score(ours), "naive": score(naive), "background_s": result.background_s}
+    skill_of = result.utterances["skill_id"].tolist()
+    errors_by = Counter((kind, skill_of[i], e) for kind, pairs in (("FP", ours - truth_pairs), ("FN", truth_pairs - ours)) for i, e in pairs)
+    return {"activation": act, "onset_errors": errors, "ours": score(ours), "naive": score(naive),
+            "background_s": result.background_s, "errors": errors_by}  # fmt: skip
 
 
 def _row(label: str, runs: list[dict]) -> str:
@@ -243,32 +334,62 @@ def _row(label: str, runs: list[dict]) -> str:
     )
 
 
+def _details(runs: list[dict]) -> None:
+    """Attribution errors per (kind, skill, endpoint), summed over ``runs``."""
+    total = sum((r["errors"] for r in runs), Counter())
+    for (kind, skill, endpoint), n in sorted(total.items()):
+        print(f"    {kind} {n:>3}  {skill:<12} {endpoint}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", nargs="*", metavar="RUN_DIR", help="run directories with truth.jsonl (twin runs)")
+    parser.add_argument("runs", nargs="*", metavar="RUN_DIR", help="score these twin run directories (no new runs)")
     parser.add_argument("--device", default=None, help="device address of the given runs (default: the manifest's)")
-    parser.add_argument("--synthetic", action="store_true", help="also score generated scenes (default without RUN_DIR)")
+    parser.add_argument("--levels", nargs="+", default=["low", "high"], choices=["low", "high"], help="twin background levels")
+    parser.add_argument("--script", type=Path, default=DEMO, help="persona whose utterances are repeated (default: the demo)")
+    parser.add_argument("--repeats", type=int, default=3, help="passes through the persona per twin run (default 3)")
+    parser.add_argument("--quiet", type=float, default=45.0, help="background-only seconds before and after (default 45)")
+    parser.add_argument("--quick", action="store_true", help="one pass, 30 s quiet: about 3 min per level")
+    parser.add_argument("--keep", type=Path, metavar="DIR", help="leave the twin runs in DIR (default: deleted)")
+    parser.add_argument("--details", action="store_true", help="list attribution errors per skill and endpoint")
+    parser.add_argument("--synthetic", action="store_true", help="score generated scenes instead (no lab; seconds)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--scenes", type=int, default=3, help="synthetic scenes per background level")
     parser.add_argument("--utterances", type=int, default=30, help="utterances per synthetic scene")
     args = parser.parse_args()
+    if args.quick:
+        args.repeats, args.quiet = 1, 30.0
     header = (
         f"{'level':<10} {'act P':>6} {'act R':>6} {'act F1':>6}   {'on p50':>6} {'on p95':>6}"
         f"   {'att P':>6} {'att R':>6} {'att F1':>6}   {'nv P':>6} {'nv R':>6} {'nv F1':>6}"
     )
     print(f"onset error in ms (|detected - true upload start|); naive = every endpoint within {NAIVE_WINDOW_S:g} s after the onset")
-    print(header)
-    for run in args.runs:
-        r = evaluate(Path(run), None, args.device)  # captures from the run's manifest
-        print(_row(Path(run).name[:10], [r]))
-    if args.synthetic or not args.runs:
-        with tempfile.TemporaryDirectory() as tmp:
+    print(header, flush=True)
+
+    def show(label: str, results: list[dict]) -> None:
+        print(_row(label, results) + f"   (background {np.mean([r['background_s'] for r in results]):.0f} s/run)", flush=True)
+        if args.details:
+            _details(results)
+
+    if args.runs:
+        for run in args.runs:
+            show(Path(run).name[:10], [evaluate(Path(run), None, args.device)])  # captures from the run's manifest
+        return 0
+    with tempfile.TemporaryDirectory(prefix="correlate-accuracy-") as tmp:
+        if args.synthetic:
             for level in LEVELS:
                 results = []
                 for k in range(args.scenes):
                     run = make_scene(Path(tmp), level, args.utterances, args.seed * 100 + k)
                     results.append(evaluate(run, [str(run / "capture" / "scene.pcap")], DEVICE))
-                print(_row(level, results) + f"   (background {np.mean([r['background_s'] for r in results]):.0f} s/scene)")
+                show(level, results)
+            return 0
+        folder = args.keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        began = time.monotonic()
+        for level, run in twin_runs(folder, args.levels, args.script, args.repeats, args.quiet, args.seed).items():
+            show(level, [evaluate(run, None, None)])
+        print(f"# {time.monotonic() - began:.0f} s in all", file=sys.stderr)
     return 0
 
 

@@ -46,6 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--capture-device", metavar="ADDR", help="the speaker's address, to filter the capture")
     p.add_argument("--capture-tail", type=_positive, default=2.0, metavar="S",
                    help="keep capturing S seconds after the last answer (default 2)")  # fmt: skip
+    p.add_argument("--quiet-lead", type=_positive, default=0.0, metavar="S",
+                   help="with --twin: capture S seconds of background before the first utterance (default 0)")  # fmt: skip
     p.add_argument("--device-wait", type=_positive, default=60.0, metavar="S",
                    help="how long to wait for a lost device before stopping (default 60)")  # fmt: skip
     p.add_argument("--calibration", type=_positive, default=2.0, metavar="S",
@@ -64,6 +66,8 @@ def run_command(args: argparse.Namespace) -> int:
         args.parser.error("give at least one SCRIPT (or --resume RUN_DIR)")
     if args.twin and (args.resume or args.capture):
         args.parser.error("--twin starts a new run with its own capture; drop --resume/--capture")
+    if args.quiet_lead and not args.twin:
+        args.parser.error("--quiet-lead needs --twin")
     if not args.resume and not args.output_device and not args.dry_run and not args.twin:
         args.parser.error("--output-device is required")
     if args.retries is not None and args.retries < 0:
@@ -80,7 +84,7 @@ def run_command(args: argparse.Namespace) -> int:
     if args.twin:
         from harness.twin.session import run_with_twin  # the twin is a later stage than the bench
 
-        result = run_with_twin(options, out, args.twin_config)
+        result = run_with_twin(options, out, args.twin_config, args.quiet_lead)
         out.print(result.describe(), markup=False, highlight=False, soft_wrap=True)
         return result.status
     from harness.bench.run import BenchRun  # imports the audio stack, which a dry run never touches

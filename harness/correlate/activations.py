@@ -141,9 +141,10 @@ def detect_activations(
     """Activations of the device in ``view``.
 
     Candidates are the endpoints classified ``voice`` (taken together) and each of the few
-    busiest endpoints by upstream bytes; the candidate with the most bursts (then the most bytes
-    in them) is the voice service: it streams once per request, where a one-off upload (a
-    firmware image, a photo) is one big burst. The long-lived voice connection often predates the capture, so
+    busiest endpoints by upstream bytes; the candidate with the most speech-long bursts (at least
+    ``min_speech_s``; then the most activations, then bytes) is the voice service: it streams
+    once per request for as long as the request is spoken, where periodic metrics post many
+    short bursts and a one-off upload (a firmware image, a photo) is one big burst. The long-lived voice connection often predates the capture, so
     it has no name: then an address wins, with a warning. ``onsets_ns`` (utterance onsets on
     the capture clock, when a run log exists) keeps a burst after a new utterance from joining
     the previous activation as its second phase.
@@ -155,10 +156,12 @@ def detect_activations(
     up = view.packets.up
     totals = pd.Series(view.packets.length[up]).groupby(view.packets.endpoint[up]).sum().sort_values(ascending=False)
     candidates = ([named] if named else []) + [[e] for e in totals.index[:CANDIDATES] if e not in named]
-    best: tuple[tuple[int, int], list[str], list[_Burst], float] | None = None
+    best: tuple[tuple[int, int, int], list[str], list[_Burst], float] | None = None
     for group in candidates:
         bursts, threshold = _bursts(_upstream(view.packets, group), start, end, settings)
-        size = (len(_activations(bursts, settings, onsets_ns)), sum(b.bytes_up for b in bursts))
+        # periodic background posts many short bursts; a request streams for as long as it is spoken
+        speech = sum(b.end_ns - b.onset_ns >= settings.min_speech_s * 1e9 for b in bursts)
+        size = (speech, len(_activations(bursts, settings, onsets_ns)), sum(b.bytes_up for b in bursts))
         if best is None or size > best[0]:
             best = (size, group, bursts, threshold)
     if best is None or not best[2]:
@@ -167,6 +170,6 @@ def detect_activations(
     _, chosen, bursts, threshold = best
     if chosen is named:
         return ActivationResult(_activations(bursts, settings, onsets_ns), threshold, named, "classified", warnings)
-    what = "no named voice endpoint streams in the capture" if not named else f"the named voice endpoints ({', '.join(named)}) stream fewer bursts"
-    warnings.append(f"{what}; taking {chosen[0]}, the endpoint with the most upstream bursts")
+    what = "no named voice endpoint streams in the capture" if not named else f"the named voice endpoints ({', '.join(named)}) stream fewer speech-long bursts"
+    warnings.append(f"{what}; taking {chosen[0]}, the endpoint with the most speech-long upstream bursts")
     return ActivationResult(_activations(bursts, settings, onsets_ns), threshold, chosen, "busiest", warnings)

@@ -21,7 +21,8 @@ from harness.twin.config import load_config
 from harness.twin.process import TwinProcess
 from harness.twin.truth import TRUTH_NAME
 
-CAPTURE_TAIL_S = 1.0
+# After the twin stopped, so its last FINs (the keep-alive's close) reach the capture.
+CAPTURE_FLUSH_S = 1.0
 # The run's last words (often the stop phrase) are still being heard when the bench finishes.
 SETTLE_S = 1.5
 SYNTHETIC_NAME = "twin-synthetic.pcap"
@@ -54,11 +55,14 @@ def real_capture_possible() -> bool:
     return os.geteuid() == 0 and shutil.which("tcpdump") is not None
 
 
-def run_with_twin(options: RunOptions, console: Any, config_path: Path | None = None) -> TwinRun:
+def run_with_twin(options: RunOptions, console: Any, config_path: Path | None = None, quiet_lead_s: float = 0.0) -> TwinRun:
     """Run ``options.scripts`` against the twin; devices default to the lab's.
 
     The capture (tcpdump on ``lo`` filtered on the twin's address, or the twin's synthetic one)
-    spans the whole life of the twin, so every flow in the truth is in it.
+    spans the whole life of the twin, so every flow in the truth is in it. The twin runs
+    ``quiet_lead_s`` before the first utterance and ``options.capture_tail_s`` (at least
+    :data:`SETTLE_S`) after the last answer: quiet time holding only background traffic, which
+    the correlation learns the background from.
     """
     if options.resume:
         raise HarnessError("--twin cannot resume a run: start a new one")
@@ -87,12 +91,15 @@ def run_with_twin(options: RunOptions, console: Any, config_path: Path | None = 
     try:
         console.print(f"starting the twin ({device}); its log: {twin.log_path}", markup=False, highlight=False)
         twin.start()
+        if quiet_lead_s > 0:
+            console.print(f"quiet lead: {quiet_lead_s:g} s of background only", markup=False, highlight=False)
+            time.sleep(quiet_lead_s)
         status = run.execute()
-        time.sleep(SETTLE_S)
+        time.sleep(max(SETTLE_S, options.capture_tail_s))
     finally:
         twin.stop()
         if handle is not None:
-            for f in handle.stop(CAPTURE_TAIL_S):
+            for f in handle.stop(CAPTURE_FLUSH_S):
                 files.append(CaptureFileInfo(path=os.path.relpath(f.path, run_dir), sha256=f.sha256, bytes=f.bytes,
                                              interface=f.interface, started_ns=f.started_ns, stopped_ns=f.stopped_ns))
         else:
