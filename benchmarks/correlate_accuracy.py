@@ -64,8 +64,8 @@ from harness.net import synth
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "utterances" / "demo.yaml"
-# The twin's own loopback addresses, apart from the shipped ones (127.0.0.2, 127.0.1-3.x).
-TWIN_NETWORK = {"device": "127.0.7.2", "resolver": "127.0.7.53", "platform_pool": "127.0.8.0/24", "vendor_pool": "127.0.9.0/24"}
+# The twin's own loopback addresses, apart from the shipped ones and those of the tests.
+TWIN_NETWORK = {"device": "127.0.88.2", "resolver": "127.0.88.53", "platform_pool": "127.0.89.0/24", "vendor_pool": "127.0.90.0/24"}
 # Extra background of the twin's "high" level, on top of the shipped schedule (device metrics every ~8 s instead of ~20 s).
 TWIN_HIGH = [
     {"name": "api.amazonalexa.com", "every_s": 12, "jitter_s": 8, "first_s": 3, "purpose": "platform"},

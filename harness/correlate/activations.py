@@ -144,26 +144,32 @@ def detect_activations(
     busiest endpoints by upstream bytes; the candidate with the most speech-long bursts (at least
     ``min_speech_s``; then the most activations, then bytes) is the voice service: it streams
     once per request for as long as the request is spoken, where periodic metrics post many
-    short bursts and a one-off upload (a firmware image, a photo) is one big burst. The long-lived voice connection often predates the capture, so
-    it has no name: then an address wins, with a warning. ``onsets_ns`` (utterance onsets on
+    short bursts and a one-off upload (a firmware image, a photo) is one big burst. Named voice
+    endpoints without a speech-long burst of their own leave the group. The long-lived voice
+    connection often predates the capture, so it has no name: then an address wins, with a warning. ``onsets_ns`` (utterance onsets on
     the capture clock, when a run log exists) keeps a burst after a new utterance from joining
     the previous activation as its second phase.
     """
     settings = settings or DetectorSettings()
     warnings: list[str] = []
     start, end = view.first_ns, view.last_ns
+    def rank(group: list[str]) -> tuple[tuple[int, int, int], list[str], list[_Burst], float]:
+        bursts, threshold = _bursts(_upstream(view.packets, group), start, end, settings)
+        # periodic background posts many short bursts; a request streams for as long as it is spoken
+        speech = sum(b.end_ns - b.onset_ns >= settings.min_speech_s * 1e9 for b in bursts)
+        return (speech, len(_activations(bursts, settings, onsets_ns)), sum(b.bytes_up for b in bursts)), group, bursts, threshold
+
+    # a name classified voice that never streams speech (a periodic API call) stays out of the group
     named = voice_endpoints(view)
+    named = [n for n in named if rank([n])[0][0]] or named
     up = view.packets.up
     totals = pd.Series(view.packets.length[up]).groupby(view.packets.endpoint[up]).sum().sort_values(ascending=False)
     candidates = ([named] if named else []) + [[e] for e in totals.index[:CANDIDATES] if e not in named]
     best: tuple[tuple[int, int, int], list[str], list[_Burst], float] | None = None
     for group in candidates:
-        bursts, threshold = _bursts(_upstream(view.packets, group), start, end, settings)
-        # periodic background posts many short bursts; a request streams for as long as it is spoken
-        speech = sum(b.end_ns - b.onset_ns >= settings.min_speech_s * 1e9 for b in bursts)
-        size = (speech, len(_activations(bursts, settings, onsets_ns)), sum(b.bytes_up for b in bursts))
-        if best is None or size > best[0]:
-            best = (size, group, bursts, threshold)
+        ranked = rank(group)
+        if best is None or ranked[0] > best[0]:
+            best = ranked
     if best is None or not best[2]:
         warnings.append("no upstream bursts found: no activations")
         return ActivationResult([], settings.floor_bps, named, "none", warnings)

@@ -21,6 +21,7 @@ import pandas as pd
 from harness.bench.events import (
     AnswerHeard,
     RunStarted,
+    StopSpoken,
     UtteranceEnded,
     UtteranceStarted,
     read_events,
@@ -130,8 +131,9 @@ def capture_paths(run_dir: Path, given: Sequence[str] | None) -> list[str]:
     return [str(c.path if Path(c.path).is_absolute() else run_dir / c.path) for c in manifest.captures]
 
 
-def _spoken(run_dir: Path) -> tuple[str, pd.DataFrame]:
-    """Run id and one row per played turn (bench clock, ns) with its answer."""
+def _spoken(run_dir: Path) -> tuple[str, pd.DataFrame, np.ndarray]:
+    """Run id, one row per played turn (bench clock, ns) with its answer, and the onsets of the
+    stop phrases spoken (bench clock, ns): requests too, though no utterance of the plan."""
     path = run_dir / "events.jsonl"
     if not path.is_file():
         raise InputError(path, "no event log: not a run directory")
@@ -152,7 +154,8 @@ def _spoken(run_dir: Path) -> tuple[str, pd.DataFrame]:
                 "answer_onset_ns": a.onset_wall_ns if a else None, "answer_duration_s": a.duration_s if a else None,
             }
         )  # fmt: skip
-    return run_id, pd.DataFrame(rows)
+    stops = np.array([e.onset_wall_ns for e in logged if isinstance(e, StopSpoken)], np.int64)
+    return run_id, pd.DataFrame(rows), stops
 
 
 def align(view: CaptureView, run_id: str, clock_offset: float | None, warnings: list[str]) -> ClockAlignment:
@@ -179,7 +182,7 @@ def correlate_run(
     """Correlate one run directory; captures default to the manifest's, the device to the one the run captured."""
     settings = settings or AttributionSettings()
     run_dir = Path(run_dir)
-    run_id, spoken = _spoken(run_dir)
+    run_id, spoken, stops = _spoken(run_dir)
     paths = capture_paths(run_dir, pcaps)
     if device is None and (run_dir / MANIFEST_NAME).is_file():
         device = read_manifest(run_dir).settings.capture_device
@@ -191,7 +194,9 @@ def correlate_run(
         spoken = pd.DataFrame(columns=["persona_id", "skill_id", "skill_name", "utterance_id", "plan_index", "turn",
                                        "attempt", "text", "onset_ns", "end_ns", "answer_onset_ns", "answer_duration_s"])  # fmt: skip
     spoken["onset_capture_ns"] = clock.to_capture_ns(spoken["onset_ns"].to_numpy(np.int64))
-    detection = detect_activations(view, detector, spoken["onset_capture_ns"].to_numpy(np.int64))
+    # every request the bench spoke starts its own activation, the stop phrase included
+    requests = np.sort(np.concatenate([spoken["onset_capture_ns"].to_numpy(np.int64), clock.to_capture_ns(stops)]))
+    detection = detect_activations(view, detector, requests)
     warnings.extend(detection.warnings)
     matched = _match_activations(spoken["onset_capture_ns"].to_numpy(np.int64), detection, settings.lead_s)
     episodes = contact_episodes(view.packets, detection.voice_endpoints, detection.activations, settings.episode_gap_s)
