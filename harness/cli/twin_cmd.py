@@ -42,6 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--script", type=Path, default=DEMO_SCRIPT, help=f"persona script (default {DEMO_SCRIPT})")
     demo.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run directories go (default ./runs)")
     demo.add_argument("--twin-config", type=Path, metavar="FILE", help="twin configuration (default: the shipped one)")
+    # Quiet capture on both sides gives the attribution background traffic to compare against.
+    demo.add_argument("--quiet", type=float, default=20.0, metavar="S",
+                      help="seconds of capture without speech before the first and after the last utterance (default 20)")
     demo.set_defaults(func=demo_command)
 
 
@@ -68,8 +71,6 @@ def check_command(args: argparse.Namespace) -> int:
 
 
 def demo_command(args: argparse.Namespace) -> int:
-    import importlib.util
-
     from harness.bench.options import RunOptions
     from harness.cli.main import main
     from harness.errors import HarnessError
@@ -77,10 +78,12 @@ def demo_command(args: argparse.Namespace) -> int:
 
     if not args.script.is_file():
         raise HarnessError(f"{args.script}: no such script (run `harness demo` from the project folder or give --script)")
-    options = RunOptions(scripts=[args.script], runs_dir=args.runs_dir)
-    result = run_with_twin(options, out, args.twin_config)
+    if args.quiet < 0:
+        raise HarnessError(f"--quiet must be >= 0 seconds, not {args.quiet:g}")
+    options = RunOptions(scripts=[args.script], runs_dir=args.runs_dir, capture_tail_s=args.quiet)
+    result = run_with_twin(options, out, args.twin_config, args.quiet)
     report = None
-    if result.status == 0 and importlib.util.find_spec("harness.correlate") is not None:
+    if result.status == 0:
         run = str(result.run_dir)
         if main(["correlate", run, "--clock-offset", "0"]) == 0 and main(["report", run]) == 0:
             report = result.run_dir / "report.html"

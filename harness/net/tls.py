@@ -35,7 +35,13 @@ def handshake_bytes(stream: bytes) -> bytes | None:
 def client_hello_sni(stream: bytes) -> str | None:
     """The SNI host name of a ClientHello at the start of ``stream`` (None if absent or bad)."""
     hs = handshake_bytes(stream)
-    if hs is None or hs[0] != CLIENT_HELLO:
+    return None if hs is None else handshake_sni(hs)
+
+
+def handshake_sni(hs: bytes) -> str | None:
+    """The SNI host name of one ClientHello handshake message (no record header; QUIC carries
+    it like this in CRYPTO frames). None if absent, bad or not a ClientHello."""
+    if not hs or hs[0] != CLIENT_HELLO:
         return None
     try:
         pos = 4 + 2 + 32

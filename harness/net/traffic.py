@@ -1,8 +1,8 @@
 """Read captures end to end: flows, names (SNI, HTTP Host, DNS), the device, warnings.
 
 Only the few packets that can carry a name are decoded in Python: DNS responses, segments
-starting a TLS ClientHello (and the segments completing a split one), HTTP requests. QUIC
-Initial packets are counted but not decrypted (their SNI needs AES-GCM; see docs/net.md).
+starting a TLS ClientHello (and the segments completing a split one), HTTP requests, and UDP
+payloads starting like a QUIC v1/v2 Initial packet (decrypted for their ClientHello's SNI).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from harness.errors import InputError
-from harness.net import addresses, dns, http, tls
+from harness.net import addresses, dns, http, quic, tls
 from harness.net.decode import SUPPORTED_LINKTYPES, TCP, UDP, Packets, _win, decode
 from harness.net.flows import KEY_COLUMNS, FlowAccumulator, canonical, flow_hash, packet_flows
 from harness.net.framing import CHUNK, CaptureReader
@@ -49,7 +49,7 @@ class _Names:
         self.answers: list[tuple[int, int, int, str]] = []  # (hi, lo, ts, name)
         self._last: dict[int, str] = {}
         self.hellos = tls.HelloAssembler()
-        self.quic_initials = 0
+        self.quic = quic.InitialReader()
         self.bad_dns = 0
 
     def name_flow(self, key: tuple, name: str | None, source: str) -> None:
@@ -91,10 +91,12 @@ class _Names:
         cont = np.zeros(len(tcp_rows), bool)
         if len(follow):
             cont = np.isin(_dirkey(h, a2b, tcp_rows), follow) & ~hello
-        quic = (proto == UDP) & (dport == 443) & (plen >= 1200)
-        if quic.any():
-            self.quic_initials += int((p.buf[pay[quic]] & 0xF0 == 0xC0).sum())
+        udp_rows = np.flatnonzero((proto == UDP) & (plen >= quic.MIN_PACKET))
+        wq = _win(p.buf, pay[udp_rows], 5)
+        version = np.ascontiguousarray(wq[:, 1:5]).view(">u4").ravel()
+        initial = ((wq[:, 0] & 0xF0 == 0xC0) & (version == quic.V1)) | ((wq[:, 0] & 0xF0 == 0xD0) & (version == quic.V2))
         todo = np.zeros(len(h), np.int8)
+        todo[udp_rows[initial]] = 5
         todo[dns_rows] = 1
         todo[tcp_rows[request]] = 2
         todo[tcp_rows[cont]] = 3
@@ -117,6 +119,9 @@ class _Names:
             key = tuple(col[j] for col in key_cols)
             if kind == 2:
                 self.name_flow(key, http.request_host(data), "http")
+                continue
+            if kind == 5:
+                self.name_flow(key, self.quic.datagram(data), "sni")
                 continue
             seq = int.from_bytes(mem[l4s[j] + 4 : l4s[j] + 8], "big")
             if kind == 4:
@@ -169,10 +174,10 @@ def read_traffic(paths: Iterable[str | Path], device: str | None = None, chunk: 
         raise problems[0]
     if names.bad_dns:
         warnings.append(f"{names.bad_dns} malformed DNS responses were skipped")
-    if names.quic_initials:
+    if names.quic.failed:
         warnings.append(
-            f"{names.quic_initials} QUIC Initial packets seen: their SNI is not decrypted, "
-            "those flows are named from DNS only"
+            f"{names.quic.failed} QUIC Initial packets could not be decrypted (a server's, a capture "
+            "starting mid-handshake, or damage); they named no flow"
         )
     table = acc.result()
     if not table:
