@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 
 import numpy as np
 import pytest
 
 from conftest import require_tool
-from harness.audio import BACKENDS, Capture, open_backend, resolve_device
+from harness.audio import BACKENDS, Capture, PlayControl, open_backend, resolve_device
 from harness.audio.align import find_sound
 from harness.audio.clock import Callback, settled, time_of_frame
 from harness.wav import read_wav
@@ -63,3 +64,54 @@ def test_prefill_callbacks_do_not_date_the_sound():
     assert settled(callbacks, rate)[0] == paced[0]
     assert time_of_frame(callbacks, 0, rate) == pytest.approx(true_onset, abs=5e-5)
     assert time_of_frame(callbacks, 399, rate) == pytest.approx(true_onset + 0.399, abs=5e-5)
+
+
+def test_wandering_reports_do_not_move_the_end():
+    # Reports that wander away after the start (as PulseAudio's interpolated latency does under
+    # load: here 2 ms too early by the end) must not move the end: the sample clock is steady.
+    rate, onset = 1000, 100.0
+    callbacks = [Callback(onset + k * 0.010 - 0.002 * max(0, k - 30) / 170, 10.0 + k * 0.010, k * 10, 10)
+                 for k in range(200)]
+    assert time_of_frame(callbacks, 0, rate) == pytest.approx(onset, abs=1e-6)
+    assert time_of_frame(callbacks, 1999, rate) == pytest.approx(onset + 1.999, abs=1e-6)
+
+
+def test_an_underflow_starts_a_new_anchor():
+    # After an underrun the rest of the sound plays 20 ms later; the flagged callback says so.
+    rate, onset = 1000, 100.0
+    callbacks = [Callback(onset + k * 0.010 + (0.020 if k >= 50 else 0.0), 10.0 + k * 0.010, k * 10, 10, k == 50)
+                 for k in range(100)]
+    assert time_of_frame(callbacks, 0, rate) == pytest.approx(onset, abs=1e-6)
+    assert time_of_frame(callbacks, 999, rate) == pytest.approx(onset + 0.999 + 0.020, abs=1e-6)
+
+
+def test_a_long_stream_follows_its_device_clock():
+    # A minute of input from a device 100 ppm slow: past LONG_S the fitted line follows it.
+    rate, start = 1000, 100.0
+    callbacks = [Callback(start + k * 0.1 * (1 + 1e-4), 10.0 + k * 0.1, k * 100, 100) for k in range(600)]
+    assert time_of_frame(callbacks, 50_000, rate) == pytest.approx(start + 50.0 * (1 + 1e-4), abs=1e-5)
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_control_ducks_and_cuts_a_sound(lab, speech, backend_name):
+    backend = open_backend(backend_name)
+    out = resolve_device(lab.output, "output", backend_name)
+    monitor = resolve_device(lab.monitor, "input", "sounddevice")
+    control = PlayControl(gain=lambda: 0.25)
+    cut_after_s = 0.8
+    with Capture(open_backend("sounddevice"), monitor, RATE, capacity_s=10) as capture:
+        time.sleep(0.3)
+        threading.Timer(cut_after_s, control.stop.set).start()
+        timing = backend.play(speech, RATE, out, control=control)
+        returned_ns = time.time_ns()
+        time.sleep(0.3)
+        capture.poll()
+        position, ncc = find_sound(capture.samples, speech[: timing.frames])
+        heard = capture.samples[int(round(position)) : int(round(position)) + timing.frames]
+        after = capture.samples[int(round(position)) + timing.frames + 5 :]
+    assert timing.stopped and timing.complete and 0 < timing.frames < len(speech)
+    level = np.sqrt(np.mean(speech[: timing.frames] ** 2))
+    assert ncc > 0.99 and np.sqrt(np.mean(heard**2)) == pytest.approx(0.25 * level, rel=0.05)
+    assert np.abs(after).max() < 1e-4  # nothing of the sound after the cut
+    assert timing.end_wall_ns - timing.onset_wall_ns == pytest.approx((timing.frames - 1) / RATE * 1e9, abs=1e3)
+    assert returned_ns >= timing.end_wall_ns

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from harness.audio.backend import DEFAULT_LATENCY_S, AudioBackend, DeviceLost, PlaybackTiming
+from harness.audio.backend import DEFAULT_LATENCY_S, AudioBackend, DeviceLost, PlaybackTiming, PlayControl
 from harness.audio.devices import DeviceInfo, Kind, match_device
 from harness.audio.lab import apply_lab_environment, lab_down, lab_environment, lab_status, lab_up
 from harness.audio.listen import (
@@ -79,7 +79,7 @@ def resolve_device(spec: str | int, kind: Kind, backend: str = DEFAULT_BACKEND) 
 
 __all__ = [
     "BACKENDS", "DEFAULT_BACKEND", "DEFAULT_LATENCY_S", "Answer", "AudioBackend", "Capture", "Limits", "Recording", "DeviceError", "DeviceInfo",
-    "DeviceLost", "ListenSettings", "NoiseFloor", "PlaybackTiming", "calibrate_noise", "lab_down",
+    "DeviceLost", "ListenSettings", "NoiseFloor", "PlaybackTiming", "PlayControl", "calibrate_noise", "lab_down",
     "lab_environment", "lab_status", "lab_up", "list_devices", "listen", "open_backend", "record",
     "resolve_device", "same_answer",
 ]

@@ -11,7 +11,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -24,6 +24,9 @@ from harness.errors import DeviceError
 DEFAULT_LATENCY_S = 0.1
 # A stream that makes no progress for this long (beyond its latency) has lost its device.
 STALL_S = 2.0
+# How much slower than nominal a device clock may run: play() waits this share of the sound
+# past the last sample's estimated DAC time before closing the stream (which drops its buffer).
+DRIFT_ALLOWANCE = 1e-4
 
 
 @dataclass(frozen=True)
@@ -31,8 +34,11 @@ class PlaybackTiming:
     """When a sound was really played: first and last sample at the DAC.
 
     Instants are integers: UTC epoch ns (``*_wall_ns``) and ``time.monotonic_ns`` (``*_mono_ns``).
-    ``frames`` is the number of frames handed to the device (all of them unless ``complete`` is
-    false). ``stream_clock_offset_ns`` is wall minus stream clock as measured (about 0 on ALSA).
+    ``frames`` is the number of frames played: all of them unless ``complete`` is false (the
+    device was lost; frames handed over) or ``stopped`` is true (cut by :class:`PlayControl`;
+    the end is then the last sample before the cut, and both instants are None when the cut
+    came before the first sample). ``stream_clock_offset_ns`` is wall minus stream clock as
+    measured (about 0 on ALSA).
     """
 
     onset_wall_ns: int | None
@@ -47,6 +53,24 @@ class PlaybackTiming:
     complete: bool = True
     underflows: int = 0
     stream_clock_offset_ns: int = 0
+    stopped: bool = False
+
+
+def _unity() -> float:
+    return 1.0
+
+
+@dataclass(frozen=True)
+class PlayControl:
+    """Steers a sound while :meth:`AudioBackend.play` plays it, from any thread.
+
+    ``gain()`` scales each block as the audio thread renders it; setting ``stop`` cuts the
+    sound at the next block. Either is heard about one output latency later, as what was
+    already queued plays out first.
+    """
+
+    stop: threading.Event = field(default_factory=threading.Event)
+    gain: Callable[[], float] = _unity
 
 
 class DeviceLost(DeviceError):
@@ -106,36 +130,42 @@ class AudioBackend(ABC):
         device: DeviceInfo,
         on_onset: Callable[[int], None] | None = None,
         latency_s: float = DEFAULT_LATENCY_S,
+        control: PlayControl | None = None,
     ) -> PlaybackTiming:
         """Play mono ``samples`` and return once the last one has left the DAC.
 
         ``on_onset(onset_wall_ns)`` is called from this thread as soon as the onset is known
-        (shortly after it, typically); the returned onset may be refined by later callbacks
-        by a few microseconds. Raises :class:`DeviceLost` if the device disappears.
+        (shortly after it, typically); later callbacks may refine the returned onset by well
+        under a millisecond. ``control`` changes the gain or cuts the sound while it plays.
+        Raises :class:`DeviceLost` if the device disappears.
         """
-        return _Playback(self, np.ascontiguousarray(samples, dtype=np.float32).ravel(), rate, device).run(
-            on_onset, latency_s
-        )
+        samples = np.ascontiguousarray(samples, dtype=np.float32).ravel()
+        return _Playback(self, samples, rate, device, control or PlayControl()).run(on_onset, latency_s)
 
 
 class _Playback:
     """State shared between the audio thread (``render``) and the calling thread."""
 
-    def __init__(self, backend: AudioBackend, samples: np.ndarray, rate: int, device: DeviceInfo) -> None:
-        self.backend, self.samples, self.rate, self.device = backend, samples, rate, device
+    def __init__(self, backend: AudioBackend, samples: np.ndarray, rate: int, device: DeviceInfo,
+                 control: PlayControl) -> None:
+        self.backend, self.samples, self.rate, self.device, self.control = backend, samples, rate, device, control
         self.position = 0
+        self.cut_at: int | None = None
         self.callbacks: list[Callback] = []
         self.underflows = 0
         self.delivered_all = threading.Event()
 
     def render(self, frames: int, dac: float, now: float, flagged: bool) -> tuple[np.ndarray, bool]:
-        self.callbacks.append(Callback(dac, now, self.position, frames))
+        self.callbacks.append(Callback(dac, now, self.position, frames, flagged))
         self.underflows += flagged
         block = np.zeros(frames, dtype=np.float32)
-        chunk = self.samples[self.position : self.position + frames]
-        block[: len(chunk)] = chunk
+        if self.cut_at is None and self.control.stop.is_set():
+            self.cut_at = min(self.position, len(self.samples))
+        if self.cut_at is None:
+            chunk = self.samples[self.position : self.position + frames]
+            block[: len(chunk)] = chunk * self.control.gain()
         self.position += frames
-        if self.position >= len(self.samples):
+        if self.position >= len(self.samples) or self.cut_at is not None:
             self.delivered_all.set()
         # Never end the stream from here: PortAudio would drop what is still buffered
         # (seen: the last ~latency of a sound lost). Silence follows until run() closes it.
@@ -145,7 +175,6 @@ class _Playback:
         stream = self.backend.open_output(self.device, self.rate, self.render, latency_s)
         clock: ClockMap | None = None
         onset: int | None = None
-        last = max(len(self.samples) - 1, 0)
         try:
             try:
                 stream.start()
@@ -164,13 +193,16 @@ class _Playback:
                     )
                 if len(self.callbacks) != seen:
                     seen, last_progress = len(self.callbacks), time.monotonic()
+                if self.delivered_all.is_set() and self.played == 0:
+                    break  # stopped before the first sample: nothing to wait for
                 if onset is None and settled(self.callbacks, self.rate):
                     onset = clock.wall_ns(time_of_frame(self.callbacks, 0, self.rate))
                     if on_onset is not None:
                         on_onset(onset)
                 if onset is not None and self.delivered_all.is_set():
-                    # Wait for the last sample to reach the DAC, re-estimating as callbacks come.
-                    remaining = clock.wall_ns(time_of_frame(self.callbacks, last, self.rate)) - time.time_ns()
+                    # Wait for the last sample to leave the DAC, re-estimating as callbacks come.
+                    last = clock.wall_ns(time_of_frame(self.callbacks, self.played - 1, self.rate))
+                    remaining = last + int(DRIFT_ALLOWANCE * self.played / self.rate * 1e9) - time.time_ns()
                     if remaining <= 0:
                         break
                     time.sleep(min(remaining / 1e9, 0.005))
@@ -184,12 +216,17 @@ class _Playback:
             except Exception:  # closing a stream whose server died can fail; nothing to save
                 pass
 
+    @property
+    def played(self) -> int:
+        """Frames of the sound played (or, until it is all handed over, to be played)."""
+        return len(self.samples) if self.cut_at is None else self.cut_at
+
     def _timing(self, clock: ClockMap | None, latency_s: float, complete: bool) -> PlaybackTiming:
         onset = end = None
-        if clock is not None and self.callbacks:
+        if clock is not None and self.callbacks and self.played > 0:
             onset = clock.wall_ns(time_of_frame(self.callbacks, 0, self.rate))
             if complete:
-                end = clock.wall_ns(time_of_frame(self.callbacks, max(len(self.samples) - 1, 0), self.rate))
+                end = clock.wall_ns(time_of_frame(self.callbacks, self.played - 1, self.rate))
         to_mono = (lambda ns: None if ns is None else clock.mono_ns(ns)) if clock else (lambda ns: None)
         return PlaybackTiming(
             onset_wall_ns=onset,
@@ -199,10 +236,11 @@ class _Playback:
             latency_s=latency_s,
             device=self.device,
             sample_rate=self.rate,
-            frames=min(self.position, len(self.samples)) if not complete else len(self.samples),
+            frames=min(self.position, self.played) if not complete else self.played,
             backend=self.backend.name,
             complete=complete,
             underflows=self.underflows,
             stream_clock_offset_ns=clock.stream_to_wall_ns if clock else 0,
+            stopped=self.cut_at is not None,
         )
 

@@ -6,10 +6,17 @@ Linux/ALSA but not on every host API, so its offset to the wall clock is measure
 bracketing ``Pa_GetStreamTime`` between wall-clock reads, never assumed.
 
 The first callbacks of an output stream fill its buffer before the device runs, and their
-DAC times are wrong by up to tens of milliseconds. So the time of sample ``i`` is estimated
-from *paced* callbacks only (ones that waited for the device), after the first few agree,
-as the median of ``buffer_time_k + (i - frames_before_k) / rate`` over the callbacks
-nearest to ``i``.
+DAC times are wrong by up to tens of milliseconds; so only *paced* callbacks (ones that waited
+for the device) count, once the first few agree ("settled"). Even those are estimates (through
+PulseAudio, an interpolated latency) whose error grows the longer the stream runs: measured
+through the lab's null sink, a median drift of 70-140 ppm and, on a loaded host, jumps of
+several milliseconds within seconds, while the sample clock itself is steady to tens of ppm.
+So the time of sample ``i`` is the stream's *anchor* (the median over its first settled
+callbacks of when sample 0 met the converter) plus ``i / rate``; only where a stream has run
+long enough for its reports to average out (:data:`LONG_S`) is a straight line fitted to
+them instead, which also follows a device clock that drifts against the wall clock. A
+callback flagged with an underflow or overflow starts a new segment with its own anchor:
+the audio after it has moved.
 """
 
 from __future__ import annotations
@@ -24,8 +31,12 @@ import numpy as np
 # Consecutive paced callbacks that must agree before an estimate is trusted.
 SETTLE_WINDOW = 3
 SETTLE_TOLERANCE_S = 0.0005
-# Callbacks within this much audio of the sample in question take part in its estimate.
-NEIGHBOURHOOD_S = 0.5
+# The anchor uses the settled callbacks within this much audio of the first one.
+ANCHOR_S = 0.5
+# A frame with this much audio of settled callbacks on one side is dated by a line fitted to
+# the callbacks within that distance (outliers beyond FIT_OUTLIER_S dropped), not the anchor.
+LONG_S = 20.0
+FIT_OUTLIER_S = 0.002
 
 
 @dataclass(frozen=True)
@@ -67,12 +78,14 @@ def better_clock(a: ClockMap | None, b: ClockMap) -> ClockMap:
 
 
 class Callback(NamedTuple):
-    """What one stream callback saw: buffer time (DAC or ADC), callback time, position."""
+    """What one stream callback saw: buffer time (DAC or ADC), callback time, position, and
+    whether PortAudio flagged an underflow or overflow."""
 
     buffer_time: float
     current_time: float
     frames_before: int
     frames: int
+    flagged: bool = False
 
 
 def settled(callbacks: Sequence[Callback], rate: int) -> list[Callback]:
@@ -90,17 +103,45 @@ def settled(callbacks: Sequence[Callback], rate: int) -> list[Callback]:
     return []
 
 
-def time_of_frame(callbacks: Sequence[Callback], frame: int, rate: int) -> float:
-    """Stream-clock time at which ``frame`` met the converter, from the callbacks nearest it.
+def _segment(callbacks: Sequence[Callback], frame: int) -> Sequence[Callback]:
+    """The run of callbacks between flagged ones that ``frame`` belongs to."""
+    start = 0
+    for k, cb in enumerate(callbacks):
+        if k and cb.flagged:
+            if cb.frames_before > frame:
+                return callbacks[start:k]
+            start = k
+    return callbacks[start:]
 
-    Uses settled callbacks; with too few (a very short sound) falls back to every callback
-    after the first, then to the first.
+
+def time_of_frame(callbacks: Sequence[Callback], frame: int, rate: int) -> float:
+    """Stream-clock time at which ``frame`` met the converter (see module docstring).
+
+    Uses the settled callbacks of ``frame``'s segment; with none (a very short sound, or a
+    segment still settling) falls back to every callback after the first, then to the first.
     """
-    pool = settled(callbacks, rate) or list(callbacks[1:]) or list(callbacks[:1])
+    segment = _segment(callbacks, frame)
+    pool = settled(segment, rate) or list(segment[1:]) or list(segment[:1]) or list(callbacks[:1])
     if not pool:
         raise ValueError("no callbacks")
-    positions = np.array([cb.frames_before for cb in pool], dtype=np.int64)
-    estimates = np.array([cb.buffer_time + (frame - cb.frames_before) / rate for cb in pool])
-    distance = np.abs(positions - frame)
-    near = distance <= max(NEIGHBOURHOOD_S * rate, np.sort(distance)[min(4, len(pool) - 1)])
-    return float(np.median(estimates[near]))
+    positions = np.array([cb.frames_before for cb in pool], dtype=np.float64)
+    origins = np.array([cb.buffer_time for cb in pool]) - positions / rate
+    near = np.abs(positions - frame) <= LONG_S * rate
+    span = positions[near]
+    if len(span) and (span.min() <= frame - LONG_S * rate or span.max() >= frame + LONG_S * rate):
+        return _fitted_origin(span, origins[near], frame) + frame / rate
+    anchor = positions - positions[0] <= ANCHOR_S * rate
+    return float(np.median(origins[anchor])) + frame / rate
+
+
+def _fitted_origin(positions: np.ndarray, origins: np.ndarray, frame: int) -> float:
+    """A straight line through (position, origin), refitted without its outliers, at ``frame``."""
+    x, y = positions - positions[0], origins - origins[0]  # small numbers keep the fit exact
+    keep = np.ones(len(x), dtype=bool)
+    for _ in range(3):
+        slope, intercept = np.polyfit(x[keep], y[keep], 1)
+        residual = np.abs(y - (intercept + slope * x))
+        if (residual < FIT_OUTLIER_S).sum() < 2:
+            break
+        keep = residual < FIT_OUTLIER_S
+    return float(origins[0] + intercept + slope * (frame - positions[0]))

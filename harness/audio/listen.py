@@ -93,7 +93,7 @@ class Capture:
         self._last_progress = 0.0
 
     def _deliver(self, block: np.ndarray, adc: float, now: float, flagged: bool) -> None:
-        self.callbacks.append(Callback(adc, now, self._received, len(block)))
+        self.callbacks.append(Callback(adc, now, self._received, len(block), flagged))
         self._received += len(block)
         self._inbox.append(block)
 
