@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from rich import box
@@ -13,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from harness.cli.args import number
 from harness.cli.console import out, warn
 from harness.errors import HarnessError
 
@@ -26,18 +26,6 @@ CSV_FIELDS = [
 ]  # fmt: skip
 
 
-def _bounded(kind: Callable[[str], float], low: float, high: float | None, name: str) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number: {text!r}") from None
-        if value < low or (high is not None and value >= high):
-            bounds = f"in [{low:g}, {high:g})" if high is not None else f">= {low:g}"
-            raise argparse.ArgumentTypeError(f"{name} must be {bounds}: {text!r}")
-        return value
-
-    return parse
 
 
 def _currency(text: str) -> str:
@@ -63,11 +51,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
     parser.add_argument("--rates", metavar="FILE", help="conversion table: CSV or YAML of currency,rate_to_target")
     parser.add_argument("--currency", type=_currency, default="USD", help="currency to compare CPMs in (default USD)")
-    parser.add_argument("--alpha", type=_bounded(float, 1e-9, 1.0, "--alpha"), default=0.05, help="significance level (default 0.05)")
-    parser.add_argument("--seed", type=_bounded(int, 0, None, "--seed"), default=0, help="seed of bootstrap and permutations (default 0)")
-    parser.add_argument("--resamples", type=_bounded(int, 100, None, "--resamples"), default=2000, help="bootstrap resamples and permutations (default 2000)")
-    parser.add_argument("--min-n", type=_bounded(int, 2, None, "--min-n"), default=5, help="bids needed in each group to test a persona (default 5)")
-    parser.add_argument("--min-bidder-n", type=_bounded(int, 2, None, "--min-bidder-n"), default=10, help="bids needed in each group to test a bidder (default 10)")
+    parser.add_argument("--alpha", type=number(float, 1e-9, 1.0), default=0.05, help="significance level (default 0.05)")
+    parser.add_argument("--seed", type=number(int, 0), default=0, help="seed of bootstrap and permutations (default 0)")
+    parser.add_argument("--resamples", type=number(int, 100), default=2000, help="bootstrap resamples and permutations (default 2000)")
+    parser.add_argument("--min-n", type=number(int, 2), default=5, help="bids needed in each group to test a persona (default 5)")
+    parser.add_argument("--min-bidder-n", type=number(int, 2), default=10, help="bids needed in each group to test a bidder (default 10)")
     parser.add_argument("--strict", action="store_true", help="fail on the first bad row instead of skipping it")
     parser.add_argument("--report", metavar="FILE", help="also write a standalone HTML report with plots")
     parser.add_argument("--runs", nargs="+", metavar="DIR", help="bench run directories: first utterance per persona (before/after) and the control mark")

@@ -10,18 +10,11 @@ from rich.table import Table
 from harness.bench.markers import parse_target
 from harness.bench.options import RunOptions
 from harness.bench.plan import load_plan
+from harness.cli.args import seconds
 from harness.cli.console import out
 from harness.script import estimated_seconds
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {text!r}")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,13 +37,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--transcribe", action="store_true", help="transcribe answers offline (pocketsphinx)")
     p.add_argument("--capture", metavar="SPEC", help="capture the speaker's traffic during the run (tcpdump)")
     p.add_argument("--capture-device", metavar="ADDR", help="the speaker's address, to filter the capture")
-    p.add_argument("--capture-tail", type=_positive, default=2.0, metavar="S",
+    p.add_argument("--capture-tail", type=seconds(), default=2.0, metavar="S",
                    help="keep capturing S seconds after the last answer (default 2)")  # fmt: skip
-    p.add_argument("--quiet-lead", type=_positive, default=0.0, metavar="S",
+    p.add_argument("--quiet-lead", type=seconds(), default=0.0, metavar="S",
                    help="with --twin: capture S seconds of background before the first utterance (default 0)")  # fmt: skip
-    p.add_argument("--device-wait", type=_positive, default=60.0, metavar="S",
+    p.add_argument("--device-wait", type=seconds(), default=60.0, metavar="S",
                    help="how long to wait for a lost device before stopping (default 60)")  # fmt: skip
-    p.add_argument("--calibration", type=_positive, default=2.0, metavar="S",
+    p.add_argument("--calibration", type=seconds(), default=2.0, metavar="S",
                    help="seconds of room noise measured at the start to set the threshold (default 2)")  # fmt: skip
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue this run where it stopped")
     p.add_argument("--twin", action="store_true",

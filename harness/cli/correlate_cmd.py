@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,6 +13,7 @@ from pydantic import ValidationError
 from rich.table import Table
 from rich.text import Text
 
+from harness.cli.args import seconds
 from harness.cli.console import out, warn
 from harness.errors import HarnessError, InputError
 
@@ -24,14 +24,6 @@ if TYPE_CHECKING:
 # here would slow every `harness` start by seconds.
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"not a finite number of seconds: {text!r}")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -55,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--pcap", nargs="+", metavar="PCAP", help="captures to use (default: the manifest's capture files)")
-    p.add_argument("--clock-offset", type=_seconds, metavar="S", help="capture clock minus bench clock, seconds (skips the marker fit)")
+    p.add_argument("--clock-offset", type=seconds(low=None), metavar="S", help="capture clock minus bench clock, seconds (skips the marker fit)")
     p.add_argument("--device", metavar="ADDR", help="the device's IP address (default: the run's --capture-device)")
     p.set_defaults(func=run_correlate)
 

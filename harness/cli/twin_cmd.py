@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from harness.cli.args import seconds
 from harness.cli.console import err, out
 
 DEMO_SCRIPT = Path("utterances") / "demo.yaml"
@@ -43,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run directories go (default ./runs)")
     demo.add_argument("--twin-config", type=Path, metavar="FILE", help="twin configuration (default: the shipped one)")
     # Quiet capture on both sides gives the attribution background traffic to compare against.
-    demo.add_argument("--quiet", type=float, default=20.0, metavar="S",
+    demo.add_argument("--quiet", type=seconds(), default=20.0, metavar="S",
                       help="seconds of capture without speech before the first and after the last utterance (default 20)")
     demo.set_defaults(func=demo_command)
 
@@ -78,8 +79,6 @@ def demo_command(args: argparse.Namespace) -> int:
 
     if not args.script.is_file():
         raise HarnessError(f"{args.script}: no such script (run `harness demo` from the project folder or give --script)")
-    if args.quiet < 0:
-        raise HarnessError(f"--quiet must be >= 0 seconds, not {args.quiet:g}")
     options = RunOptions(scripts=[args.script], runs_dir=args.runs_dir, capture_tail_s=args.quiet)
     result = run_with_twin(options, out, args.twin_config, args.quiet)
     report = None

@@ -73,7 +73,7 @@ class _Names:
     def scan(self, p: Packets, keys: dict[str, np.ndarray], a2b: np.ndarray, h: np.ndarray) -> None:
         """Find and decode the packets of this batch that can carry a name."""
         ip = p.ip_rows()  # row i of keys/a2b/h is packet ip[i]
-        proto, sport, dport = p.proto[ip], p.sport[ip], p.dport[ip]
+        proto, sport = p.proto[ip], p.sport[ip]
         plen, pay = p.payload_len[ip], p.payload[ip]
         dns_rows = ((proto == UDP) | (proto == TCP)) & (sport == 53) & (plen >= 12)
         tcp_rows = np.flatnonzero((proto == TCP) & (plen > 0))

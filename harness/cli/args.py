@@ -1,0 +1,32 @@
+"""Argument types shared by the commands: numbers checked at parse time, so a bad value is a
+usage error (exit 2) naming the option."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+
+
+def number(kind: Callable[[str], float], low: float | None = None, high: float | None = None) -> Callable[[str], float]:
+    """An argparse ``type`` for a finite int or float in ``[low, high)`` (either bound optional)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
+        if (low is not None and value < low) or (high is not None and value >= high):
+            bounds = f"in [{low:g}, {high:g})" if low is not None and high is not None else (
+                f">= {low:g}" if low is not None else f"< {high:g}")
+            raise argparse.ArgumentTypeError(f"must be {bounds}: {text!r}")
+        return value
+
+    return parse
+
+
+def seconds(low: float | None = 0.0) -> Callable[[str], float]:
+    """An argparse ``type`` for a duration or offset in seconds (``low=None`` allows negatives)."""
+    return number(float, low)
