@@ -83,27 +83,33 @@ class Network:
     def _lookup(self, name: str, cause: Cause) -> str | None:
         resolver = (self.servers.resolver, self.servers.ports["dns"])
         query = dns_query(name, ident=int.from_bytes(os.urandom(2), "big"))
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.bind((self.device, 0))
-            sock.settimeout(2.0)
-            local = sock.getsockname()
-            flow = Flow(cause, "dns", name, "udp", "dns", local[0], local[1], *resolver, time.time_ns())
-            sock.sendto(query, resolver)
-            if self.wire is not None:
-                self.wire.datagram(flow.first_ns, local, resolver, query)
-            flow.bytes_up = len(query)
-            try:
-                reply = sock.recv(4096)
-            except TimeoutError:
-                reply = b""
-            flow.last_ns = time.time_ns()
-        if self.wire is not None and reply:
-            self.wire.datagram(flow.last_ns, resolver, local, reply)
-        flow.bytes_down = len(reply)
+        flow, reply = self._exchange(cause, "dns", name, "dns", resolver, query, 4096)
         address = _a_record(reply)
         flow.outcome = "ok" if address else "nxdomain"
         self.on_flow(flow)
         return address
+
+    def _exchange(self, cause: Cause, purpose: str, name: str, app: str, server: tuple[str, int],
+                  request: bytes, size: int) -> tuple[Flow, bytes]:
+        """One UDP request and its reply (empty, outcome "timeout", when none comes in 2 s),
+        recorded on the wire when the twin writes its own capture; the caller logs the flow."""
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind((self.device, 0))
+            sock.settimeout(2.0)
+            local = sock.getsockname()
+            flow = Flow(cause, purpose, name, "udp", app, local[0], local[1], *server, time.time_ns())
+            sock.sendto(request, server)
+            if self.wire is not None:
+                self.wire.datagram(flow.first_ns, local, server, request)
+            try:
+                reply = sock.recv(size)
+            except TimeoutError:
+                reply, flow.outcome = b"", "timeout"
+            flow.last_ns = time.time_ns()
+        if self.wire is not None and reply:
+            self.wire.datagram(flow.last_ns, server, local, reply)
+        flow.bytes_up, flow.bytes_down = len(request), len(reply)
+        return flow, reply
 
     def time_query(self, name: str, cause: Cause) -> Flow | None:
         """One NTP-style query to ``name`` (UDP port 123)."""
@@ -112,22 +118,7 @@ class Network:
             return None
         server = (address, self.servers.ports["ntp"])
         request = b"\x23" + bytes(39) + int(time.time() + 2208988800).to_bytes(4, "big") + bytes(4)
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.bind((self.device, 0))
-            sock.settimeout(2.0)
-            local = sock.getsockname()
-            flow = Flow(cause, "time", name, "udp", "ntp", local[0], local[1], *server, time.time_ns())
-            sock.sendto(request, server)
-            if self.wire is not None:
-                self.wire.datagram(flow.first_ns, local, server, request)
-            try:
-                reply = sock.recv(512)
-            except TimeoutError:
-                reply, flow.outcome = b"", "timeout"
-            flow.last_ns = time.time_ns()
-        if self.wire is not None and reply:
-            self.wire.datagram(flow.last_ns, server, local, reply)
-        flow.bytes_up, flow.bytes_down = len(request), len(reply)
+        flow, _ = self._exchange(cause, "time", name, "ntp", server, request, 512)
         self.on_flow(flow)
         return flow
 
