@@ -393,6 +393,13 @@ def test_ctrl_c_finishes_the_utterance_and_resumes(bench) -> None:
 
 
 def kill_pulse(lab) -> None:
+    """Kill the lab's sound server while the utterance just logged as started is playing.
+
+    `utterance_started` is logged just before the stream opens; the pause lets playback get under
+    way, so the kill never lands between PortAudio's open and start of the stream, where
+    PortAudio's start itself blocks for good (a known limit, not the mid-play loss tested here).
+    """
+    time.sleep(0.25)
     pid = lab_status(lab.base).pid
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
