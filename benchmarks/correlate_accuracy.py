@@ -167,11 +167,11 @@ def make_scene(folder: Path, level: str, count: int, seed: int) -> Path:
             skill = list(SKILLS)[i % len(SKILLS)]
             bench_onset = int((onset_capture - OFFSET_NS - start) / (1 + DRIFT)) + start
             common = {"plan_index": i, "persona_id": "synthetic", "skill_id": skill, "utterance_id": f"{skill}/{i}"}
-            s = log.emit("utterance_started", **common, skill_name=skill.title(), text=f"Alexa, ask {skill} something",
-                         audio_path="speech/x.wav", audio_sha256="0" * 64, duration_s=2.0, cache_hit=True, device="speaker")  # fmt: skip
-            log.emit("utterance_ended", **common, started_seq=s.seq, onset_wall_ns=bench_onset, end_wall_ns=bench_onset + 2 * 10**9,
+            s = log.emit(UtteranceStarted(**common, skill_name=skill.title(), text=f"Alexa, ask {skill} something",
+                         audio_path="speech/x.wav", audio_sha256="0" * 64, duration_s=2.0, cache_hit=True, device="speaker"))  # fmt: skip
+            log.emit(UtteranceEnded(**common, started_seq=s.seq, onset_wall_ns=bench_onset, end_wall_ns=bench_onset + 2 * 10**9,
                      onset_mono_ns=0, end_mono_ns=2 * 10**9, latency_s=0.0, device="speaker", sample_rate=22050, frames=44100,
-                     backend="synthetic")  # fmt: skip
+                     backend="synthetic"))  # fmt: skip
             marker = encode_marker(Marker(log.run_id, s.seq, bench_onset, bench_onset, i, 1, 0))
             seen = onset_capture + int(rng.exponential(2e6))
             scene.frame(seen, BENCH, GATEWAY, synth.udp(50000, 9999, marker), 17)

@@ -80,3 +80,21 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """A private PulseAudio lab for this test session (skipped where pulseaudio is missing)."""
     with running_lab(tmp_path_factory.mktemp("lab")) as running:
         yield running
+
+
+def test_manifest(run_id: str, **changes: object):
+    """A valid manifest of a run made by a test (no devices; fields in ``changes`` replace the defaults)."""
+    from harness.bench.record import host_info
+    from harness.rundir.manifest import ClockInfo, ClockStatus, DeviceInfo, Manifest, Settings
+
+    settings = Settings(retries=None, marker=None, transcribe=False, capture=None, capture_device=None,
+                        capture_tail_s=0.0, device_wait_s=1.0)  # fmt: skip
+    fields: dict[str, object] = {
+        "run_id": run_id, "status": "finished", "created_wall_ns": 1, "updated_wall_ns": 1, "host": host_info(),
+        "versions": {}, "scripts": [], "plan": [], "backend": "test", "output_device": DeviceInfo(spec="-", name="-"),
+        "input_device": None, "settings": settings, "clock": ClockInfo(status=ClockStatus(source="unknown")),
+    }  # fmt: skip
+    return Manifest(**{**fields, **changes})
+
+
+test_manifest.__test__ = False  # a helper, not a test

@@ -11,6 +11,11 @@ import numpy as np
 import pytest
 
 import harness.cli.main as cli
+from conftest import test_manifest
+from harness.files import sha256_file
+from harness.rundir.events import EventLog, TurnRef, UtteranceEnded, UtteranceStarted
+from harness.rundir.layout import RunDir
+from harness.rundir.manifest import ScriptInfo, write_manifest
 
 DATA = Path(__file__).parent / "data" / "ads"
 ONSET_NS = 1_700_000_000 * 10**9
@@ -97,19 +102,23 @@ def _write_bids(path: Path, rows: list[tuple[str, int, float]]) -> None:
 
 
 def _write_run(folder: Path, persona: str, onset_ns: int, control: bool) -> None:
-    folder.mkdir()
-    (folder / "scripts").mkdir()
-    (folder / "scripts" / f"{persona}.yaml").write_text(f"persona:\n  id: {persona}\n  name: X\n  control: {str(control).lower()}\n")
-    manifest = {"run_id": folder.name, "scripts": [{"path": f"scripts/{persona}.yaml", "sha256": "0" * 64, "persona_id": persona}]}
-    (folder / "manifest.json").write_text(json.dumps(manifest))
-    events = [
-        {"run_id": folder.name, "seq": 0, "event": "run_started", "t_wall_ns": onset_ns - 10**9},
-        {"run_id": folder.name, "seq": 1, "event": "utterance_started", "t_wall_ns": onset_ns - 5, "persona_id": persona},
-        {"run_id": folder.name, "seq": 2, "event": "utterance_ended", "t_wall_ns": onset_ns + 3 * 10**9,
-         "persona_id": persona, "started_seq": 1, "onset_wall_ns": onset_ns},
-        {"run_id": folder.name, "seq": 3, "event": "utterance_started", "t_wall_ns": onset_ns + 10**10, "persona_id": persona},
-    ]  # fmt: skip
-    (folder / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    """A run directory as the bench writes it: the script copy, the manifest and the typed log."""
+    run = RunDir(folder)
+    run.create(run.scripts)
+    copy = run.script_copy(1, Path(f"{persona}.yaml"))
+    copy.write_text(f"persona:\n  id: {persona}\n  name: X\n  category: Test\n  control: {str(control).lower()}\n"
+                    "builtins:\n  - text: Alexa, hi\n")
+    script = ScriptInfo(path=run.relative(copy), source=copy.name, sha256=sha256_file(copy), persona_id=persona, seed=None)
+    write_manifest(run, test_manifest(folder.name, scripts=[script]))
+    turn = TurnRef(plan_index=0, persona_id=persona, skill_id="builtin", utterance_id="builtin/1")
+    with EventLog(run.events, folder.name) as log:
+        started = log.emit(UtteranceStarted(**turn.fields(), skill_name="Built-in", text="Alexa, hi", audio_path="x.wav",
+                                            audio_sha256="0" * 64, duration_s=1.0, cache_hit=True, device="-"))
+        log.emit(UtteranceEnded(**turn.fields(), started_seq=started.seq, onset_wall_ns=onset_ns,
+                                end_wall_ns=onset_ns + 10**9, onset_mono_ns=0, end_mono_ns=10**9, latency_s=0.0,
+                                device="-", sample_rate=22050, frames=22050, backend="test"))  # fmt: skip
+        log.emit(UtteranceStarted(**turn.retried().fields(), skill_name="Built-in", text="Alexa, hi", audio_path="x.wav",
+                                  audio_sha256="0" * 64, duration_s=1.0, cache_hit=True, device="-"))  # a try cut by a crash
 
 
 def test_runs_give_the_control_and_a_before_after_split(harness_main, capsys, tmp_path):
@@ -135,7 +144,7 @@ def test_runs_give_the_control_and_a_before_after_split(harness_main, capsys, tm
 
 def test_a_folder_that_is_not_a_run_is_an_error(harness_main, capsys, tmp_path):
     assert harness_main(["ads", str(DATA / "prebid.jsonl"), "--runs", str(tmp_path)]) == 1
-    assert "not a run directory" in capsys.readouterr().err
+    assert capsys.readouterr().err.strip().endswith("manifest.json: no manifest: not a run directory")
 
 
 def test_report_is_offline_and_escapes_persona_names(harness_main, capsys, tmp_path):

@@ -29,7 +29,7 @@ from conftest import require_root, require_tool
 from harness.audio import open_backend, resolve_device
 from harness.audio.lab import lab_status, lab_up
 from harness.audio.vad import FRAME_S, frame_levels
-from harness.bench.events import (
+from harness.rundir.events import (
     AnswerHeard,
     CaptureStopped,
     DeviceLost,
@@ -48,7 +48,8 @@ from harness.bench.events import (
     events_json_schema,
     read_events,
 )
-from harness.bench.manifest import read_manifest
+from harness.rundir.layout import RunDir
+from harness.rundir.manifest import read_manifest
 from harness.bench.markers import decode_marker
 from harness.files import sha256_file
 from harness.script import SpeechSettings
@@ -219,7 +220,7 @@ def bench(lab, tmp_path: Path, cache: Path):
 
 
 def events_of(run_dir: Path) -> list:
-    return read_events(run_dir / "events.jsonl").events
+    return read_events(RunDir(run_dir).events).events
 
 
 def of(events: list, kind: type) -> list:
@@ -230,7 +231,7 @@ def check_log(run_dir: Path, plan_items: int) -> list:
     """Every line validates (models and exported JSON Schema), seqs strictly increase, every item
     completed exactly once."""
     validator = jsonschema.Draft202012Validator(events_json_schema())
-    for line in (run_dir / "events.jsonl").read_text().splitlines():
+    for line in (RunDir(run_dir).events).read_text().splitlines():
         if line.strip():
             validator.validate(json.loads(line))
     events = events_of(run_dir)
@@ -294,7 +295,7 @@ def test_run_hears_answers_and_sends_markers(bench, answers: dict[str, Path]) ->
         # the marker leaves with the first onset estimate; the logged one may be refined a little
         assert abs(marker.onset_wall_ns - ended[marker.seq].onset_wall_ns) < 1_000_000
     assert of(events, RunFinished)[0].answers == 2
-    manifest = read_manifest(run_dir)
+    manifest = read_manifest(RunDir(run_dir))
     assert manifest.status == "finished"
     assert manifest.plan == ["tiny:weather/1#1", "tiny:weather/2#1"]
     assert manifest.scripts[0].sha256 == sha256_file(script)
@@ -335,7 +336,7 @@ def wait_for(run_dir_parent: Path, proc: subprocess.Popen, event: str, nth: int,
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
         dirs = run_dirs(run_dir_parent)
-        log = dirs[0] / "events.jsonl" if dirs else None
+        log = RunDir(dirs[0]).events if dirs else None
         if log and log.exists():
             kinds = [json.loads(line).get("event") for line in log.read_bytes().splitlines() if line.endswith(b"}")]
             if kinds.count(event) >= nth:
@@ -356,13 +357,13 @@ def test_resume_after_kill_9_at_several_points(bench) -> None:
         run_dir = wait_for(bench.runs, proc, event, nth)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
-        now = (run_dir / "events.jsonl").read_bytes()
+        now = (RunDir(run_dir).events).read_bytes()
         assert now.startswith(prefix)  # nothing logged before was rewritten
         prefix = now
         proc = bench.resume(run_dir)
     status, _, err = finish(proc)
     assert status == 0, err
-    assert (run_dir / "events.jsonl").read_bytes().startswith(prefix)
+    assert (RunDir(run_dir).events).read_bytes().startswith(prefix)
     events = check_log(run_dir, plan_items)
     assert len(of(events, RunResumed)) == len(kill_points)
     cuts = of(events, UtteranceCut)
@@ -371,8 +372,8 @@ def test_resume_after_kill_9_at_several_points(bench) -> None:
     started = {e.seq for e in of(events, UtteranceStarted)}
     closed = [e.started_seq for e in events if isinstance(e, UtteranceEnded | UtteranceCut)]
     assert sorted(closed) == sorted(started)  # every utterance either ended or was logged as cut
-    assert read_manifest(run_dir).status == "finished"
-    assert len(read_manifest(run_dir).segments) == len(kill_points) + 1
+    assert read_manifest(RunDir(run_dir)).status == "finished"
+    assert len(read_manifest(RunDir(run_dir)).segments) == len(kill_points) + 1
 
 
 def test_ctrl_c_finishes_the_utterance_and_resumes(bench) -> None:
@@ -386,7 +387,7 @@ def test_ctrl_c_finishes_the_utterance_and_resumes(bench) -> None:
     events = events_of(run_dir)
     assert events[-1].event == "run_interrupted" and of(events, UtteranceEnded)  # the utterance was finished
     assert not of(events, UtteranceCut)
-    assert read_manifest(run_dir).status == "interrupted"
+    assert read_manifest(RunDir(run_dir)).status == "interrupted"
     status, _, err = finish(bench.resume(run_dir))
     assert status == 0, err
     check_log(run_dir, 2)
@@ -476,7 +477,7 @@ def test_markers_land_in_the_run_capture(bench) -> None:
     (run_dir,) = run_dirs(bench.runs)
     events = events_of(run_dir)
     (stopped,) = of(events, CaptureStopped)
-    manifest = read_manifest(run_dir)
+    manifest = read_manifest(RunDir(run_dir))
     assert [f.sha256 for f in manifest.captures] == [f.sha256 for f in stopped.files] != []
     found = {}
     for entry in stopped.files:

@@ -68,9 +68,11 @@ def test_activations_cli_json(echo_captures, capsys):
     path = echo_captures / "what_is_the_weather_5x30s.pcapng"
     assert main(["activations", str(path), "--device", "10.63.7.79", "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert len(doc["activations"]) == 5 and doc["threshold"] > 0
+    assert len(doc["activations"]) == 5 and doc["threshold_bps"] > 0 and doc["device"] == "10.63.7.79"
     first = doc["activations"][0]
-    assert first["onset"] == pytest.approx(1540286788.5296, abs=1e-3) and first["endpoints"] == ["52.46.136.99"]
+    assert first["activation_id"] == 0 and isinstance(first["onset_capture_ns"], int)
+    assert first["onset_capture_ns"] / 1e9 == pytest.approx(1540286788.5296, abs=1e-3)
+    assert first["endpoint_ids"] == ["52.46.136.99"]
     assert doc["warnings"]  # the voice endpoint has no name in this capture
 
 

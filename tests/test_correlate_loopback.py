@@ -18,29 +18,18 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import require_root, require_tool
+from conftest import require_root, require_tool, test_manifest
 from test_report_html import chromium_dom
 
-from harness.bench.clock import ClockStatus
-from harness.bench.events import CaptureFileInfo, EventLog
-from harness.bench.manifest import (
-    ClockInfo,
-    DeviceInfo,
-    Manifest,
-    Settings,
-    host_info,
-    write_manifest,
-)
 from harness.bench.markers import Marker, encode_marker
 from harness.capture import start_capture
-from harness.correlate import (
-    AttributionSettings,
-    correlate_run,
-    read_analysis,
-    write_analysis,
-)
+from harness.correlate import AttributionSettings, correlate_run
 from harness.net import synth
 from harness.report import write_report
+from harness.rundir.analysis import TABLES, read_analysis, write_analysis
+from harness.rundir.events import CaptureFileInfo, EventLog, MarkerSent, RunStarted, UtteranceEnded, UtteranceStarted
+from harness.rundir.layout import RunDir
+from harness.rundir.manifest import Settings, write_manifest
 
 DEVICE = "127.0.66.1"
 RESOLVER = ("127.0.66.20", 53)
@@ -167,20 +156,20 @@ def _heartbeat(stop: threading.Event) -> None:
 def _utterance(log: EventLog, marker_sock: socket.socket, voice: socket.socket, index: int, skill: str) -> None:
     name, host, _, sni = SKILLS[skill]
     common = {"plan_index": index, "persona_id": "loop", "skill_id": skill, "utterance_id": f"{skill}/{index}"}
-    started = log.emit("utterance_started", **common, skill_name=name, text=f"Alexa, ask {name}", audio_path="speech/x.wav",
-                       audio_sha256="0" * 64, duration_s=0.5, cache_hit=True, device="lo")  # fmt: skip
+    started = log.emit(UtteranceStarted(**common, skill_name=name, text=f"Alexa, ask {name}", audio_path="speech/x.wav",
+                       audio_sha256="0" * 64, duration_s=0.5, cache_hit=True, device="lo"))  # fmt: skip
     onset = time.time_ns()
     marker = Marker(log.run_id, started.seq, onset, time.time_ns(), index, 1, 0)
     payload = encode_marker(marker)
     marker_sock.sendto(payload, ("127.0.66.9", 9999))
-    log.emit("marker_sent", **common, started_seq=started.seq, destination="127.0.66.9:9999", onset_wall_ns=onset,
-             sent_wall_ns=marker.sent_wall_ns, payload_hex=payload.hex())  # fmt: skip
+    log.emit(MarkerSent(**common, started_seq=started.seq, destination="127.0.66.9:9999", onset_wall_ns=onset,
+             sent_wall_ns=marker.sent_wall_ns, payload_hex=payload.hex()))  # fmt: skip
     for _ in range(24):  # the request streamed to the voice service for as long as it is spoken
         voice.sendall(b"v" * 1250)
         time.sleep(0.05)
-    log.emit("utterance_ended", **common, started_seq=started.seq, onset_wall_ns=onset, end_wall_ns=onset + 500_000_000,
+    log.emit(UtteranceEnded(**common, started_seq=started.seq, onset_wall_ns=onset, end_wall_ns=onset + 500_000_000,
              onset_mono_ns=0, end_mono_ns=500_000_000, latency_s=0.0, device="lo", sample_rate=22050, frames=11025,
-             backend="loopback")  # fmt: skip
+             backend="loopback"))  # fmt: skip
     address = _lookup(host)
     with _connect((address, 443)) as s:
         s.sendall(synth.client_hello(sni))
@@ -190,23 +179,24 @@ def _utterance(log: EventLog, marker_sock: socket.socket, voice: socket.socket, 
 
 
 @pytest.fixture(scope="module")
-def loop_run(tmp_path_factory) -> Path:
+def loop_run(tmp_path_factory) -> RunDir:
     require_root()
     require_tool("tcpdump")
-    run_dir = tmp_path_factory.mktemp("run")
+    run = RunDir(tmp_path_factory.mktemp("run"))
+    run_dir = run.root
     names = {host: ip for _, host, ip, _ in SKILLS.values()}
     servers = Servers(names)
     stop = threading.Event()
-    capture = start_capture("lo", run_dir / "capture", bpf="net 127.0.66.0/24")
+    capture = start_capture("lo", run.capture, bpf="net 127.0.66.0/24")
     beat = threading.Thread(target=_heartbeat, args=(stop,), daemon=True)
     try:
         beat.start()
-        with EventLog(run_dir / "events.jsonl", "loop-run") as log, _connect(VOICE) as voice, \
+        with EventLog(run.events, "loop-run") as log, _connect(VOICE) as voice, \
                 socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as marker_sock:  # fmt: skip
             marker_sock.bind(("127.0.66.8", 0))
             voice.sendall(synth.client_hello("avs-alexa-na.amazon.com"))
-            log.emit("run_started", harness_version="test", personas=["loop"], plan_items=len(ORDER), seeds={"loop": None},
-                     backend="loopback", output_device="lo", input_device=None, marker="127.0.66.9:9999")  # fmt: skip
+            log.emit(RunStarted(harness_version="test", personas=["loop"], plan_items=len(ORDER), seeds={"loop": None},
+                     backend="loopback", output_device="lo", input_device=None, marker="127.0.66.9:9999"))  # fmt: skip
             start = time.monotonic()
             for i, skill in enumerate(ORDER):
                 time.sleep(max(0.0, start + LEAD_S + i * SPACING_S - time.monotonic()))
@@ -217,37 +207,33 @@ def loop_run(tmp_path_factory) -> Path:
         beat.join()
         files = capture.stop(tail_s=0.3)
         servers.close()
-    infos = [CaptureFileInfo(path=str(f.path.relative_to(run_dir)), sha256=f.sha256, bytes=f.bytes, interface=f.interface,
+    infos = [CaptureFileInfo(path=run.relative(f.path), sha256=f.sha256, bytes=f.bytes, interface=f.interface,
                              started_ns=f.started_ns, stopped_ns=f.stopped_ns) for f in files]  # fmt: skip
-    now = time.time_ns()
-    write_manifest(run_dir, Manifest(
-        run_id="loop-run", status="finished", created_wall_ns=now, updated_wall_ns=now, host=host_info(), versions={},
-        scripts=[], plan=[f"loop:{s}/{i}" for i, s in enumerate(ORDER)], backend="loopback",
-        output_device=DeviceInfo(spec="lo", name="lo"), input_device=None,
+    write_manifest(run, test_manifest(
+        "loop-run", plan=[f"loop:{s}/{i}" for i, s in enumerate(ORDER)], captures=infos,
         settings=Settings(retries=None, marker="127.0.66.9:9999", transcribe=False, capture="lo", capture_device=DEVICE,
                           capture_tail_s=0.3, device_wait_s=1.0),
-        clock=ClockInfo(status=ClockStatus(source="unknown")), captures=infos,
     ))  # fmt: skip
     result = correlate_run(run_dir, settings=AttributionSettings(max_window_s=WINDOW_S))
-    write_analysis(run_dir, result)
-    return run_dir
+    write_analysis(run, result.summary, result.tables)
+    return run
 
 
 @pytest.mark.root
 def test_markers_align_loopback_clocks(loop_run):
     summary, _ = read_analysis(loop_run)
-    clock = summary["clock"]
-    assert clock["method"] == "markers" and clock["markers"] == len(ORDER)
-    assert abs(clock["offset_s"]) < 0.05  # one host, one clock: only the send-to-capture delay is left
+    clock = summary.clock
+    assert clock.method == "markers" and clock.markers == len(ORDER)
+    assert abs(clock.offset_s) < 0.05  # one host, one clock: only the send-to-capture delay is left
 
 
 @pytest.mark.root
 def test_every_utterance_has_its_activation(loop_run):
     summary, tables = read_analysis(loop_run)
     u = tables["utterances"]
-    assert len(u) == len(ORDER) and u["activation"].all()
-    assert summary["counts"]["activations"] == len(ORDER)
-    assert summary["activations"]["voice_endpoints"] == ["avs-alexa-na.amazon.com"]
+    assert len(u) == len(ORDER) and u["activation_id"].notna().all()
+    assert summary.counts.activations == len(ORDER)
+    assert summary.activations.voice_endpoints == ["avs-alexa-na.amazon.com"]
     assert ((u["activation_lag_s"] > -0.3) & (u["activation_lag_s"] < 0.5)).all()
 
 
@@ -257,28 +243,56 @@ def test_attribution_matches_what_each_skill_contacted(loop_run):
     u = tables["utterances"]
     for row in u.itertuples():
         expected = SKILLS[row.skill_id][3]
-        assert expected in list(row.endpoints), (row.skill_id, list(row.endpoints))
+        assert expected in list(row.endpoint_ids), (row.skill_id, list(row.endpoint_ids))
         other = SKILLS["evil" if row.skill_id == "weather" else "weather"][3]
-        assert other not in list(row.endpoints)
-        assert "127.0.66.4" not in list(row.endpoints)  # the heartbeat is background
-    e = tables["endpoints"]
-    hits = {(r.skill_id, r.endpoint) for r in e[e["attributed"]].itertuples()}
+        assert other not in list(row.endpoint_ids)
+        assert "127.0.66.4" not in list(row.endpoint_ids)  # the heartbeat is background
+    e = tables["attributions"]
+    hits = {(r.skill_id, r.endpoint_id) for r in e[e["attributed"]].itertuples()}
     assert ("weather", "api.weather-skill.test") in hits and ("evil", HOSTILE_SNI) in hits
     assert ("weather", HOSTILE_SNI) not in hits and ("evil", "api.weather-skill.test") not in hits
-    beat = e[e["endpoint"] == "127.0.66.4"]
+    beat = e[e["endpoint_id"] == "127.0.66.4"]
     assert len(beat) == 2 and (beat["contacted"] == beat["utterances"]).all()  # in every window...
     assert not beat["attributed"].any() and (beat["background_rate"] > 0.8).all()  # ...and in the background too
-    assert {"127.0.66.9", "127.0.66.20"}.isdisjoint(set(e["endpoint"]))  # markers and DNS are not contacts
+    contacted = set(tables["contacts"]["endpoint_id"])
+    assert {"127.0.66.9", "127.0.66.20"}.isdisjoint(contacted | set(e["endpoint_id"]))  # markers and DNS are not contacts
 
 
 @pytest.mark.root
 def test_analysis_files_are_written(loop_run):
-    folder = loop_run / "analysis"
-    for name in ("utterances", "endpoints", "activations", "contacts"):
-        csv = pd.read_csv(folder / f"{name}.csv")
-        assert len(csv) == len(pd.read_parquet(folder / f"{name}.parquet"))
-    summary = json.loads((folder / "summary.json").read_text())
+    for name in TABLES:
+        csv = pd.read_csv(loop_run.table(name, "csv"))
+        assert len(csv) == len(pd.read_parquet(loop_run.table(name, "parquet")))
+    summary = json.loads(loop_run.summary.read_text())
     assert summary["counts"]["utterances"] == len(ORDER)
+
+
+@pytest.mark.root
+def test_analysis_tables_load_with_their_dtypes_and_every_key_resolves(loop_run):
+    tables = {name: pd.read_parquet(loop_run.table(name, "parquet")) for name in TABLES}
+    for name, frame in tables.items():
+        for col in TABLES[name]:
+            dtype = str(frame[col.name].dtype)
+            if col.name.endswith("_ns"):
+                assert dtype in ("int64", "Int64"), (name, col.name, dtype)  # instants: integer UTC ns, no fix-up
+            expected = {"int": "int64", "int?": "Int64", "float": "float64", "bool": "bool"}.get(col.kind, "object")
+            assert dtype == expected, (name, col.name, dtype)
+        assert set(frame["run_id"]) <= {"loop-run"}
+    u, a, e, at, c = (tables[n] for n in ("utterances", "activations", "endpoints", "attributions", "contacts"))
+    assert u["utterance_seq"].is_unique and e["endpoint_id"].is_unique and a["activation_id"].is_unique
+    # every key resolves: a join on it finds exactly one row on the other side
+    assert set(u["activation_id"].dropna()) <= set(a["activation_id"])
+    assert set(a["utterance_seq"].dropna()) <= set(u["utterance_seq"])
+    linked = u.dropna(subset=["activation_id"]).merge(a, on="activation_id", suffixes=("", "_a"))
+    assert (linked["utterance_seq"] == linked["utterance_seq_a"]).all() and len(linked) == len(ORDER)
+    endpoint_ids = set(e["endpoint_id"])
+    assert set(at["endpoint_id"]) <= endpoint_ids and set(c["endpoint_id"]) <= endpoint_ids
+    assert {x for ids in u["endpoint_ids"] for x in ids} <= endpoint_ids
+    assert {x for ids in a["endpoint_ids"] for x in ids} <= endpoint_ids
+    # contacts carry where they went
+    assert (c["remote_port"] > 0).all() and set(c["protocol"]) <= {"tcp", "udp"} and (c["remote_ip"] != "").all()
+    weather = c[c["endpoint_id"] == "api.weather-skill.test"]
+    assert set(weather["remote_port"]) == {443} and set(weather["protocol"]) == {"tcp"}
 
 
 @pytest.mark.root

@@ -11,7 +11,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-from pydantic import BaseModel, Field
+from harness.rundir.manifest import ClockStatus
 
 STEP_THRESHOLD_NS = 50_000_000
 
@@ -36,19 +36,6 @@ def step_between(before: ClockPair, after: ClockPair, threshold_ns: int = STEP_T
     """How far the wall clock stepped between two pairs, or None when within the threshold."""
     step = after.offset_ns - before.offset_ns
     return step if abs(step) > threshold_ns else None
-
-
-class ClockStep(BaseModel):
-    at_wall_ns: int
-    step_ns: int
-
-
-class ClockStatus(BaseModel):
-    """What the host said about its clock synchronisation when the run (re)started."""
-
-    source: str = Field(description='"chrony", "timedatectl" or "unknown"')
-    synchronized: bool | None = None
-    detail: dict[str, str] = Field(default_factory=dict)
 
 
 def clock_status(timeout_s: float = 2.0) -> ClockStatus:

@@ -20,11 +20,12 @@ Payload (big-endian, 37 bytes + the run id)::
 
 from __future__ import annotations
 
-import argparse
 import socket
 import struct
 import time
 from dataclasses import dataclass
+
+from harness.errors import HarnessError
 
 MAGIC = b"HRNS"
 VERSION = 1
@@ -69,11 +70,11 @@ def decode_marker(payload: bytes) -> Marker | None:
 
 
 def parse_target(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) as an argparse ``type``."""
+    """``HOST:PORT`` (``[v6]:PORT`` for IPv6); raises :class:`HarnessError` on anything else."""
     host, sep, port = text.rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+        raise HarnessError(f"expected HOST:PORT, got {text!r}")
     return host, int(port)
 
 

@@ -1,28 +1,73 @@
-"""What ``harness run`` was asked to do; a resume fills what it was not told from the manifest."""
+"""What ``harness run`` was asked to do; fixed once parsed (a resume derives a new set)."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.bench.markers import parse_target
+from harness.defaults import default
+from harness.errors import HarnessError, InputError
+from harness.rundir.layout import RunDir
+from harness.rundir.manifest import Manifest
 
-@dataclass
+
+@dataclass(frozen=True)
 class RunOptions:
-    """What ``harness run`` was asked to do (a resume fills the gaps from the manifest)."""
+    """What ``harness run`` was asked to do."""
 
     scripts: list[Path] = field(default_factory=list)
+    """Persona scripts (files or folders); empty on a resume, which reads the run's copies."""
     output_device: str | None = None
+    """The bench speaker: device index or name."""
     input_device: str | None = None
+    """The microphone for the answers; None: no listening."""
     backend: str | None = None
-    runs_dir: Path = Path("runs")
+    """Audio back end; None: the run's (on a resume) or ``default.backend``."""
+    runs_dir: Path = default.runs_dir
+    """Where a new run directory is created."""
     seed: int | None = None
+    """Seed of shuffled scripts; None: each script's own."""
     marker: tuple[str, int] | None = None
+    """HOST and PORT the UDP sync markers go to."""
     retries: int | None = None
+    """Tries after no answer; None: each script's ``session.retries``."""
     transcribe: bool = False
+    """Transcribe the answers offline."""
     capture: str | None = None
+    """Capture spec (local interface or ``ssh://``) for tcpdump during the run."""
     capture_device: str | None = None
-    capture_tail_s: float = 2.0
-    device_wait_s: float = 60.0
-    calibration_s: float = 2.0
+    """The speaker's address, to filter the capture."""
+    capture_tail_s: float = default.capture_tail_s
+    """Seconds the capture goes on after the last answer."""
+    device_wait_s: float = default.device_wait_s
+    """How long a lost device is waited for."""
+    calibration_s: float = default.calibration_s
+    """Seconds of room noise measured at the start."""
     resume: Path | None = None
+    """The run directory to continue."""
     speech_cache: Path | None = None
+    """The speech cache; None: the default one."""
+
+    def resumed(self, run: RunDir, manifest: Manifest) -> RunOptions:
+        """These options with what they leave open taken from the run's manifest."""
+        saved = manifest.settings
+        marker = self.marker
+        if marker is None and saved.marker:
+            try:
+                marker = parse_target(saved.marker)
+            except HarnessError as exc:
+                raise InputError(run.manifest, f"settings.marker: {exc}") from None
+        capture, capture_device = self.capture, self.capture_device
+        if capture is None and saved.capture:
+            capture, capture_device = saved.capture, capture_device or saved.capture_device
+        input_device = self.input_device
+        if input_device is None and manifest.input_device is not None:
+            input_device = manifest.input_device.spec
+        return dataclasses.replace(
+            self, output_device=self.output_device or manifest.output_device.spec, input_device=input_device,
+            backend=self.backend or manifest.backend, retries=saved.retries if self.retries is None else self.retries,
+            transcribe=self.transcribe or saved.transcribe, marker=marker, capture=capture,
+            capture_device=capture_device,
+        )  # fmt: skip

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.bench.events import (
+from harness.rundir.events import (
     AnswerHeard,
     Event,
     ItemCompleted,

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.cli.args import number
-from harness.cli.console import out, warn
+from harness.cli.console import out, print_json, warn
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         write_report(args.report, result)
     if args.format == "json":
-        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+        print_json(result.model_dump(mode="json"))
         return 0
     for message in result.warnings:
         warn(escape(message))

@@ -6,6 +6,11 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from typing import TypeVar
+
+from harness.errors import HarnessError
+
+T = TypeVar("T")
 
 
 def number(kind: Callable[[str], float], low: float | None = None, high: float | None = None) -> Callable[[str], float]:
@@ -30,3 +35,16 @@ def number(kind: Callable[[str], float], low: float | None = None, high: float |
 def seconds(low: float | None = 0.0) -> Callable[[str], float]:
     """An argparse ``type`` for a duration or offset in seconds (``low=None`` allows negatives)."""
     return number(float, low)
+
+
+def checked(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """An argparse ``type`` from a parser that raises :class:`HarnessError`: its message becomes the usage error."""
+
+    def wrapped(text: str) -> T:
+        try:
+            return parse(text)
+        except HarnessError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    wrapped.__name__ = parse.__name__
+    return wrapped

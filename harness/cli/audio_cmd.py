@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rich.table import Table
 
+from harness.defaults import default
 from harness.cli.console import err, out
 
 
@@ -20,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     lab.set_defaults(func=_lab)
 
     devices = subparsers.add_parser("devices", help="list audio devices as PortAudio sees them")
-    devices.add_argument("--backend", choices=["sounddevice", "pyaudio"], default="sounddevice")
+    devices.add_argument("--backend", choices=default.backends, default=default.backend)
     devices.set_defaults(func=_devices)
 
 

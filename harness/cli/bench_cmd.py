@@ -10,11 +10,10 @@ from rich.table import Table
 from harness.bench.markers import parse_target
 from harness.bench.options import RunOptions
 from harness.bench.plan import load_plan
-from harness.cli.args import seconds
+from harness.cli.args import checked, seconds
 from harness.cli.console import out
-from harness.script import estimated_seconds
-
-
+from harness.defaults import default
+from harness.script.duration import clock_text, run_duration
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,23 +27,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("scripts", nargs="*", type=Path, metavar="SCRIPT", help="persona scripts or folders of them")
     p.add_argument("--output-device", help="speaker: device index or name (see `harness devices`)")
     p.add_argument("--input-device", help="microphone for the answers (none: no listening)")
-    p.add_argument("--backend", choices=["sounddevice", "pyaudio"], help="audio back end (default sounddevice)")
-    p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run directories go (default ./runs)")
+    p.add_argument("--backend", choices=default.backends, help=f"audio back end (default {default.backend})")
+    p.add_argument("--runs-dir", type=Path, default=default.runs_dir,
+                   help=f"where run directories go (default ./{default.runs_dir})")  # fmt: skip
     p.add_argument("--seed", type=int, help="seed of shuffled scripts (default: each script's own)")
     p.add_argument("--dry-run", action="store_true", help="print the plan and what would be done; touch no device")
-    p.add_argument("--marker", type=parse_target, metavar="HOST:PORT", help="send a UDP sync marker at each onset")
+    p.add_argument("--marker", type=checked(parse_target), metavar="HOST:PORT", help="send a UDP sync marker at each onset")
     p.add_argument("--retries", type=int, help="tries after no answer (default: each script's session.retries)")
     p.add_argument("--transcribe", action="store_true", help="transcribe answers offline (pocketsphinx)")
     p.add_argument("--capture", metavar="SPEC", help="capture the speaker's traffic during the run (tcpdump)")
     p.add_argument("--capture-device", metavar="ADDR", help="the speaker's address, to filter the capture")
-    p.add_argument("--capture-tail", type=seconds(), default=2.0, metavar="S",
-                   help="keep capturing S seconds after the last answer (default 2)")  # fmt: skip
-    p.add_argument("--quiet-lead", type=seconds(), default=0.0, metavar="S",
-                   help="with --twin: capture S seconds of background before the first utterance (default 0)")  # fmt: skip
-    p.add_argument("--device-wait", type=seconds(), default=60.0, metavar="S",
-                   help="how long to wait for a lost device before stopping (default 60)")  # fmt: skip
-    p.add_argument("--calibration", type=seconds(), default=2.0, metavar="S",
-                   help="seconds of room noise measured at the start to set the threshold (default 2)")  # fmt: skip
+    p.add_argument("--capture-tail", type=seconds(), metavar="S",
+                   help=f"keep capturing S seconds after the last answer (default {default.capture_tail_s:g}; "
+                   f"with --twin {default.twin_quiet_s:g})")  # fmt: skip
+    p.add_argument("--quiet-lead", type=seconds(), metavar="S",
+                   help=f"with --twin: capture S seconds of background before the first utterance "
+                   f"(default {default.twin_quiet_s:g}: attribution learns the background from it)")  # fmt: skip
+    p.add_argument("--device-wait", type=seconds(), default=default.device_wait_s, metavar="S",
+                   help=f"how long to wait for a lost device before stopping (default {default.device_wait_s:g})")  # fmt: skip
+    p.add_argument("--calibration", type=seconds(), default=default.calibration_s, metavar="S",
+                   help=f"seconds of room noise measured at the start to set the threshold "
+                   f"(default {default.calibration_s:g})")  # fmt: skip
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue this run where it stopped")
     p.add_argument("--twin", action="store_true",
                    help="run against the simulated Echo: lab, twin and capture are started and stopped for you")
@@ -59,7 +62,7 @@ def run_command(args: argparse.Namespace) -> int:
         args.parser.error("give at least one SCRIPT (or --resume RUN_DIR)")
     if args.twin and (args.resume or args.capture):
         args.parser.error("--twin starts a new run with its own capture; drop --resume/--capture")
-    if args.quiet_lead and not args.twin:
+    if args.quiet_lead is not None and not args.twin:
         args.parser.error("--quiet-lead needs --twin")
     if not args.resume and not args.output_device and not args.dry_run and not args.twin:
         args.parser.error("--output-device is required")
@@ -69,7 +72,8 @@ def run_command(args: argparse.Namespace) -> int:
         scripts=args.scripts, output_device=args.output_device, input_device=args.input_device,
         backend=args.backend, runs_dir=args.runs_dir, seed=args.seed, marker=args.marker, retries=args.retries,
         transcribe=args.transcribe, capture=args.capture, capture_device=args.capture_device,
-        capture_tail_s=args.capture_tail, device_wait_s=args.device_wait, calibration_s=args.calibration,
+        capture_tail_s=_or(args.capture_tail, default.twin_quiet_s if args.twin else default.capture_tail_s),
+        device_wait_s=args.device_wait, calibration_s=args.calibration,
         resume=args.resume,
     )  # fmt: skip
     if args.dry_run:
@@ -77,7 +81,7 @@ def run_command(args: argparse.Namespace) -> int:
     if args.twin:
         from harness.twin.session import run_with_twin  # the twin is a later stage than the bench
 
-        result = run_with_twin(options, out, args.twin_config, args.quiet_lead)
+        result = run_with_twin(options, out, args.twin_config, _or(args.quiet_lead, default.twin_quiet_s))
         out.print(result.describe(), markup=False, highlight=False, soft_wrap=True)
         return result.status
     from harness.bench.run import BenchRun  # imports the audio stack, which a dry run never touches
@@ -87,13 +91,21 @@ def run_command(args: argparse.Namespace) -> int:
     return run.execute()
 
 
-def dry_run(options: RunOptions) -> int:
-    """Print the plan and the run's settings; opens no device and writes nothing."""
-    if options.resume:
-        from harness.bench.manifest import read_manifest
+def _or(value: float | None, fallback: float) -> float:
+    return fallback if value is None else value
 
-        manifest = read_manifest(options.resume)
-        plan = load_plan([options.resume / s.path for s in manifest.scripts], manifest.scripts[0].seed)
+
+def dry_run(options: RunOptions) -> int:
+    """Print the plan, its duration (the same estimate as ``harness plan``) and the run's settings;
+    opens no device and writes nothing."""
+    from harness.cli.speech_cmd import ESTIMATE_NOTE, speech_seconds
+
+    if options.resume:
+        from harness.bench.record import RunRecord
+
+        record = RunRecord.reopen(options.resume)
+        options = options.resumed(record.run, record.manifest)
+        plan = record.plan
         where = f"resume {options.resume}"
     else:
         plan = load_plan(options.scripts, options.seed)
@@ -101,23 +113,23 @@ def dry_run(options: RunOptions) -> int:
     table = Table(title=f"plan: {len(plan.items)} utterances", show_lines=False)
     for column in ("#", "persona", "skill", "utterance", "text", "follow-ups"):
         table.add_column(column)
-    seconds = 0.0
     for item in plan.items:
-        persona = plan.persona(item)
         table.add_row(str(item.index), item.persona_id, item.skill_name, f"{item.utterance_id} #{item.repeat}",
                       item.text, " / ".join(item.follow_ups))  # fmt: skip
-        spoken = [item.text, *item.follow_ups]
-        seconds += sum(estimated_seconds(t, persona.speech.rate) for t in spoken) + persona.session.gap_s
-        if options.input_device:
-            seconds += len(spoken) * persona.session.answer_timeout_s
     out.print(table)
+    by_persona = [(s.persona, [i for i in plan.items if i.persona_id == s.persona.persona.id], s.persona.speech)
+                  for s in plan.scripts]  # fmt: skip
+    seconds = speech_seconds(by_persona, options.speech_cache)
+    duration = run_duration(plan.items, plan.persona, lambda p, text: seconds[(p.persona.id, text)],
+                            listening=options.input_device is not None)  # fmt: skip
     marker = f"{options.marker[0]}:{options.marker[1]}" if options.marker else "none"
-    output = options.output_device or ("(from the run)" if options.resume else "not given")
     out.print(
-        f"dry run: {where}; output {output}, "
-        f"input {options.input_device or 'none (no listening)'}, backend {options.backend or 'sounddevice'}, "
+        f"dry run: {where}; output {options.output_device or 'not given'}, "
+        f"input {options.input_device or 'none (no listening)'}, backend {options.backend or default.backend}, "
         f"markers {marker}, capture {options.capture or 'none'}; "
-        f"about {seconds / 60:.1f} min at most (speech + gaps + answer waits). Nothing was played or written.",
+        f"estimate {clock_text(duration.estimate_s)}, worst case {clock_text(duration.worst_s)}. "
+        "Nothing was played or written.",
         markup=False, highlight=False, soft_wrap=True,
     )  # fmt: skip
+    out.print(ESTIMATE_NOTE, markup=False, highlight=False, soft_wrap=True)
     return 0

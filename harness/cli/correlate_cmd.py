@@ -14,16 +14,14 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.cli.args import seconds
-from harness.cli.console import out, warn
-from harness.errors import HarnessError, InputError
+from harness.cli.console import out, print_csv, print_json, warn
+from harness.errors import InputError
 
 if TYPE_CHECKING:
     from harness.ads.result import AdsResult
 
 # The analysis stack (pandas, scipy, matplotlib) is imported inside the commands: importing it
 # here would slow every `harness` start by seconds.
-
-
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -64,59 +62,57 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_report)
 
 
-def _utc(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+def _utc(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+ACTIVATION_FIELDS = ["activation_id", "onset_capture_ns", "end_capture_ns", "bytes_up", "bursts", "endpoint_ids"]
 
 
 def run_activations(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from harness.correlate import detect_activations, read_capture
+    from harness.correlate.run import activation_table
     from harness.net.addresses import parse_address
 
     parse_address(args.device)
     view = read_capture(args.pcaps, args.device)
     result = detect_activations(view)
     warnings = [*view.warnings, *result.warnings]
-    rows = [
-        {"onset": a.onset_ns / 1e9, "end": a.end_ns / 1e9, "bytes_up": a.bytes_up, "endpoints": list(a.endpoints)}
-        for a in result.activations
-    ]
+    frame = activation_table("", result, {})[ACTIVATION_FIELDS]
     if args.format == "json":
-        doc = {"activations": rows, "threshold": result.threshold_bps, "voice_endpoints": result.voice_endpoints, "warnings": warnings}
-        out.file.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+        print_json({"device": view.device, "activations": json.loads(frame.to_json(orient="records")),
+                    "threshold_bps": result.threshold_bps, "voice_endpoints": result.voice_endpoints,
+                    "warnings": warnings})  # fmt: skip
         return 0
     for message in warnings:
         warn(message)
     if args.format == "csv":
-        frame = pd.DataFrame(rows, columns=["onset", "end", "bytes_up", "endpoints"])
-        frame["endpoints"] = frame["endpoints"].map(";".join)
-        out.file.write(frame.to_csv(index=False))
+        print_csv(frame)
         return 0
     table = Table(title=Text(f"activations of {args.device} (threshold {result.threshold_bps:,.0f} B/s)"))
     for col, justify in (("#", "right"), ("onset (UTC)", "left"), ("duration s", "right"), ("bytes up", "right"), ("endpoints", "left")):
         table.add_column(col, justify=justify)
-    for i, r in enumerate(rows, start=1):
-        table.add_row(str(i), _utc(r["onset"]), f"{r['end'] - r['onset']:.2f}", f"{r['bytes_up']:,}", Text(", ".join(r["endpoints"])))
+    for r in frame.itertuples(index=False):
+        table.add_row(str(r.activation_id), _utc(r.onset_capture_ns), f"{(r.end_capture_ns - r.onset_capture_ns) / 1e9:.2f}",
+                      f"{r.bytes_up:,}", Text(", ".join(r.endpoint_ids)))  # fmt: skip
     out.print(table)
     return 0
 
 
 def run_correlate(args: argparse.Namespace) -> int:
-    from harness.correlate import correlate_run, read_analysis, write_analysis
+    from harness.correlate import correlate_run
     from harness.net.addresses import parse_address
     from harness.report import summary_renderable
+    from harness.rundir.analysis import write_analysis
+    from harness.rundir.layout import RunDir
 
     if args.device:
         parse_address(args.device)
-    run_dir = Path(args.run_dir)
-    if not run_dir.is_dir():
-        raise HarnessError(f"{run_dir}: not a directory")
-    result = correlate_run(run_dir, args.pcap, args.clock_offset, args.device)
-    written = write_analysis(run_dir, result)
-    summary, tables = read_analysis(run_dir)
-    out.print(summary_renderable(summary, tables))
-    out.print(Text(f"wrote {len(written)} files to {run_dir / 'analysis'}"))
+    run = RunDir.existing(args.run_dir)
+    result = correlate_run(run.root, args.pcap, args.clock_offset, args.device)
+    written = write_analysis(run, result.summary, result.tables)
+    out.print(summary_renderable(result.summary, result.tables))
+    out.print(Text(f"wrote {len(written)} files to {run.analysis}"))
     return 0
 
 
@@ -133,17 +129,18 @@ def _ads(path: str) -> AdsResult:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from harness.correlate import correlate_run, read_analysis, write_analysis
+    from harness.correlate import correlate_run
     from harness.report import summary_renderable, write_report
+    from harness.rundir.analysis import has_analysis, read_analysis, write_analysis
+    from harness.rundir.layout import RunDir
 
-    run_dir = Path(args.run_dir)
-    if not run_dir.is_dir():
-        raise HarnessError(f"{run_dir}: not a directory")
+    run = RunDir.existing(args.run_dir)
     ads = _ads(args.ads) if args.ads else None
-    if not (run_dir / "analysis" / "summary.json").is_file():
-        write_analysis(run_dir, correlate_run(run_dir))
-    path = write_report(run_dir, args.output, ads)
-    summary, tables = read_analysis(run_dir)
+    if not has_analysis(run):
+        result = correlate_run(run.root)
+        write_analysis(run, result.summary, result.tables)
+    path = write_report(run, args.output, ads)
+    summary, tables = read_analysis(run)
     out.print(summary_renderable(summary, tables))
     out.print(Text(f"report: {path}"))
     return 0

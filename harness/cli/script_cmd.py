@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 
 from rich.text import Text
 
-from harness.cli.console import err, out
-from harness.errors import HarnessError, InputError
+from harness.cli.console import err, out, print_json
+from harness.errors import InputError
 from harness.script import check_paths, persona_json_schema
 
 VALIDATE_EXAMPLES = """\
@@ -55,7 +53,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=SCHEMA_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    schema.add_argument("--events", action="store_true", help="the schema of events.jsonl lines instead")
+    kinds = schema.add_mutually_exclusive_group()
+    kinds.add_argument("--of", choices=SCHEMAS, default="persona",
+                       help="which file: a persona script (default), a line of events.jsonl or truth.jsonl, "
+                       "manifest.json, analysis/summary.json, or the analysis tables' columns")  # fmt: skip
+    kinds.add_argument("--events", action="store_const", const="events", dest="of", help="short for --of events")
     schema.set_defaults(func=run_schema)
 
 
@@ -98,14 +100,19 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
+SCHEMAS = ("persona", "events", "truth", "manifest", "summary", "analysis")
+
+
 def run_schema(args: argparse.Namespace) -> int:
-    if args.events:
-        try:
-            from harness.bench.events import events_json_schema
-        except ImportError as exc:
-            raise HarnessError(f"the events schema is not available in this installation ({exc})") from None
-        schema = events_json_schema()
-    else:
-        schema = persona_json_schema()
-    sys.stdout.write(json.dumps(schema, indent=2, ensure_ascii=False) + "\n")
+    from harness.rundir import analysis, events, manifest, truth
+
+    schemas = {
+        "persona": persona_json_schema,
+        "events": events.events_json_schema,
+        "truth": truth.truth_json_schema,
+        "manifest": manifest.manifest_json_schema,
+        "summary": analysis.summary_json_schema,
+        "analysis": lambda: {"tables": [analysis.table_schema(name) for name in analysis.TABLE_NAMES]},
+    }
+    print_json(schemas[args.of]())
     return 0

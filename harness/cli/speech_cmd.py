@@ -11,7 +11,8 @@ from rich.text import Text
 
 from harness.cli.console import err, out
 from harness.files import atomic_write_bytes
-from harness.script import Persona, build_plan, load_personas
+from harness.script import Persona, PlanItem, build_plan, load_personas
+from harness.script.duration import Duration, clock_text, run_duration
 from harness.script.models import SpeechSettings
 from harness.speech import (
     ENGINE_NAMES,
@@ -119,50 +120,41 @@ def run_voices(args: argparse.Namespace) -> int:
     return 0
 
 
+def speech_seconds(plans: list[tuple[Persona, list[PlanItem], SpeechSettings]], cache: Path | None) -> dict[tuple[str, str], float]:
+    """Seconds each text of each persona's plan takes to say, keyed by (persona id, text), from the
+    speech cache (synthesised where missing, with a progress bar)."""
+    texts = [t for persona, plan, settings in plans for t in spoken_texts(persona, plan, settings)]
+    return {(t.persona_id, t.text): s.duration_s for t, s in zip(texts, _synthesise(texts, cache), strict=True)}
+
+
 def run_plan(args: argparse.Namespace) -> int:
     personas = load_personas(args.paths)
     plans = [(p, build_plan(p, args.seed), _settings(p, args)) for p in personas]
-    texts = [t for p, plan, settings in plans for t in spoken_texts(p, plan, settings)]
-    durations = {(t.persona_id, t.utterance_id): s.duration_s for t, s in zip(texts, _synthesise(texts, args.cache), strict=True)}
+    seconds = speech_seconds(plans, args.cache)
     table = Table("#", "persona", "skill", "utterance", "text", "speech s")
     totals = Table("persona", "utterances", "speech s", "gaps s", "answer waits s", "estimate", "worst case", title="estimated duration")
-    grand = [0.0, 0.0]
+    grand = Duration()
     for persona, plan, _ in plans:
-        pid, session = persona.persona.id, persona.session
-        speech = turns = 0.0
+        pid = persona.persona.id
         for item in plan:
-            said = durations[(pid, item.utterance_id)]
-            table.add_row(str(item.index), pid, item.skill_id, item.utterance_id, Text(item.text), f"{said:.2f}")
-            speech += said
-            turns += 1
+            table.add_row(str(item.index), pid, item.skill_id, item.utterance_id, Text(item.text), f"{seconds[(pid, item.text)]:.2f}")
             for k, follow_up in enumerate(item.follow_ups, start=1):
-                uid = f"{item.utterance_id}/followup-{k}"
-                said = durations[(pid, uid)]
-                table.add_row("", pid, item.skill_id, uid, Text(follow_up), f"{said:.2f}")
-                speech += said
-                turns += 1
-        gaps = max(0, len(plan) - 1) * session.gap_s
-        waits = turns * session.answer_timeout_s
-        estimate = speech + gaps + waits
-        # Worst case: every answer starts at the timeout, runs max_answer_s and is stopped.
-        worst = estimate + turns * (session.max_answer_s + durations[(pid, "stop")])
-        grand = [grand[0] + estimate, grand[1] + worst]
-        totals.add_row(pid, str(len(plan)), f"{speech:.1f}", f"{gaps:.1f}", f"{waits:.1f}", _clock(estimate), _clock(worst))
+                table.add_row("", pid, item.skill_id, f"{item.utterance_id}/followup-{k}", Text(follow_up),
+                              f"{seconds[(pid, follow_up)]:.2f}")  # fmt: skip
+        d = run_duration(plan, lambda _, p=persona: p, lambda p, text: seconds[(p.persona.id, text)])
+        grand += d
+        totals.add_row(pid, str(len(plan)), f"{d.speech_s:.1f}", f"{d.gaps_s:.1f}", f"{d.waits_s:.1f}",
+                       clock_text(d.estimate_s), clock_text(d.worst_s))  # fmt: skip
     out.print(table)
     out.print(totals)
     if len(plans) > 1:
-        out.print(Text(f"all {len(plans)} personas: estimate {_clock(grand[0])}, worst case {_clock(grand[1])}"))
-    out.print(
-        Text(
-            "estimate = speech + gaps (gap_s between utterances) + answer waits (answer_timeout_s counted in full "
-            "for every utterance and follow-up, the longest the bench waits for an answer to start); "
-            "worst case adds max_answer_s and the stop phrase to every answer."
-        )
-    )
+        out.print(Text(f"all {len(plans)} personas: estimate {clock_text(grand.estimate_s)}, worst case {clock_text(grand.worst_s)}"))
+    out.print(Text(ESTIMATE_NOTE))
     return 0
 
 
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+ESTIMATE_NOTE = (
+    "estimate = speech + gaps (gap_s between utterances) + answer waits (answer_timeout_s counted in full "
+    "for every utterance and follow-up, the longest the bench waits for an answer to start); "
+    "worst case adds max_answer_s and the stop phrase to every answer."
+)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from harness.defaults import default
 from harness.cli.args import seconds
 from harness.cli.console import err, out
 
@@ -26,9 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--config", type=Path, metavar="FILE", help="twin configuration (default: the shipped one)")
     serve.add_argument("--synthetic-capture", type=Path, metavar="PCAP",
                        help="write the twin's own record of its packets there at the end (when tcpdump cannot run)")
-    serve.add_argument("--backend", choices=["sounddevice", "pyaudio"], default="sounddevice")
-    serve.add_argument("--ear-device", metavar="NAME", help="input the twin hears (default harness_out_monitor)")
-    serve.add_argument("--mouth-device", metavar="NAME", help="output the twin speaks on (default speaker_answer)")
+    serve.add_argument("--backend", choices=default.backends, default=default.backend)
+    serve.add_argument("--ear-device", metavar="NAME", help=f"input the twin hears (default {default.lab_output_monitor})")
+    serve.add_argument("--mouth-device", metavar="NAME", help=f"output the twin speaks on (default {default.lab_answer_output})")
     serve.set_defaults(func=serve_command)
     check = sub.add_parser("check", help="validate a twin configuration file and print where it is wrong")
     check.add_argument("config", type=Path, nargs="?", metavar="FILE", help="default: the shipped configuration")
@@ -41,11 +42,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "correlate and report; prints where everything is.",
     )
     demo.add_argument("--script", type=Path, default=DEMO_SCRIPT, help=f"persona script (default {DEMO_SCRIPT})")
-    demo.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run directories go (default ./runs)")
+    demo.add_argument("--runs-dir", type=Path, default=default.runs_dir,
+                      help=f"where run directories go (default ./{default.runs_dir})")  # fmt: skip
     demo.add_argument("--twin-config", type=Path, metavar="FILE", help="twin configuration (default: the shipped one)")
     # Quiet capture on both sides gives the attribution background traffic to compare against.
-    demo.add_argument("--quiet", type=seconds(), default=20.0, metavar="S",
-                      help="seconds of capture without speech before the first and after the last utterance (default 20)")
+    demo.add_argument("--quiet", type=seconds(), default=default.twin_quiet_s, metavar="S",
+                      help="seconds of capture without speech before the first and after the last utterance "
+                      f"(default {default.twin_quiet_s:g})")  # fmt: skip
     demo.set_defaults(func=demo_command)
 
 
@@ -72,19 +75,15 @@ def check_command(args: argparse.Namespace) -> int:
 
 
 def demo_command(args: argparse.Namespace) -> int:
-    from harness.bench.options import RunOptions
-    from harness.cli.main import main
     from harness.errors import HarnessError
-    from harness.twin.session import run_with_twin
+    from harness.report import summary_renderable
+    from harness.rundir.analysis import read_analysis
+    from harness.twin.demo import run_demo
 
     if not args.script.is_file():
         raise HarnessError(f"{args.script}: no such script (run `harness demo` from the project folder or give --script)")
-    options = RunOptions(scripts=[args.script], runs_dir=args.runs_dir, capture_tail_s=args.quiet)
-    result = run_with_twin(options, out, args.twin_config, args.quiet)
-    report = None
-    if result.status == 0:
-        run = str(result.run_dir)
-        if main(["correlate", run, "--clock-offset", "0"]) == 0 and main(["report", run]) == 0:
-            report = result.run_dir / "report.html"
-    out.print(result.describe(report), markup=False, highlight=False, soft_wrap=True)
-    return result.status
+    demo = run_demo(args.script, args.runs_dir, args.twin_config, args.quiet, out)
+    if demo.report is not None:
+        out.print(summary_renderable(*read_analysis(demo.run.run)))
+    out.print(demo.run.describe(demo.report), markup=False, highlight=False, soft_wrap=True)
+    return demo.run.status

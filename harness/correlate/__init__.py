@@ -3,7 +3,7 @@
 - :mod:`clock`: offset and drift between the bench clock and the capture clock (sync markers);
 - :mod:`activations`: when the device woke and streamed a request, from traffic alone;
 - :mod:`attribution`: which endpoints each utterance made the device contact, against background;
-- :mod:`run`: all of it for a run directory, written to ``RUN_DIR/analysis/``.
+- :mod:`run`: all of it for a run directory, as the tables of :mod:`harness.rundir.analysis`.
 """
 
 from harness.correlate.activations import (
@@ -18,16 +18,10 @@ from harness.correlate.attribution import (
     contact_episodes,
 )
 from harness.correlate.capture import CaptureView, read_capture
-from harness.correlate.clock import ClockAlignment, fit_alignment
-from harness.correlate.run import (
-    Correlation,
-    correlate_run,
-    read_analysis,
-    write_analysis,
-)
+from harness.correlate.clock import fit_alignment
+from harness.correlate.run import Correlation, correlate_run
 
 __all__ = [
-    "Activation", "ActivationResult", "AttributionSettings", "CaptureView", "ClockAlignment", "Correlation",
-    "DetectorSettings", "attribute", "contact_episodes", "correlate_run", "detect_activations", "fit_alignment",
-    "read_analysis", "read_capture", "write_analysis",
+    "Activation", "ActivationResult", "AttributionSettings", "CaptureView", "Correlation", "DetectorSettings",
+    "attribute", "contact_episodes", "correlate_run", "detect_activations", "fit_alignment", "read_capture",
 ]  # fmt: skip

@@ -27,7 +27,7 @@ from scipy.stats import binomtest, false_discovery_control, poisson
 from harness.correlate.activations import Activation
 from harness.correlate.capture import DevicePackets
 
-EPISODE_COLUMNS = ["endpoint", "onset_ns", "end_ns", "bytes_up", "packets"]
+EPISODE_COLUMNS = ["endpoint", "flow", "onset_ns", "end_ns", "bytes_up", "packets"]
 
 
 @dataclass(frozen=True)
@@ -46,18 +46,22 @@ class AttributionSettings:
 def contact_episodes(
     packets: DevicePackets, voice: Sequence[str], activations: Sequence[Activation], gap_s: float
 ) -> pd.DataFrame:
-    """Upstream episodes per endpoint (columns :data:`EPISODE_COLUMNS`), in time order."""
+    """Upstream episodes per endpoint and flow (columns :data:`EPISODE_COLUMNS`; ``flow`` is the
+    packets' flow row), in time order; a voice endpoint's episodes are its activations."""
     up = packets.up & ~np.isin(packets.endpoint, list(voice))
-    table = pd.DataFrame({"endpoint": packets.endpoint[up], "ts_ns": packets.ts_ns[up], "length": packets.length[up]})
+    table = pd.DataFrame({"endpoint": packets.endpoint[up], "flow": packets.flow[up], "ts_ns": packets.ts_ns[up],
+                          "length": packets.length[up]})  # fmt: skip
     rows = []
     if len(table):
-        table = table.sort_values(["endpoint", "ts_ns"], kind="stable")
-        new = (table["endpoint"] != table["endpoint"].shift()) | (table["ts_ns"].diff() > gap_s * 1e9)
+        table = table.sort_values(["endpoint", "flow", "ts_ns"], kind="stable")
+        new = ((table["endpoint"] != table["endpoint"].shift()) | (table["flow"] != table["flow"].shift())
+               | (table["ts_ns"].diff() > gap_s * 1e9))  # fmt: skip
         grouped = table.groupby(new.cumsum())
         rows.append(
             pd.DataFrame(
                 {
                     "endpoint": grouped["endpoint"].first(),
+                    "flow": grouped["flow"].first(),
                     "onset_ns": grouped["ts_ns"].min(),
                     "end_ns": grouped["ts_ns"].max(),
                     "bytes_up": grouped["length"].sum(),
@@ -65,12 +69,21 @@ def contact_episodes(
                 }
             )
         )
-    for a in activations:
-        rows.extend(pd.DataFrame([[e, a.onset_ns, a.end_ns, a.bytes_up, 0]], columns=EPISODE_COLUMNS) for e in a.endpoints)
+    voice_rows = [(e, _flow_at(packets, e, a.onset_ns), a.onset_ns, a.end_ns, a.bytes_up, 0)
+                  for a in activations for e in a.endpoints]  # fmt: skip
+    if voice_rows:
+        rows.append(pd.DataFrame(voice_rows, columns=EPISODE_COLUMNS))
     if not rows:
-        return pd.DataFrame(columns=EPISODE_COLUMNS)
+        return pd.DataFrame({c: pd.Series(dtype=object if c == "endpoint" else np.int64) for c in EPISODE_COLUMNS})
     out = pd.concat(rows, ignore_index=True)[EPISODE_COLUMNS]
     return out.sort_values("onset_ns", kind="stable").reset_index(drop=True)
+
+
+def _flow_at(packets: DevicePackets, endpoint: str, onset_ns: int) -> int:
+    """The flow of ``endpoint``'s first upstream packet at or after ``onset_ns`` (else its last before)."""
+    mine = np.flatnonzero((packets.endpoint == endpoint) & packets.up)
+    at = int(np.searchsorted(packets.ts_ns[mine], onset_ns))
+    return int(packets.flow[mine[min(at, len(mine) - 1)]])
 
 
 def contact_times(packets: DevicePackets, voice: Sequence[str], activations: Sequence[Activation], resolution_s: float) -> pd.DataFrame:

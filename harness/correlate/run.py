@@ -1,33 +1,19 @@
 """Correlate a run directory: its event log against its captures, written to ``analysis/``.
 
-Outputs (CSV and Parquet of each table, written atomically): ``utterances``, ``endpoints``,
-``activations``, ``contacts`` (every contact episode, for the report's raster), and
-``summary.json``. Instants are epoch seconds; ``*_capture`` columns are on the capture clock,
-the others on the bench clock.
+The tables and ``summary.json`` follow the analysis contract of :mod:`harness.rundir.analysis`
+(integer ``*_ns`` instants, stable keys); this module computes them.
 """
 
 from __future__ import annotations
 
-import io
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from harness.bench.events import (
-    AnswerHeard,
-    RunStarted,
-    StopSpoken,
-    UtteranceEnded,
-    UtteranceStarted,
-    read_events,
-)
-from harness.bench.manifest import MANIFEST_NAME, read_manifest
-from harness.classify import classify_name
+from harness.classify import classify_flows
 from harness.correlate.activations import (
     ActivationResult,
     DetectorSettings,
@@ -40,104 +26,46 @@ from harness.correlate.attribution import (
     contact_times,
 )
 from harness.correlate.capture import CaptureView, read_capture
-from harness.correlate.clock import (
-    ClockAlignment,
-    fit_alignment,
-    host_alignment,
-    manual_alignment,
-)
+from harness.correlate.clock import fit_alignment, host_alignment, manual_alignment
 from harness.errors import HarnessError, InputError
-from harness.files import (
-    PRIVATE_FILE,
-    atomic_write_bytes,
-    atomic_write_text,
-    private_dir,
-)
+from harness.rundir.analysis import ClockAlignment, Counts, DetectionInfo, Summary, conform, empty_table
+from harness.rundir.events import AnswerHeard, RunStarted, StopSpoken, UtteranceEnded, UtteranceStarted, read_events
+from harness.rundir.layout import RunDir
+from harness.rundir.manifest import read_manifest
 
-ANALYSIS = "analysis"
 MAX_LAG_S = 8.0  # an activation later than this after an onset is not that utterance's
-CLASS_FIELDS = ["registrable_domain", "organization", "party", "category", "ad_or_tracking"]
-UTTERANCE_COLUMNS = [
-    "persona_id", "skill_id", "skill_name", "utterance_id", "plan_index", "turn", "attempt", "text",
-    "onset", "end", "onset_capture", "answer_onset", "answer_duration_s", "activation", "activation_onset",
-    "activation_lag_s", "activation_bytes_up", "endpoints", "scores",
+SPOKEN_COLUMNS = [
+    "utterance_seq", "plan_index", "turn", "attempt", "persona_id", "skill_id", "skill_name", "utterance_id", "text",
+    "onset_ns", "end_ns", "answer_onset_ns", "answer_duration_s",
 ]  # fmt: skip
-ENDPOINT_COLUMNS = [
-    "skill_id", "skill_name", "endpoint", *CLASS_FIELDS, "utterances", "contacted", "contact_rate",
-    "background_rate", "caused_rate", "response_from_s", "response_to_s", "other_skills_rate", "p_value",
-    "p_adjusted", "attributed",
-]  # fmt: skip
-ACTIVATION_COLUMNS = ["onset", "end", "bytes_up", "bursts", "endpoints", "utterance"]
-CONTACT_COLUMNS = ["endpoint", "onset", "end", "bytes_up", "packets", "category", "ad_or_tracking"]
 
 
 @dataclass
 class Correlation:
-    run_id: str
-    device: str | None
-    captures: list[str]
-    clock: ClockAlignment
+    """A correlated run: the summary and the tables of the analysis contract."""
+
+    summary: Summary
+    tables: dict[str, pd.DataFrame]
     detection: ActivationResult
-    utterances: pd.DataFrame
-    endpoints: pd.DataFrame
-    activations: pd.DataFrame
-    contacts: pd.DataFrame
-    background_s: float
     warnings: list[str] = field(default_factory=list)
 
-    def summary(self) -> dict[str, Any]:
-        u, e = self.utterances, self.endpoints
-        attributed = e[e["attributed"]] if len(e) else e
-        return {
-            "run_id": self.run_id,
-            "device": self.device,
-            "captures": self.captures,
-            "counts": {
-                "utterances": len(u),
-                "activations": len(self.activations),
-                "utterances_with_activation": int(u["activation"].sum()) if len(u) else 0,
-                "activations_without_utterance": int(self.activations["utterance"].isna().sum()) if len(self.activations) else 0,
-                "endpoints": int(self.contacts["endpoint"].nunique()) if len(self.contacts) else 0,
-                "attributed_pairs": len(attributed),
-                "attributed_ad_or_tracking": int(attributed["ad_or_tracking"].sum()) if len(attributed) else 0,
-                "background_s": round(self.background_s, 3),
-            },
-            "clock": self.clock.model_dump(),
-            "activations": {
-                "threshold_bps": self.detection.threshold_bps,
-                "voice_endpoints": self.detection.voice_endpoints,
-                "voice_source": self.detection.voice_source,
-            },
-            "warnings": self.warnings,
-        }
 
-
-def _seconds(ns: Any) -> float | None:
-    return None if ns is None or pd.isna(ns) else int(ns) / 1e9
-
-
-def classify_columns(names: pd.Series) -> pd.DataFrame:
-    """The classification fields of each endpoint name."""
-    found = {n: classify_name(n) for n in names.unique()}
-    return pd.DataFrame({f: [getattr(found[n], f) for n in names] for f in CLASS_FIELDS}, index=names.index)
-
-
-def capture_paths(run_dir: Path, given: Sequence[str] | None) -> list[str]:
+def capture_paths(run: RunDir, given: Sequence[str] | None) -> list[str]:
+    """The captures to read: those given, else the manifest's."""
     if given:
         return list(given)
-    manifest = read_manifest(run_dir)
+    manifest = read_manifest(run)
     if not manifest.captures:
-        raise InputError(run_dir / MANIFEST_NAME, "the run lists no capture files; give them with --pcap")
-    return [str(c.path if Path(c.path).is_absolute() else run_dir / c.path) for c in manifest.captures]
+        raise InputError(run.manifest, "the run lists no capture files; give them with --pcap")
+    return [str(run.resolve(c.path)) for c in manifest.captures]
 
 
-def _spoken(run_dir: Path) -> tuple[str, pd.DataFrame, np.ndarray]:
+def _spoken(run: RunDir) -> tuple[str, pd.DataFrame, np.ndarray]:
     """Run id, one row per played turn (bench clock, ns) with its answer, and the onsets of the
     stop phrases spoken (bench clock, ns): requests too, though no utterance of the plan."""
-    path = run_dir / "events.jsonl"
-    if not path.is_file():
-        raise InputError(path, "no event log: not a run directory")
-    logged = read_events(path).events
+    if not run.events.is_file():
+        raise InputError(run.events, "no event log: not a run directory")
+    logged = read_events(run.events).events
     run_id = next((e.run_id for e in logged if isinstance(e, RunStarted)), logged[0].run_id if logged else "")
     started = {e.seq: e for e in logged if isinstance(e, UtteranceStarted)}
     answers = {e.started_seq: e for e in logged if isinstance(e, AnswerHeard)}
@@ -148,14 +76,16 @@ def _spoken(run_dir: Path) -> tuple[str, pd.DataFrame, np.ndarray]:
         s, a = started.get(e.started_seq), answers.get(e.started_seq)
         rows.append(
             {
+                "utterance_seq": e.started_seq, "plan_index": e.plan_index, "turn": e.turn, "attempt": e.attempt,
                 "persona_id": e.persona_id, "skill_id": e.skill_id, "skill_name": s.skill_name if s else e.skill_id,
-                "utterance_id": e.utterance_id, "plan_index": e.plan_index, "turn": e.turn, "attempt": e.attempt,
-                "text": s.text if s else "", "onset_ns": e.onset_wall_ns, "end_ns": e.end_wall_ns,
-                "answer_onset_ns": a.onset_wall_ns if a else None, "answer_duration_s": a.duration_s if a else None,
+                "utterance_id": e.utterance_id, "text": s.text if s else "", "onset_ns": e.onset_wall_ns,
+                "end_ns": e.end_wall_ns, "answer_onset_ns": a.onset_wall_ns if a else None,
+                "answer_duration_s": a.duration_s if a else None,
             }
         )  # fmt: skip
     stops = np.array([e.onset_wall_ns for e in logged if isinstance(e, StopSpoken)], np.int64)
-    return run_id, pd.DataFrame(rows), stops
+    spoken = pd.DataFrame(rows, columns=SPOKEN_COLUMNS).astype({"answer_onset_ns": "Int64"})
+    return run_id, spoken, stops
 
 
 def align(view: CaptureView, run_id: str, clock_offset: float | None, warnings: list[str]) -> ClockAlignment:
@@ -181,18 +111,16 @@ def correlate_run(
 ) -> Correlation:
     """Correlate one run directory; captures default to the manifest's, the device to the one the run captured."""
     settings = settings or AttributionSettings()
-    run_dir = Path(run_dir)
-    run_id, spoken, stops = _spoken(run_dir)
-    paths = capture_paths(run_dir, pcaps)
-    if device is None and (run_dir / MANIFEST_NAME).is_file():
-        device = read_manifest(run_dir).settings.capture_device
+    run = RunDir.existing(run_dir)
+    run_id, spoken, stops = _spoken(run)
+    paths = capture_paths(run, pcaps)
+    if device is None and run.manifest.is_file():
+        device = read_manifest(run).settings.capture_device
     view = read_capture(paths, device)
     warnings = list(view.warnings)
     clock = align(view, run_id, clock_offset, warnings)
     if spoken.empty:
         warnings.append("the run logged no spoken utterances")
-        spoken = pd.DataFrame(columns=["persona_id", "skill_id", "skill_name", "utterance_id", "plan_index", "turn",
-                                       "attempt", "text", "onset_ns", "end_ns", "answer_onset_ns", "answer_duration_s"])  # fmt: skip
     spoken["onset_capture_ns"] = clock.to_capture_ns(spoken["onset_ns"].to_numpy(np.int64))
     # every request the bench spoke starts its own activation, the stop phrase included
     requests = np.sort(np.concatenate([spoken["onset_capture_ns"].to_numpy(np.int64), clock.to_capture_ns(stops)]))
@@ -201,105 +129,118 @@ def correlate_run(
     matched = _match_activations(spoken["onset_capture_ns"].to_numpy(np.int64), detection, settings.lead_s)
     episodes = contact_episodes(view.packets, detection.voice_endpoints, detection.activations, settings.episode_gap_s)
     times = contact_times(view.packets, detection.voice_endpoints, detection.activations, settings.contact_slot_s)
-    result = attribute(spoken["onset_capture_ns"].tolist(), spoken["skill_id"].tolist(), times, (view.first_ns, view.last_ns), settings)
+    result = attribute(spoken["onset_capture_ns"].tolist(), spoken["skill_id"].tolist(), times,
+                       (view.first_ns, view.last_ns), settings)  # fmt: skip
     if result.background_s < settings.max_window_s:
-        warnings.append(f"only {result.background_s:.1f} s of background traffic outside utterance windows: scores and p-values are weak")
-    utterances = _utterance_table(spoken, detection, matched, result.contacts)
-    endpoints = _endpoint_table(spoken, result.skills)
-    activations = pd.DataFrame(
-        [
-            {"onset": a.onset_ns / 1e9, "end": a.end_ns / 1e9, "bytes_up": a.bytes_up, "bursts": a.bursts,
-             "endpoints": list(a.endpoints), "utterance": matched.get(i)}
-            for i, a in enumerate(detection.activations)
-        ],
-        columns=ACTIVATION_COLUMNS,
+        warnings.append(f"only {result.background_s:.1f} s of background traffic outside utterance windows: "
+                        "scores and p-values are weak")  # fmt: skip
+    endpoints = _endpoint_table(run_id, view, detection)
+    tables = {
+        "utterances": _utterance_table(run_id, spoken, detection, matched, result.contacts),
+        "activations": activation_table(run_id, detection, {i: int(spoken["utterance_seq"].iat[row])
+                                                            for i, row in matched.items()}),
+        "endpoints": endpoints,
+        "attributions": _attribution_table(run_id, spoken, result.skills),
+        "contacts": _contact_table(run_id, view, episodes, endpoints, detection),
+    }
+    summary = Summary(
+        run_id=run_id, device=view.device, captures=[str(p) for p in paths], clock=clock,
+        counts=_counts(tables, result.background_s),
+        activations=DetectionInfo(threshold_bps=detection.threshold_bps, voice_endpoints=detection.voice_endpoints,
+                                  voice_source=detection.voice_source),
+        warnings=warnings,
     )  # fmt: skip
-    contacts = episodes.assign(onset=episodes["onset_ns"] / 1e9, end=episodes["end_ns"] / 1e9)
-    contacts = pd.concat([contacts, classify_columns(contacts["endpoint"])[["category", "ad_or_tracking"]]], axis=1)
-    contacts.loc[contacts["endpoint"].isin(detection.voice_endpoints), "category"] = "voice"  # found by its bursts
-    return Correlation(
-        run_id, view.device, [str(p) for p in paths], clock, detection, utterances, endpoints, activations,
-        contacts[CONTACT_COLUMNS], result.background_s, warnings,
+    return Correlation(summary, tables, detection, warnings)
+
+
+def _counts(tables: dict[str, pd.DataFrame], background_s: float) -> Counts:
+    u, a, attributions = tables["utterances"], tables["activations"], tables["attributions"]
+    hits = attributions[attributions["attributed"]]
+    flagged = tables["endpoints"].set_index("endpoint_id")["ad_or_tracking"]
+    return Counts(
+        utterances=len(u), activations=len(a), utterances_with_activation=int(u["activation_id"].notna().sum()),
+        activations_without_utterance=int(a["utterance_seq"].isna().sum()),
+        endpoints=int(tables["contacts"]["endpoint_id"].nunique()), attributed_pairs=len(hits),
+        attributed_ad_or_tracking=int(flagged.reindex(hits["endpoint_id"]).fillna(False).astype(bool).sum()),
+        background_s=round(background_s, 3),
     )  # fmt: skip
 
 
 def _match_activations(onsets: np.ndarray, detection: ActivationResult, lead_s: float) -> dict[int, int]:
-    """activation index -> utterance row: each activation to the latest onset before it (within the lag)."""
+    """activation index -> spoken row: each activation to the latest free onset before it (within the lag)."""
     matched: dict[int, int] = {}
+    taken: set[int] = set()
     order = np.argsort(onsets, kind="stable")
+    sorted_onsets = onsets[order]
     for i, a in enumerate(detection.activations):
-        before = [j for j in order if onsets[j] - lead_s * 1e9 <= a.onset_ns <= onsets[j] + MAX_LAG_S * 1e9]
-        free = [j for j in before if j not in matched.values()]
+        # onsets with onset - lead <= activation <= onset + lag
+        lo = int(np.searchsorted(sorted_onsets, a.onset_ns - MAX_LAG_S * 1e9, side="left"))
+        hi = int(np.searchsorted(sorted_onsets, a.onset_ns + lead_s * 1e9, side="right"))
+        free = [int(order[j]) for j in range(lo, hi) if int(order[j]) not in taken]
         if free:
-            matched[i] = int(free[-1])
+            matched[i] = free[-1]
+            taken.add(free[-1])
     return matched
 
 
-def _utterance_table(spoken: pd.DataFrame, detection: ActivationResult, matched: dict[int, int], contacts: pd.DataFrame) -> pd.DataFrame:
-    by_row = {row: detection.activations[i] for i, row in matched.items()}
+def _utterance_table(run_id: str, spoken: pd.DataFrame, detection: ActivationResult, matched: dict[int, int],
+                     contacts: pd.DataFrame) -> pd.DataFrame:  # fmt: skip
+    by_row = {row: (i, detection.activations[i]) for i, row in matched.items()}
     attributed = contacts[contacts["attributed"]].sort_values(["utterance", "score"], ascending=[True, False])
     listed = {u: (g["endpoint"].tolist(), [round(s, 4) for s in g["score"]]) for u, g in attributed.groupby("utterance")}
-    rows = []
-    for row, r in enumerate(spoken.itertuples(index=False)):
-        a = by_row.get(row)
-        names, scores = listed.get(row, ([], []))
-        rows.append(
-            {
-                "persona_id": r.persona_id, "skill_id": r.skill_id, "skill_name": r.skill_name,
-                "utterance_id": r.utterance_id, "plan_index": r.plan_index, "turn": r.turn, "attempt": r.attempt,
-                "text": r.text, "onset": _seconds(r.onset_ns), "end": _seconds(r.end_ns),
-                "onset_capture": _seconds(r.onset_capture_ns), "answer_onset": _seconds(r.answer_onset_ns),
-                "answer_duration_s": r.answer_duration_s, "activation": a is not None,
-                "activation_onset": a.onset_ns / 1e9 if a else None,
-                "activation_lag_s": (a.onset_ns - r.onset_capture_ns) / 1e9 if a else None,
-                "activation_bytes_up": a.bytes_up if a else None, "endpoints": names, "scores": scores,
-            }
-        )  # fmt: skip
-    return pd.DataFrame(rows, columns=UTTERANCE_COLUMNS)
+    table = spoken.assign(run_id=run_id)
+    found = [by_row.get(row) for row in range(len(spoken))]
+    table["activation_id"] = pd.array([f[0] if f else None for f in found], dtype="Int64")
+    table["activation_lag_s"] = [(f[1].onset_ns - o) / 1e9 if f else np.nan
+                                 for f, o in zip(found, spoken["onset_capture_ns"])]  # fmt: skip
+    table["activation_bytes_up"] = pd.array([f[1].bytes_up if f else None for f in found], dtype="Int64")
+    table["endpoint_ids"] = [listed.get(row, ([], []))[0] for row in range(len(spoken))]
+    table["scores"] = [listed.get(row, ([], []))[1] for row in range(len(spoken))]
+    return conform("utterances", table)
 
 
-def _endpoint_table(spoken: pd.DataFrame, skills: pd.DataFrame) -> pd.DataFrame:
+def activation_table(run_id: str, detection: ActivationResult, utterance_of: dict[int, int]) -> pd.DataFrame:
+    """The activations table; ``utterance_of`` maps an activation's index to its try's ``utterance_seq``."""
+    if not detection.activations:
+        return empty_table("activations")
+    return conform("activations", pd.DataFrame({
+        "run_id": run_id,
+        "activation_id": np.arange(len(detection.activations)),
+        "onset_capture_ns": [a.onset_ns for a in detection.activations],
+        "end_capture_ns": [a.end_ns for a in detection.activations],
+        "bytes_up": [a.bytes_up for a in detection.activations],
+        "bursts": [a.bursts for a in detection.activations],
+        "endpoint_ids": [list(a.endpoints) for a in detection.activations],
+        "utterance_seq": pd.array([utterance_of.get(i) for i in range(len(detection.activations))], dtype="Int64"),
+    }))  # fmt: skip
+
+
+def _endpoint_table(run_id: str, view: CaptureView, detection: ActivationResult) -> pd.DataFrame:
+    """The device's endpoints, classified; the voice endpoints found by their traffic count as voice."""
+    table = classify_flows(view.flows[~view.flows["service"]]).table.assign(run_id=run_id)
+    table = table.rename(columns={"first_ns": "first_capture_ns", "last_ns": "last_capture_ns"})
+    table.loc[table["endpoint_id"].isin(detection.voice_endpoints), "category"] = "voice"
+    return conform("endpoints", table)
+
+
+def _attribution_table(run_id: str, spoken: pd.DataFrame, skills: pd.DataFrame) -> pd.DataFrame:
     if skills.empty:
-        return pd.DataFrame(columns=ENDPOINT_COLUMNS)
+        return empty_table("attributions")
     names = spoken.drop_duplicates("skill_id").set_index("skill_id")["skill_name"]
-    table = skills.rename(columns={"skill": "skill_id"})
+    table = skills.rename(columns={"skill": "skill_id", "endpoint": "endpoint_id"}).assign(run_id=run_id)
     table["skill_name"] = table["skill_id"].map(names)
-    table = pd.concat([table, classify_columns(table["endpoint"])], axis=1)
-    return table[ENDPOINT_COLUMNS]
+    return conform("attributions", table)
 
 
-def _csv_ready(frame: pd.DataFrame) -> pd.DataFrame:
-    """Lists joined with ';' (CSV has no lists; Parquet keeps them)."""
-    out = frame.copy()
-    for col in out.columns:
-        if out[col].map(lambda v: isinstance(v, list)).any():
-            out[col] = out[col].map(lambda v: ";".join(map(str, v)) if isinstance(v, list) else v)
-    return out
-
-
-def write_analysis(run_dir: str | Path, result: Correlation) -> list[Path]:
-    """Write the tables (CSV + Parquet) and ``summary.json`` into ``RUN_DIR/analysis/``."""
-    folder = private_dir(Path(run_dir) / ANALYSIS)
-    written = []
-    tables = {"utterances": result.utterances, "endpoints": result.endpoints, "activations": result.activations, "contacts": result.contacts}
-    for name, frame in tables.items():
-        written.append(atomic_write_text(folder / f"{name}.csv", _csv_ready(frame).to_csv(index=False), PRIVATE_FILE))
-        buffer = io.BytesIO()
-        frame.to_parquet(buffer, index=False)
-        written.append(atomic_write_bytes(folder / f"{name}.parquet", buffer.getvalue(), PRIVATE_FILE))
-    written.append(atomic_write_text(folder / "summary.json", json.dumps(result.summary(), indent=2, ensure_ascii=False) + "\n", PRIVATE_FILE))
-    return written
-
-
-def read_analysis(run_dir: str | Path) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
-    """``summary.json`` and the Parquet tables written by :func:`write_analysis`."""
-    folder = Path(run_dir) / ANALYSIS
-    summary_path = folder / "summary.json"
-    if not summary_path.is_file():
-        raise HarnessError(f"{folder}: no analysis yet (run `harness correlate {run_dir}`)")
-    try:
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(summary_path, f"not valid JSON: {exc.msg}") from None
-    tables = {name: pd.read_parquet(folder / f"{name}.parquet") for name in ("utterances", "endpoints", "activations", "contacts")}
-    return summary, tables
+def _contact_table(run_id: str, view: CaptureView, episodes: pd.DataFrame, endpoints: pd.DataFrame,
+                   detection: ActivationResult) -> pd.DataFrame:  # fmt: skip
+    flows = view.flows
+    table = episodes.rename(columns={"endpoint": "endpoint_id", "onset_ns": "onset_capture_ns",
+                                     "end_ns": "end_capture_ns"}).assign(run_id=run_id)  # fmt: skip
+    rows = table["flow"].to_numpy(np.int64)
+    for col in ("protocol", "remote_ip", "remote_port", "local_port"):
+        table[col] = flows[col].to_numpy()[rows] if len(rows) else []
+    info = endpoints.set_index("endpoint_id")[["category", "ad_or_tracking"]]
+    table["category"] = info["category"].reindex(table["endpoint_id"]).fillna("other").to_numpy()
+    table["ad_or_tracking"] = info["ad_or_tracking"].reindex(table["endpoint_id"]).fillna(False).to_numpy(bool)
+    return conform("contacts", table)

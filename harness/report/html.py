@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from harness.ads.report import ads_section_html
 from harness.ads.result import AdsResult
 from harness.report.timeline import timeline_figure
+from harness.rundir.analysis import Summary
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 110em; }
@@ -32,8 +33,12 @@ img { max-width: 100%; }
 """
 
 
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
+
+
 def esc(value: Any) -> str:
-    return html.escape("" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value), quote=True)
+    return html.escape("" if _missing(value) else str(value), quote=True)
 
 
 def _png(figure: Figure, alt: str) -> str:
@@ -44,6 +49,8 @@ def _png(figure: Figure, alt: str) -> str:
 
 
 def _cell(value: Any) -> str:
+    if _missing(value):
+        return "<td></td>"
     if isinstance(value, bool):
         return f"<td>{'yes' if value else ''}</td>"
     if isinstance(value, float):
@@ -68,88 +75,92 @@ def table(frame: pd.DataFrame, columns: Sequence[str], flag: Iterable[bool] | No
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _when(seconds: float | None) -> str:
-    return "" if seconds is None or pd.isna(seconds) else datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+def _when(ns: Any) -> str:
+    return "" if ns is None or pd.isna(ns) else datetime.fromtimestamp(int(ns) / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
-def flagged_endpoints(endpoints: pd.DataFrame, contacts: pd.DataFrame) -> pd.DataFrame:
+FLAGGED_COLUMNS = ["endpoint_id", "category", "party", "organization", "ad_or_tracking", "contacts", "attributed_to"]
+
+
+def flagged_endpoints(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Third-party and ad/tracking endpoints the device contacted, with the skills they are attributed to."""
+    endpoints, contacts, attributions = tables["endpoints"], tables["contacts"], tables["attributions"]
     if contacts.empty:
-        return pd.DataFrame(columns=["endpoint", "category", "party", "organization", "ad_or_tracking", "contacts", "attributed_to"])
-    seen = contacts.groupby("endpoint").agg(contacts=("onset", "size"), category=("category", "first"), ad_or_tracking=("ad_or_tracking", "first"))
-    info = endpoints.drop_duplicates("endpoint").set_index("endpoint")[["party", "organization"]] if len(endpoints) else None
-    seen["party"] = info["party"].reindex(seen.index) if info is not None else None
-    seen["organization"] = info["organization"].reindex(seen.index) if info is not None else None
-    if len(endpoints):
-        hits = endpoints[endpoints["attributed"]].groupby("endpoint")["skill_name"].agg(lambda s: sorted(set(map(str, s))))
-        seen["attributed_to"] = hits.reindex(seen.index)
-    else:
-        seen["attributed_to"] = None
-    seen["attributed_to"] = seen["attributed_to"].map(lambda v: v if isinstance(v, list) else [])
-    keep = seen["ad_or_tracking"].astype(bool) | seen["party"].isin(["third_party", "skill_vendor"])
+        return pd.DataFrame(columns=FLAGGED_COLUMNS)
+    seen = contacts.groupby("endpoint_id").size().rename("contacts").to_frame()
+    info = endpoints.set_index("endpoint_id")[["category", "party", "organization", "ad_or_tracking"]]
+    seen = seen.join(info, how="left")
+    hits = attributions[attributions["attributed"]].groupby("endpoint_id")["skill_name"].agg(lambda s: sorted(set(map(str, s))))
+    seen["attributed_to"] = hits.reindex(seen.index).map(lambda v: v if isinstance(v, list) else [])
+    keep = seen["ad_or_tracking"].fillna(False).astype(bool) | seen["party"].isin(["third_party", "skill_vendor"])
     out = seen[keep].reset_index().sort_values(["ad_or_tracking", "contacts"], ascending=[False, False])
-    return out[["endpoint", "category", "party", "organization", "ad_or_tracking", "contacts", "attributed_to"]]
+    return out[FLAGGED_COLUMNS]
 
 
-def report_html(summary: dict[str, Any], tables: dict[str, pd.DataFrame], ads: AdsResult | None = None) -> str:
+def report_html(summary: Summary, tables: dict[str, pd.DataFrame], ads: AdsResult | None = None) -> str:
     """The whole report page."""
-    utterances, endpoints = tables["utterances"], tables["endpoints"]
-    activations, contacts = tables["activations"], tables["contacts"]
-    counts, clock = summary.get("counts", {}), summary.get("clock", {})
-    top = flagged_endpoints(endpoints, contacts)
+    utterances, activations = tables["utterances"], tables["activations"]
+    attributions = tables["attributions"].merge(
+        tables["endpoints"][["endpoint_id", "registrable_domain", "organization", "party", "category", "ad_or_tracking"]],
+        how="left", on="endpoint_id",
+    )  # fmt: skip
+    counts, clock = summary.counts.model_dump(), summary.clock
+    top = flagged_endpoints(tables)
     personas = sorted(set(map(str, utterances["persona_id"]))) if len(utterances) else []
     parts = [
-        f"<h1>Run {esc(summary.get('run_id'))}</h1>",
+        f"<h1>Run {esc(summary.run_id)}</h1>",
         (
-            f"<p>Persona(s): {esc(', '.join(personas)) or '–'}; device {esc(summary.get('device'))}; "
-            f"captures: {esc(', '.join(summary.get('captures', [])))}</p>"
+            f"<p>Persona(s): {esc(', '.join(personas)) or '–'}; device {esc(summary.device)}; "
+            f"captures: {esc(', '.join(summary.captures))}</p>"
         ),
         "<h2>Third-party and ad/tracking endpoints</h2>",
         table(top, list(top.columns), top["ad_or_tracking"].astype(bool).tolist() if len(top) else None),
     ]
-    if summary.get("warnings"):
-        items = "".join(f"<li>{esc(w)}</li>" for w in summary["warnings"])
+    if summary.warnings:
+        items = "".join(f"<li>{esc(w)}</li>" for w in summary.warnings)
         parts.append(f'<h2>Warnings</h2><ul class="warn">{items}</ul>')
     parts.append(
         "<h2>Summary</h2><p>"
         + "; ".join(f"{esc(k.replace('_', ' '))}: {esc(v)}" for k, v in counts.items())
         + "</p><p>Clock: "
         + esc(
-            f"{clock.get('method')}, offset {clock.get('offset_s', 0):+.6f} s, drift {clock.get('drift_ppm', 0):+.2f} ppm, "
-            f"{clock.get('markers', 0)} markers, residual jitter p50/p99/max "
-            + "/".join("–" if clock.get(k) is None else f"{clock[k] * 1000:.2f}" for k in ("jitter_p50_s", "jitter_p99_s", "jitter_max_s"))
+            f"{clock.method}, offset {clock.offset_s:+.6f} s, drift {clock.drift_ppm:+.2f} ppm, "
+            f"{clock.markers} pairs, residual jitter p50/p99/max "
+            + "/".join("–" if v is None else f"{v * 1000:.2f}" for v in (clock.jitter_p50_s, clock.jitter_p99_s, clock.jitter_max_s))
             + " ms"
         )
         + "</p>"
     )
     parts.append("<h2>Timeline</h2>")
-    parts.append(_png(timeline_figure(utterances, activations, contacts), "timeline of utterances, answers, activations and contacts per endpoint"))
-    view = utterances.assign(onset_utc=utterances["onset"].map(_when)) if len(utterances) else utterances
+    parts.append(_png(timeline_figure(tables), "timeline of utterances, answers, activations and contacts per endpoint"))
+    view = utterances.assign(onset_utc=utterances["onset_ns"].map(_when)) if len(utterances) else utterances
     parts.append("<h2>Utterances</h2>")
     parts.append(
         table(
             view,
             ["plan_index", "persona_id", "skill_name", "utterance_id", "turn", "attempt", "text", "onset_utc",
-             "answer_duration_s", "activation", "activation_lag_s", "activation_bytes_up", "endpoints", "scores"],
-            (~utterances["activation"].astype(bool)).tolist() if len(utterances) else None,
+             "answer_duration_s", "activation_id", "activation_lag_s", "activation_bytes_up", "endpoint_ids", "scores"],
+            utterances["activation_id"].isna().tolist() if len(utterances) else None,
         )
     )
     parts.append("<h2>Endpoints per skill</h2>")
     parts.append(
         table(
-            endpoints,
-            ["skill_name", "endpoint", "registrable_domain", "organization", "party", "category", "ad_or_tracking",
+            attributions,
+            ["skill_name", "endpoint_id", "registrable_domain", "organization", "party", "category", "ad_or_tracking",
              "utterances", "contacted", "background_rate", "other_skills_rate", "p_value", "p_adjusted", "attributed"],
-            endpoints["ad_or_tracking"].astype(bool).tolist() if len(endpoints) else None,
+            attributions["ad_or_tracking"].fillna(False).astype(bool).tolist() if len(attributions) else None,
         )
     )
     if len(activations):
-        shown = activations.assign(onset_utc=activations["onset"].map(_when), duration_s=activations["end"] - activations["onset"])
+        shown = activations.assign(onset_utc=activations["onset_capture_ns"].map(_when),
+                                   duration_s=(activations["end_capture_ns"] - activations["onset_capture_ns"]) / 1e9)  # fmt: skip
         parts.append("<h2>Activations</h2>")
-        parts.append(table(shown, ["onset_utc", "duration_s", "bytes_up", "bursts", "endpoints", "utterance"]))
+        parts.append(table(shown, ["activation_id", "onset_utc", "duration_s", "bytes_up", "bursts", "endpoint_ids",
+                                   "utterance_seq"]))  # fmt: skip
     if ads is not None:
         parts.append(ads_section_html(ads))
-    title = f"harness report {summary.get('run_id', '')}"
+    title = f"harness report {summary.run_id}"
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n"

@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.report.html import flagged_endpoints
+from harness.rundir.analysis import Summary
 
 
 def _t(value: Any) -> Text:
@@ -20,33 +21,36 @@ def _t(value: Any) -> Text:
     return Text("" if value is None else str(value))
 
 
-def summary_renderable(summary: dict[str, Any], tables: dict[str, pd.DataFrame]) -> Group:
+def summary_renderable(summary: Summary, tables: dict[str, pd.DataFrame]) -> Group:
     """Counts, clock alignment, the flagged endpoints and the attributed (skill, endpoint) pairs."""
-    counts, clock = summary.get("counts", {}), summary.get("clock", {})
-    head = Table(title=Text(f"run {summary.get('run_id', '')}"), show_header=False)
+    clock = summary.clock
+    head = Table(title=Text(f"run {summary.run_id}"), show_header=False)
     head.add_column("what")
     head.add_column("value", justify="right")
-    for key, value in counts.items():
+    for key, value in summary.counts.model_dump().items():
         head.add_row(Text(key.replace("_", " ")), _t(value))
-    head.add_row(Text("clock"), Text(f"{clock.get('method')} {clock.get('offset_s', 0):+.4f} s {clock.get('drift_ppm', 0):+.1f} ppm"))
+    head.add_row(Text("clock"), Text(f"{clock.method} {clock.offset_s:+.4f} s {clock.drift_ppm:+.1f} ppm"))
     parts: list[Any] = [head]
-    flagged = flagged_endpoints(tables["endpoints"], tables["contacts"])
+    flagged = flagged_endpoints(tables)
     if len(flagged):
         t = Table(title="third-party and ad/tracking endpoints")
         for col in ("endpoint", "category", "party", "ad/track", "contacts", "attributed to"):
             t.add_column(col)
         for r in flagged.itertuples(index=False):
-            t.add_row(_t(r.endpoint), _t(r.category), _t(r.party), Text("yes" if r.ad_or_tracking else ""), _t(r.contacts), _t(r.attributed_to))
+            t.add_row(_t(r.endpoint_id), _t(r.category), _t(r.party), Text("yes" if r.ad_or_tracking else ""),
+                      _t(r.contacts), _t(r.attributed_to))  # fmt: skip
         parts.append(t)
-    endpoints = tables["endpoints"]
-    hits = endpoints[endpoints["attributed"].astype(bool)] if len(endpoints) else endpoints
+    attributions = tables["attributions"]
+    hits = attributions[attributions["attributed"]]
     if len(hits):
+        category = tables["endpoints"].set_index("endpoint_id")["category"]
         t = Table(title="attributed endpoints per skill")
         for col in ("skill", "endpoint", "category", "contacted", "background", "p adj."):
             t.add_column(col)
         for r in hits.itertuples(index=False):
-            t.add_row(_t(r.skill_name), _t(r.endpoint), _t(r.category), Text(f"{r.contacted}/{r.utterances}"), _t(r.background_rate), _t(r.p_adjusted))
+            t.add_row(_t(r.skill_name), _t(r.endpoint_id), _t(category.get(r.endpoint_id)),
+                      Text(f"{r.contacted}/{r.utterances}"), _t(r.background_rate), _t(r.p_adjusted))  # fmt: skip
         parts.append(t)
-    for message in summary.get("warnings", []):
+    for message in summary.warnings:
         parts.append(Text(f"warning: {message}", style="yellow"))
     return Group(*parts)

@@ -23,9 +23,18 @@ def _short(text: str, size: int = 48) -> str:
     return text if len(text) <= size else text[: size - 1] + "…"
 
 
-def timeline_figure(utterances: pd.DataFrame, activations: pd.DataFrame, contacts: pd.DataFrame) -> Figure:
+def timeline_figure(tables: dict[str, pd.DataFrame]) -> Figure:
     """Rows top to bottom: utterances, answers, activations, then the busiest endpoints."""
-    starts = [s.min() for s in (utterances.get("onset_capture"), activations.get("onset"), contacts.get("onset")) if s is not None and len(s)]
+    utterances = tables["utterances"].assign(
+        onset_capture=tables["utterances"]["onset_capture_ns"] / 1e9,
+        length=(tables["utterances"]["end_ns"] - tables["utterances"]["onset_ns"]) / 1e9,
+        answer_after=(tables["utterances"]["answer_onset_ns"] - tables["utterances"]["onset_ns"]).astype("Float64") / 1e9,
+    )  # fmt: skip
+    activations = tables["activations"].assign(onset=tables["activations"]["onset_capture_ns"] / 1e9,
+                                               end=tables["activations"]["end_capture_ns"] / 1e9)  # fmt: skip
+    contacts = tables["contacts"].assign(onset=tables["contacts"]["onset_capture_ns"] / 1e9,
+                                         endpoint=tables["contacts"]["endpoint_id"])  # fmt: skip
+    starts = [s.min() for s in (utterances["onset_capture"], activations["onset"], contacts["onset"]) if len(s)]
     zero = min(starts) if starts else 0.0
     counts = contacts["endpoint"].value_counts(sort=False) if len(contacts) else pd.Series(dtype=int)
     first = contacts.groupby("endpoint")["onset"].min() if len(contacts) else pd.Series(dtype=float)
@@ -37,10 +46,10 @@ def timeline_figure(utterances: pd.DataFrame, activations: pd.DataFrame, contact
     y = {label: len(labels) - 1 - i for i, label in enumerate(labels)}
     for row in utterances.itertuples(index=False):
         if pd.notna(row.onset_capture):
-            length = max(row.end - row.onset, 0.05) if pd.notna(row.end) else 0.5
+            length = max(row.length, 0.05)
             axes.broken_barh([(row.onset_capture - zero, length)], (y["utterances"] - 0.35, 0.7), color="#444")
-            if pd.notna(row.answer_onset):
-                start = row.onset_capture + (row.answer_onset - row.onset) - zero
+            if pd.notna(row.answer_after):
+                start = row.onset_capture + row.answer_after - zero
                 axes.broken_barh([(start, max(row.answer_duration_s or 0.05, 0.05))], (y["answers"] - 0.35, 0.7), color="#8c564b")
     for row in activations.itertuples(index=False):
         axes.broken_barh([(row.onset - zero, max(row.end - row.onset, 0.05))], (y["activations"] - 0.35, 0.7), color="#1f77b4")

@@ -14,24 +14,16 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from harness.net.synth import dns_query
+from harness.rundir import truth
+from harness.rundir.truth import Cause
 from harness.twin.servers import DNS_TTL_S, HEADER, Servers
 from harness.twin.wire import TcpTrace, Wire
 
 RECV_TIMEOUT_S = 10.0
-
-
-@dataclass
-class Cause:
-    """Why a flow was opened: a request (its sequence number in the truth) or background."""
-
-    kind: str  # "request" | "background"
-    request_seq: int | None = None
-    utterance_id: str | None = None
-    skill_id: str | None = None
 
 
 @dataclass
@@ -54,8 +46,10 @@ class Flow:
     outcome: str = "ok"
     error: str | None = None
 
-    def record(self) -> dict[str, Any]:
-        return asdict(self)
+    def record(self) -> truth.Flow:
+        """The flow as the truth records it."""
+        fields = {k: v for k, v in vars(self).items() if k != "cause"}
+        return truth.Flow(cause=self.cause, **fields)
 
 
 @dataclass

@@ -20,18 +20,20 @@ import numpy as np
 from harness.audio import open_backend, resolve_device
 from harness.script import BUILTIN_SKILL_ID, Persona, SpeechSettings, spoken_text
 from harness.speech import synthesize, synthesize_many
-from harness.twin.client import Cause, Flow, Network, TlsSession
+from harness.defaults import default
+from harness.rundir import truth
+from harness.rundir.truth import Cause, TruthLog
+from harness.twin.client import Flow, Network, TlsSession
 from harness.twin.config import Reply, TwinConfig
 from harness.twin.ear import Ear, Heard, Wake
 from harness.twin.grammar import Catalogue, Request
 from harness.twin.mouth import Mouth
 from harness.twin.servers import AddressBook, Servers
-from harness.twin.truth import Truth
 from harness.twin.wire import Wire
 from harness.wav import read_wav
 
-EAR_DEVICE = "harness_out_monitor"
-MOUTH_DEVICE = "speaker_answer"
+EAR_DEVICE = default.lab_output_monitor
+MOUTH_DEVICE = default.lab_answer_output
 LONG_ANSWER_PAUSE_S = 0.5
 
 
@@ -56,14 +58,14 @@ class Twin:
     """One simulated speaker. :meth:`start`, then :meth:`stop` (the truth is complete after it)."""
 
     def __init__(self, personas: list[Persona], config: TwinConfig, truth_path: Path, work_dir: Path,
-                 backend: str = "sounddevice", ear_device: str = EAR_DEVICE, mouth_device: str = MOUTH_DEVICE,
+                 backend: str = default.backend, ear_device: str = EAR_DEVICE, mouth_device: str = MOUTH_DEVICE,
                  synthetic_capture: Path | None = None, config_path: Path | None = None) -> None:  # fmt: skip
         self.config = config
         self.personas = personas
         self.rng = random.Random(config.seed)
         self._rng_lock = threading.Lock()
         self.catalogue = Catalogue(personas, config.answers.builtins, config.hearing.wake_word)
-        self.truth = Truth(truth_path)
+        self.truth = TruthLog(truth_path)
         self.work_dir = work_dir
         self.synthetic_capture = synthetic_capture
         self.config_path = config_path
@@ -106,8 +108,8 @@ class Twin:
             if first is not None:
                 spoken = synthesize(spoken_text(first, persona.speech.wake_word), persona.speech)
                 self.ear.prime(*read_wav(spoken.path))
-        self.truth.write(
-            "twin_started", device=cfg.network.device, resolver=f"{cfg.network.resolver}:{self.servers.ports['dns']}",
+        self.truth.write(truth.TwinStarted(
+            device=cfg.network.device, resolver=f"{cfg.network.resolver}:{self.servers.ports['dns']}",
             ports=self.servers.ports, addresses=dict(book.addresses), seed=cfg.seed,
             config=str(self.config_path) if self.config_path else "default",
             config_sha256=hashlib.sha256(cfg.model_dump_json().encode()).hexdigest(),
@@ -115,7 +117,7 @@ class Twin:
             ear_device=self.ear.device.name, ear_rate=self.ear.rate, mouth_device=self.mouth.device.name,
             capture="synthetic" if self.synthetic_capture else "external",
             synthetic_capture=str(self.synthetic_capture) if self.synthetic_capture else None,
-        )  # fmt: skip
+        ))  # fmt: skip
         self.ear.start()
         if not self.ear.ready.wait(10) or self.ear.error is not None:
             raise RuntimeError(f"the twin's ear did not start: {self.ear.error}")
@@ -166,8 +168,8 @@ class Twin:
         self.servers.stop()
         if self.wire is not None and self.synthetic_capture is not None:
             self.wire.write(self.synthetic_capture)
-        self.truth.write("twin_stopped", ear_error=repr(self.ear.error) if self.ear.error else None,
-                         synthetic_packets=len(self.wire) if self.wire is not None else None)  # fmt: skip
+        self.truth.write(truth.TwinStopped(ear_error=repr(self.ear.error) if self.ear.error else None,
+                                           synthetic_packets=len(self.wire) if self.wire is not None else None))  # fmt: skip
         self.truth.close()
 
     def _spawn(self, target, name: str, *args) -> threading.Thread:
@@ -186,19 +188,19 @@ class Twin:
             return self.rng.uniform(lo, hi)
 
     def _flow(self, flow: Flow) -> None:
-        self.truth.write("flow", **flow.record())
+        self.truth.write(flow.record())
 
     # ----- hearing -----------------------------------------------------------------------------
 
     def _on_wake(self, wake: Wake) -> None:
         if self._chance(self.config.failures.missed_wake):
             self._missed = wake
-            self.truth.write("failure", kind="missed_wake", wake_wall_ns=wake.wall_ns)
+            self.truth.write(truth.Failure(kind="missed_wake", wake_wall_ns=wake.wall_ns))
             return
-        seq = self.truth.write("wake", wall_ns=wake.wall_ns, noticed_ns=wake.noticed_ns,
-                               segment_onset_ns=wake.segment_onset_ns, while_answering=self._is_answering())  # fmt: skip
+        seq = self.truth.write(truth.Wake(wall_ns=wake.wall_ns, noticed_ns=wake.noticed_ns,
+                                          segment_onset_ns=wake.segment_onset_ns, while_answering=self._is_answering()))  # fmt: skip
         self.mouth.ducked.set()
-        self._turn = self._open_turn(wake, Cause("request", request_seq=seq))
+        self._turn = self._open_turn(wake, Cause(kind="request", request_seq=seq))
 
     def _is_answering(self) -> bool:
         return self._answering is not None and self._answering.is_alive()
@@ -225,21 +227,21 @@ class Twin:
         turn = self._turn if heard.wake is not None else None
         self._turn = None
         if turn is None:  # a follow-up without the wake word: the mic was open
-            seq = self.truth.write("wake", wall_ns=None, noticed_ns=None, segment_onset_ns=heard.onset_ns,
-                                   while_answering=self._is_answering(), follow_up=True)  # fmt: skip
-            turn = self._open_turn(None, Cause("request", request_seq=seq))
+            seq = self.truth.write(truth.Wake(wall_ns=None, noticed_ns=None, segment_onset_ns=heard.onset_ns,
+                                              while_answering=self._is_answering(), follow_up=True))  # fmt: skip
+            turn = self._open_turn(None, Cause(kind="request", request_seq=seq))
         request = self.catalogue.match(heard.hypothesis)
         outcome = "matched" if request else "unknown"
         if request is not None and self._chance(self.config.failures.misheard):
             with self._rng_lock:
                 request = self.rng.choice([r for r in self.catalogue.requests.values() if r is not request])
             outcome = "misheard"
-        self.truth.write(
-            "request", wake_seq=turn.seq, hypothesis=heard.hypothesis, outcome=outcome,
+        self.truth.write(truth.Request(
+            wake_seq=turn.seq, hypothesis=heard.hypothesis, outcome=outcome,
             text=request.text if request else None, skill_id=request.skill_id if request else None,
             utterance_id=request.utterance_id if request else None, onset_ns=heard.onset_ns, end_ns=heard.end_ns,
             decode_s=round(heard.decode_s, 3),
-        )  # fmt: skip
+        ))  # fmt: skip
         self.mouth.ducked.clear()
         self._spawn(self._respond, "twin-respond", turn, heard, request)
 
@@ -247,8 +249,8 @@ class Twin:
 
     def _respond(self, turn: _Turn, heard: Heard, request: Request | None) -> None:
         cfg = self.config
-        cause = Cause("request", turn.seq, request.utterance_id if request else None,
-                      request.skill_id if request else None)  # fmt: skip
+        cause = Cause(kind="request", request_seq=turn.seq, utterance_id=request.utterance_id if request else None,
+                      skill_id=request.skill_id if request else None)  # fmt: skip
         samples, rate, text = self.answers[request.text if request else ""]
         self.mouth.stop.set()  # a new request (or "stop") ends the current answer at once
         if self._answering is not None:
@@ -256,7 +258,7 @@ class Twin:
         self.mouth.stop.clear()
         speak = not (request is not None and request.is_stop)
         if speak and self._chance(cfg.failures.no_answer):
-            self.truth.write("failure", kind="no_answer", request_seq=turn.seq)
+            self.truth.write(truth.Failure(kind="no_answer", request_seq=turn.seq))
             speak = False
         answer_s = len(samples) / rate if speak else 0.0
         self._finish_upload(turn, answer_s)
@@ -272,11 +274,11 @@ class Twin:
             return
         self._answering = threading.current_thread()
         spoken = self.mouth.say(samples, rate)
-        self.truth.write(
-            "answer", request_seq=turn.seq, text=text, onset_wall_ns=spoken.onset_wall_ns,
+        self.truth.write(truth.Answer(
+            request_seq=turn.seq, text=text, onset_wall_ns=spoken.onset_wall_ns,
             end_wall_ns=spoken.end_wall_ns, cut=spoken.cut, seconds=round(spoken.seconds_played, 3),
             planned_seconds=round(len(samples) / rate, 3), delay_s=round(delay, 3), device=self.mouth.device.name,
-        )  # fmt: skip
+        ))  # fmt: skip
         if request is not None and request.has_follow_ups and not spoken.cut:
             self.ear.open_mic(cfg.hearing.follow_up_s)
 
@@ -299,8 +301,8 @@ class Twin:
                 continue
             stall = cfg.failures.hang_s if hang and n == 0 else None
             if stall is not None:
-                self.truth.write("failure", kind="hang", request_seq=cause.request_seq,
-                                 endpoint=vendor_name(endpoint.name, request.skill_id))  # fmt: skip
+                self.truth.write(truth.Failure(kind="hang", request_seq=cause.request_seq,
+                                               endpoint=vendor_name(endpoint.name, request.skill_id)))  # fmt: skip
             self._spawn(self._session, "twin-skill", vendor_name(endpoint.name, request.skill_id), cause,
                         endpoint.purpose, endpoint.bytes_up, endpoint.bytes_down, endpoint.delay_s, stall)  # fmt: skip
 
@@ -329,7 +331,7 @@ class Twin:
 
     def _background_item(self, n: int) -> None:
         item = self.config.background[n]
-        cause = Cause("background")
+        cause = Cause(kind="background")
         if item.kind == "ntp":
             self.net.time_query(item.name, cause)
         elif item.kind == "keepalive":

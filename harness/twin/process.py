@@ -12,8 +12,10 @@ import time
 from collections import deque
 from pathlib import Path
 
+from harness.defaults import default
 from harness.errors import HarnessError
 from harness.files import private_dir
+from harness.rundir.layout import RunDir
 from harness.script import load_personas
 from harness.twin.config import load_config
 from harness.twin.device import Twin
@@ -24,11 +26,11 @@ STOP_TIMEOUT_S = 30.0
 
 
 def serve(scripts: list[Path], truth: Path, config: Path | None = None, synthetic_capture: Path | None = None,
-          backend: str = "sounddevice", ear_device: str | None = None, mouth_device: str | None = None) -> int:  # fmt: skip
+          backend: str = default.backend, ear_device: str | None = None, mouth_device: str | None = None) -> int:  # fmt: skip
     """Run the twin until SIGTERM or SIGINT; prints :data:`READY` once it listens."""
     personas = load_personas(scripts)
     settings = load_config(config)
-    work = private_dir(truth.parent / ".twin")
+    work = private_dir(RunDir(truth.parent).twin_work)
     extra = {k: v for k, v in (("ear_device", ear_device), ("mouth_device", mouth_device)) if v}
     twin = Twin(personas, settings, truth, work, backend, synthetic_capture=synthetic_capture,
                 config_path=config, **extra)  # fmt: skip
@@ -49,15 +51,15 @@ def serve(scripts: list[Path], truth: Path, config: Path | None = None, syntheti
 class TwinProcess:
     """The twin as a child process (``python -m harness.cli.main twin serve ...``)."""
 
-    def __init__(self, scripts: list[Path], truth: Path, config: Path | None = None,
-                 synthetic_capture: Path | None = None, backend: str = "sounddevice") -> None:  # fmt: skip
+    def __init__(self, scripts: list[Path], run: RunDir, config: Path | None = None,
+                 synthetic_capture: Path | None = None, backend: str = default.backend) -> None:  # fmt: skip
         self.argv = [sys.executable, "-m", "harness.cli.main", "twin", "serve", *map(str, scripts),
-                     "--truth", str(truth), "--backend", backend]  # fmt: skip
+                     "--truth", str(run.truth), "--backend", backend]  # fmt: skip
         if config is not None:
             self.argv += ["--config", str(config)]
         if synthetic_capture is not None:
             self.argv += ["--synthetic-capture", str(synthetic_capture)]
-        self.log_path = truth.parent / "twin.log"
+        self.log_path = run.twin_log
         self._lines: deque[str] = deque(maxlen=20)
         self._proc: subprocess.Popen[str] | None = None
 

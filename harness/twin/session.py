@@ -3,6 +3,7 @@ and the run directory completed with the capture files and the truth."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import time
@@ -11,15 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from harness.audio import lab_status, lab_up
-from harness.bench.events import CaptureFileInfo
-from harness.bench.manifest import read_manifest, write_manifest
 from harness.bench.options import RunOptions
 from harness.bench.run import BenchRun
+from harness.defaults import default
 from harness.errors import HarnessError
-from harness.files import PRIVATE_FILE, private_dir, sha256_file
+from harness.files import PRIVATE_FILE, sha256_file
+from harness.rundir.events import CaptureFileInfo
+from harness.rundir.layout import RunDir
+from harness.rundir.manifest import read_manifest, write_manifest
 from harness.twin.config import load_config
 from harness.twin.process import TwinProcess
-from harness.twin.truth import TRUTH_NAME
 
 # After the twin stopped, so its last FINs (the keep-alive's close) reach the capture.
 CAPTURE_FLUSH_S = 1.0
@@ -31,19 +33,21 @@ SYNTHETIC_NAME = "twin-synthetic.pcap"
 @dataclass(frozen=True)
 class TwinRun:
     status: int
-    run_dir: Path
+    run: RunDir
     capture: list[Path]
     synthetic: bool
     seconds: float
 
     def describe(self, report: Path | None = None) -> str:
+        """Where everything of the run is, one line each."""
+        run = self.run
         lines = [
-            f"run directory: {self.run_dir}  ({self.seconds:.0f} s)",
-            f"  manifest:  {self.run_dir / 'manifest.json'}",
-            f"  events:    {self.run_dir / 'events.jsonl'}",
-            f"  answers:   {self.run_dir / 'answers'}/",
+            f"run directory: {run.root}  ({self.seconds:.0f} s)",
+            f"  manifest:  {run.manifest}",
+            f"  events:    {run.events}",
+            f"  answers:   {run.answers}/",
             f"  capture:   {', '.join(map(str, self.capture)) or 'none'}" + (" (synthetic)" if self.synthetic else ""),
-            f"  truth:     {self.run_dir / TRUTH_NAME}",
+            f"  truth:     {run.truth}",
         ]
         if report is not None:
             lines.append(f"  report:    {report}")
@@ -70,22 +74,25 @@ def run_with_twin(options: RunOptions, console: Any, config_path: Path | None = 
     began = time.monotonic()
     if not lab_status().running:
         console.print(f"starting the virtual lab in {lab_up().base}", markup=False, highlight=False)
-    options.output_device = options.output_device or "harness_out"
-    options.input_device = options.input_device or "virtual_mic"
-    options.capture = None  # the capture is started here, around the twin, not by the bench
-    run = BenchRun(options, console)
-    run.prepare()
-    run_dir = private_dir(run.run_dir)
-    capture_dir = private_dir(run_dir / "capture")
+    options = dataclasses.replace(
+        options, output_device=options.output_device or default.lab_output,
+        input_device=options.input_device or default.lab_input,
+        capture=None,  # the capture is started here, around the twin, not by the bench
+    )  # fmt: skip
+    bench = BenchRun(options, console)
+    bench.prepare()
+    run = bench.run_dir
+    run.create(run.capture)
     device = config.network.device
     synthetic = not real_capture_possible()
     handle = None
     if not synthetic:
         from harness.capture import start_capture
 
-        handle = start_capture("lo", capture_dir, device=device)
-    twin = TwinProcess(options.scripts, run_dir / TRUTH_NAME, config_path,
-                       capture_dir / SYNTHETIC_NAME if synthetic else None, options.backend or "sounddevice")  # fmt: skip
+        handle = start_capture("lo", run.capture, device=device)
+    synthetic_path = run.capture / SYNTHETIC_NAME
+    twin = TwinProcess(options.scripts, run, config_path, synthetic_path if synthetic else None,
+                       options.backend or default.backend)  # fmt: skip
     files: list[CaptureFileInfo] = []
     status = 1
     try:
@@ -94,27 +101,25 @@ def run_with_twin(options: RunOptions, console: Any, config_path: Path | None = 
         if quiet_lead_s > 0:
             console.print(f"quiet lead: {quiet_lead_s:g} s of background only", markup=False, highlight=False)
             time.sleep(quiet_lead_s)
-        status = run.execute()
+        status = bench.execute()
         time.sleep(max(SETTLE_S, options.capture_tail_s))
     finally:
         twin.stop()
         if handle is not None:
             for f in handle.stop(CAPTURE_FLUSH_S):
-                files.append(CaptureFileInfo(path=os.path.relpath(f.path, run_dir), sha256=f.sha256, bytes=f.bytes,
+                files.append(CaptureFileInfo(path=run.relative(f.path), sha256=f.sha256, bytes=f.bytes,
                                              interface=f.interface, started_ns=f.started_ns, stopped_ns=f.stopped_ns))
-        else:
-            path = capture_dir / SYNTHETIC_NAME
-            if path.exists():
-                os.chmod(path, PRIVATE_FILE)
-                files.append(CaptureFileInfo(path=os.path.relpath(path, run_dir), sha256=sha256_file(path),
-                                             bytes=path.stat().st_size, interface="lo", synthetic=True))
-        _record_capture(run_dir, files, device, synthetic)
-    return TwinRun(status, run_dir, [run_dir / f.path for f in files], synthetic, time.monotonic() - began)
+        elif synthetic_path.exists():
+            os.chmod(synthetic_path, PRIVATE_FILE)
+            files.append(CaptureFileInfo(path=run.relative(synthetic_path), sha256=sha256_file(synthetic_path),
+                                         bytes=synthetic_path.stat().st_size, interface="lo", synthetic=True))
+        _record_capture(run, files, device, synthetic)
+    return TwinRun(status, run, [run.resolve(f.path) for f in files], synthetic, time.monotonic() - began)
 
 
-def _record_capture(run_dir: Path, files: list[CaptureFileInfo], device: str, synthetic: bool) -> None:
+def _record_capture(run: RunDir, files: list[CaptureFileInfo], device: str, synthetic: bool) -> None:
     """Add the capture to the manifest the bench wrote, so later stages find it and the device."""
-    manifest = read_manifest(run_dir)
+    manifest = read_manifest(run)
     settings = manifest.settings.model_copy(update={"capture": "twin-synthetic" if synthetic else "lo",
                                                     "capture_device": device})  # fmt: skip
-    write_manifest(run_dir, manifest.model_copy(update={"captures": [*manifest.captures, *files], "settings": settings}))
+    write_manifest(run, manifest.model_copy(update={"captures": [*manifest.captures, *files], "settings": settings}))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -24,16 +24,21 @@ NonNegInt = Annotated[int, Field(ge=0)]
 
 
 class _Event(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """The fields every line has. A writer builds an event without them; :meth:`EventLog.emit`
+    fills them in, and a reader gets them back (the schema marks them required)."""
 
-    run_id: str
-    seq: NonNegInt = Field(description="position in the run's log; strictly increasing, also across resumes")
-    t_wall_ns: int = Field(description="when the line was logged, UTC epoch nanoseconds")
-    t_mono_ns: int = Field(description="when the line was logged, monotonic clock nanoseconds")
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_serialization_defaults_required=True)
+
+    run_id: str = ""
+    seq: NonNegInt = Field(0, description="position in the run's log; strictly increasing, also across resumes")
+    t_wall_ns: int = Field(0, description="when the line was logged, UTC epoch nanoseconds")
+    t_mono_ns: int = Field(0, description="when the line was logged, monotonic clock nanoseconds")
 
 
-class _Turn(_Event):
-    """Fields naming which spoken turn of which plan item an event is about."""
+class TurnRef(BaseModel):
+    """Which spoken turn of which plan item an event is about: the key of a spoken try."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_serialization_defaults_required=True)
 
     plan_index: NonNegInt = Field(description="0-based position of the plan item in the run")
     persona_id: str
@@ -41,6 +46,20 @@ class _Turn(_Event):
     utterance_id: str = Field(description='stable id within the persona, e.g. "fitbit/2"')
     turn: NonNegInt = Field(0, description="0 = the utterance itself, k = its k-th follow-up")
     attempt: int = Field(1, ge=1, description="1-based try number (retries after no answer)")
+
+    def fields(self) -> dict[str, Any]:
+        """The reference as keyword arguments of an event model."""
+        return {name: getattr(self, name) for name in TurnRef.model_fields}
+
+    def retried(self) -> TurnRef:
+        return self.model_copy(update={"attempt": self.attempt + 1})
+
+
+class _Turn(_Event, TurnRef):
+    """An event about one spoken turn."""
+
+    def ref(self) -> TurnRef:
+        return TurnRef(**{name: getattr(self, name) for name in TurnRef.model_fields})
 
 
 class _Played(_Turn):
@@ -258,7 +277,7 @@ EVENT_NAMES: tuple[str, ...] = tuple(t.model_fields["event"].default for t in EV
 
 def events_json_schema() -> dict[str, Any]:
     """JSON Schema (draft 2020-12) of one line of ``events.jsonl``."""
-    schema = EVENT_ADAPTER.json_schema()
+    schema = EVENT_ADAPTER.json_schema(mode="serialization")
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
@@ -269,10 +288,20 @@ def events_json_schema() -> dict[str, Any]:
     }
 
 
+_HEAD = ("run_id", "seq", "event", "t_wall_ns", "t_mono_ns")
+
+
 def parse_event(record: dict[str, Any]) -> Event:
-    """Validate one decoded line; raises pydantic's ValidationError."""
+    """Validate one decoded line; raises pydantic's ValidationError (also for a missing head field)."""
+    missing = [key for key in _HEAD if key not in record]
+    if missing:
+        raise ValidationError.from_exception_data(
+            "event", [{"type": "missing", "loc": (missing[0],), "input": record}]
+        )
     return EVENT_ADAPTER.validate_python(record)
 
+
+E = TypeVar("E", bound=_Event)
 
 _SEQ = re.compile(rb'"seq":(\d+)')
 
@@ -316,9 +345,6 @@ def _line_of(lines: list[bytes], record: dict[str, Any]) -> int | None:
     return next((n for n, line in enumerate(lines, start=1) if needle in line), None)
 
 
-_HEAD = ("run_id", "seq", "event", "t_wall_ns", "t_mono_ns")
-
-
 def _ordered(record: dict[str, Any]) -> dict[str, Any]:
     # The common fields first, so a line reads well with `less`.
     return {**{k: record[k] for k in _HEAD}, **{k: v for k, v in record.items() if k not in _HEAD}}
@@ -337,17 +363,11 @@ class EventLog:
         self.next_seq = read_events(self.path).highest_seq + 1
         self._log = JsonlLog(self.path, mode=0o600)
 
-    def emit(self, event: str, **fields: Any) -> Event:
-        """Log one event of kind ``event``; returns the validated model as written."""
-        record = {
-            "run_id": self.run_id,
-            "seq": self.next_seq,
-            "event": event,
-            "t_wall_ns": time.time_ns(),
-            "t_mono_ns": time.monotonic_ns(),
-            **fields,
-        }
-        model = parse_event(record)
+    def emit(self, event: E) -> E:
+        """Log ``event`` with this run's id, the next seq and the time; returns it as written."""
+        mono = time.monotonic_ns()
+        head = {"run_id": self.run_id, "seq": self.next_seq, "t_wall_ns": time.time_ns(), "t_mono_ns": mono}
+        model = event.model_copy(update=head)
         # Count the seq as used before writing: an exception (Ctrl-C) between the two can leave a
         # gap in the numbering but never a seq written twice.
         self.next_seq += 1

@@ -6,28 +6,33 @@ log is the record of what happened. A resume reads the manifest back for the run
 
 from __future__ import annotations
 
-import importlib.metadata
-import platform
-import shutil
-import socket
-import subprocess
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from harness import __version__
-from harness.bench.clock import ClockStatus, ClockStep
-from harness.bench.events import CaptureFileInfo
 from harness.errors import InputError
 from harness.files import PRIVATE_FILE, atomic_write_text
+from harness.rundir.events import CaptureFileInfo
+from harness.rundir.layout import RunDir
 
-MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class ClockStep(_Model):
+    at_wall_ns: int = Field(description="when the step was seen, UTC epoch ns")
+    step_ns: int = Field(description="how far the wall clock jumped against the monotonic clock")
+
+
+class ClockStatus(_Model):
+    """What the host said about its clock synchronisation when the run (re)started."""
+
+    source: str = Field(description='"chrony", "timedatectl" or "unknown"')
+    synchronized: bool | None = None
+    detail: dict[str, str] = Field(default_factory=dict)
 
 
 class HostInfo(_Model):
@@ -95,56 +100,14 @@ class Manifest(_Model):
     segments: list[Segment] = Field(default_factory=list)
 
 
-def host_info() -> HostInfo:
-    return HostInfo(
-        hostname=socket.gethostname(),
-        os=platform.platform(),
-        kernel=platform.release(),
-        machine=platform.machine(),
-        python=platform.python_version(),
-        python_implementation=platform.python_implementation(),
-    )
+def write_manifest(run: RunDir, manifest: Manifest) -> None:
+    """Replace the run's manifest atomically (private: it names devices and hosts)."""
+    atomic_write_text(run.manifest, manifest.model_dump_json(indent=2) + "\n", PRIVATE_FILE)
 
 
-def versions() -> dict[str, str | None]:
-    """Versions of harness, the Python packages it runs on, PortAudio and espeak-ng (None: absent)."""
-    found: dict[str, str | None] = {"harness": __version__}
-    for dist in ("numpy", "scipy", "pydantic", "sounddevice", "pyaudio", "pocketsphinx", "rich"):
-        try:
-            found[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            found[dist] = None
-    found["portaudio"] = _portaudio_version()
-    found["espeak-ng"] = _espeak_version()
-    return found
-
-
-def _portaudio_version() -> str | None:
-    try:
-        import sounddevice
-    except (ImportError, OSError):
-        return None
-    return sounddevice.get_portaudio_version()[1]
-
-
-def _espeak_version() -> str | None:
-    if shutil.which("espeak-ng") is None:
-        return None
-    try:
-        done = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True, timeout=5, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip().splitlines()[0] if done.stdout.strip() else None
-
-
-def write_manifest(run_dir: Path, manifest: Manifest) -> Path:
-    """Replace ``RUN_DIR/manifest.json`` atomically (private: it names devices and hosts)."""
-    text = manifest.model_dump_json(indent=2) + "\n"
-    return atomic_write_text(Path(run_dir) / MANIFEST_NAME, text, PRIVATE_FILE)
-
-
-def read_manifest(run_dir: Path) -> Manifest:
-    path = Path(run_dir) / MANIFEST_NAME
+def read_manifest(run: RunDir) -> Manifest:
+    """The run's manifest; one line naming the file when it is missing or damaged."""
+    path = run.manifest
     if not path.is_file():
         raise InputError(path, "no manifest: not a run directory")
     try:
@@ -153,3 +116,8 @@ def read_manifest(run_dir: Path) -> Manifest:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise InputError(path, f"not a valid manifest: {where}: {first['msg']}") from None
+
+
+def manifest_json_schema() -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of ``manifest.json``."""
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **Manifest.model_json_schema()}

@@ -1,0 +1,304 @@
+"""The analysis contract: the tables and ``summary.json`` that correlation writes into ``analysis/``.
+
+One definition for every table (its columns, their dtypes and meaning), the way a measurement
+platform keeps one schema file for its Parquet tables. The rules:
+
+- every instant is an integer ``*_ns`` column, UTC epoch nanoseconds (``*_capture_ns`` on the
+  capture's clock, the others on the bench's); durations are ``*_s`` floats;
+- every table is keyed by stable ids, never row numbers: ``run_id``; ``utterance_seq`` (the
+  ``seq`` of the spoken try's ``utterance_started`` event, unique in a run, also across resumes)
+  with ``plan_index``, ``turn`` and ``attempt``; ``activation_id``; ``endpoint_id`` (the
+  endpoint's name, else its address);
+- a missing value is ``<NA>`` in a nullable integer column (pandas ``Int64``), NaN in a float one;
+- list columns (``endpoint_ids``, ``addresses``, ...) are lists in Parquet and ``;``-joined in CSV.
+
+``pd.read_parquet`` gives these dtypes back as they are.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from harness.errors import HarnessError, InputError
+from harness.files import PRIVATE_FILE, atomic_write_bytes, atomic_write_text
+from harness.rundir.layout import RunDir
+
+Kind = Literal["str", "int", "int?", "float", "bool", "list"]
+_DTYPES: dict[str, str] = {"str": "object", "int": "int64", "int?": "Int64", "float": "float64", "bool": "bool", "list": "object"}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: Kind
+    doc: str
+
+
+def _c(name: str, kind: Kind, doc: str) -> Column:
+    return Column(name, kind, doc)
+
+
+_CLASS = [
+    _c("registrable_domain", "str", "the name's registrable domain (public suffix list); empty for an address"),
+    _c("organization", "str", "who operates it, from the name or the address owner; empty when unknown"),
+    _c("party", "str", "first_party, platform, skill_vendor, third_party or unknown"),
+    _c("category", "str", "voice, platform, advertising, tracking, content or other"),
+    _c("ad_or_tracking", "bool", "on an advertising or tracking list"),
+]
+
+TABLES: dict[str, list[Column]] = {
+    "utterances": [
+        _c("run_id", "str", "the run"),
+        _c("utterance_seq", "int", "seq of the try's utterance_started event: the key of a spoken try"),
+        _c("plan_index", "int", "0-based plan item"),
+        _c("turn", "int", "0 the utterance, k its k-th follow-up"),
+        _c("attempt", "int", "1-based try"),
+        _c("persona_id", "str", "persona"),
+        _c("skill_id", "str", 'skill ("builtin" for built-in requests)'),
+        _c("skill_name", "str", "skill name"),
+        _c("utterance_id", "str", 'the persona\'s utterance id, e.g. "fitbit/2"'),
+        _c("text", "str", "what was spoken"),
+        _c("onset_ns", "int", "first sample at the speaker (bench clock)"),
+        _c("end_ns", "int", "last sample at the speaker (bench clock)"),
+        _c("onset_capture_ns", "int", "onset on the capture clock"),
+        _c("answer_onset_ns", "int?", "when the answer started (bench clock)"),
+        _c("answer_duration_s", "float", "how long the answer lasted"),
+        _c("activation_id", "int?", "the activation this try caused"),
+        _c("activation_lag_s", "float", "activation onset minus utterance onset (capture clock)"),
+        _c("activation_bytes_up", "int?", "bytes the activation uploaded"),
+        _c("endpoint_ids", "list", "endpoints attributed to this try, best score first"),
+        _c("scores", "list", "their attribution scores"),
+    ],
+    "activations": [
+        _c("run_id", "str", "the run"),
+        _c("activation_id", "int", "0, 1, ... in onset order"),
+        _c("onset_capture_ns", "int", "first upstream packet of the request (capture clock)"),
+        _c("end_capture_ns", "int", "last upstream packet of the request (capture clock)"),
+        _c("bytes_up", "int", "upstream bytes to the voice endpoints"),
+        _c("bursts", "int", "upstream bursts merged into it"),
+        _c("endpoint_ids", "list", "the voice endpoints it went to"),
+        _c("utterance_seq", "int?", "the spoken try it belongs to (utterances.utterance_seq)"),
+    ],
+    "endpoints": [
+        _c("run_id", "str", "the run"),
+        _c("endpoint_id", "str", "the endpoint's name, else its address"),
+        _c("named", "bool", "named by the capture (DNS, SNI, HTTP, QUIC, certificate), not only an address"),
+        _c("name_sources", "list", "how it was named"),
+        _c("addresses", "list", "its remote addresses"),
+        _c("owner", "str", "who the endpoint belongs to; empty when nothing tells"),
+        _c("owner_source", "str", "how the owner was found: the naming evidence (dns, sni, ...) or the address owner"),
+        *_CLASS,
+        _c("lists", "list", "the filter lists that flag it"),
+        _c("flows", "int", "flows of the device to it"),
+        _c("bytes_up", "int", "bytes the device sent it"),
+        _c("bytes_down", "int", "bytes it sent the device"),
+        _c("first_capture_ns", "int", "first packet (capture clock)"),
+        _c("last_capture_ns", "int", "last packet (capture clock)"),
+    ],
+    "attributions": [
+        _c("run_id", "str", "the run"),
+        _c("skill_id", "str", "skill"),
+        _c("skill_name", "str", "skill name"),
+        _c("endpoint_id", "str", "endpoint (endpoints.endpoint_id)"),
+        _c("utterances", "int", "tries of the skill"),
+        _c("contacted", "int", "tries whose response window holds a contact of the endpoint"),
+        _c("contact_rate", "float", "contacted / utterances"),
+        _c("background_rate", "float", "chance of a contact in a window of background traffic"),
+        _c("caused_rate", "float", "share of contacts beyond the background"),
+        _c("response_from_s", "float", "start of the endpoint's response window after an onset"),
+        _c("response_to_s", "float", "end of the response window"),
+        _c("other_skills_rate", "float", "contact rate after the other skills' utterances"),
+        _c("p_value", "float", "binomial test against the background rate"),
+        _c("p_adjusted", "float", "Benjamini-Hochberg over the run"),
+        _c("attributed", "bool", "the skill's utterances make the device contact the endpoint"),
+    ],
+    "contacts": [
+        _c("run_id", "str", "the run"),
+        _c("endpoint_id", "str", "endpoint (endpoints.endpoint_id)"),
+        _c("onset_capture_ns", "int", "first upstream packet of the episode (capture clock)"),
+        _c("end_capture_ns", "int", "last upstream packet of the episode (capture clock)"),
+        _c("bytes_up", "int", "upstream bytes"),
+        _c("packets", "int", "upstream packets (0 for an activation of a voice endpoint)"),
+        _c("protocol", "str", "tcp, udp, ..."),
+        _c("remote_ip", "str", "the endpoint's address"),
+        _c("remote_port", "int", "the endpoint's port"),
+        _c("local_port", "int", "the device's port"),
+        _c("category", "str", "voice, platform, advertising, tracking, content or other"),
+        _c("ad_or_tracking", "bool", "on an advertising or tracking list"),
+    ],
+}
+TABLE_NAMES = tuple(TABLES)
+
+
+def columns(name: str) -> list[str]:
+    return [c.name for c in TABLES[name]]
+
+
+def empty_table(name: str) -> pd.DataFrame:
+    return conform(name, pd.DataFrame({c: [] for c in columns(name)}))
+
+
+def conform(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with exactly the table's columns, in order, with their dtypes (raises on a missing column)."""
+    missing = [c for c in columns(name) if c not in frame.columns]
+    if missing:
+        raise ValueError(f"table {name} lacks columns {missing}")
+    out = frame[columns(name)].reset_index(drop=True).copy()
+    for col in TABLES[name]:
+        if col.kind == "list":
+            out[col.name] = [list(v) if isinstance(v, (list, tuple, np.ndarray)) else [] for v in out[col.name]]
+        elif col.kind == "str":
+            out[col.name] = out[col.name].map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)).astype(object)
+        else:
+            out[col.name] = out[col.name].astype(_DTYPES[col.kind])
+    return out
+
+
+def table_schema(name: str) -> dict[str, Any]:
+    """A table's columns as JSON (name, dtype, meaning), for ``harness schema`` and the docs."""
+    return {
+        "table": name,
+        "columns": [{"name": c.name, "dtype": _DTYPES[c.kind] if c.kind != "list" else "list", "description": c.doc}
+                    for c in TABLES[name]],
+    }  # fmt: skip
+
+
+# ----- summary.json ------------------------------------------------------------------------------
+
+
+class ClockAlignment(BaseModel):
+    """How the bench clock maps onto the capture clock:
+    ``capture_ns = bench_ns + offset + drift * (bench_ns - reference)``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["markers", "manual", "host", "activations"] = Field(
+        description="markers: fitted to sync markers; activations: fitted to utterance onsets against detected "
+        "activations; manual: --clock-offset; host: both clocks taken as one"
+    )
+    offset_s: float = Field(description="capture clock minus bench clock at the reference instant")
+    drift_ppm: float = Field(0.0, description="how fast the capture clock gains on the bench clock, parts per million")
+    reference_ns: int = Field(0, description="bench instant the offset holds at (the first pair)")
+    markers: int = Field(0, description="pairs used (markers, or matched onsets)")
+    jitter_p50_s: float | None = Field(None, description="median absolute residual of the fit")
+    jitter_p99_s: float | None = Field(None, description="99th percentile absolute residual")
+    jitter_max_s: float | None = Field(None, description="largest absolute residual")
+
+    def to_capture_ns(self, bench_ns: int | np.ndarray) -> int | np.ndarray:
+        """A bench-clock instant (or array of them) on the capture clock."""
+        elapsed = np.asarray(bench_ns, np.int64) - self.reference_ns
+        shift = np.round(self.offset_s * 1e9 + self.drift_ppm * 1e-6 * elapsed).astype(np.int64)
+        shifted = np.asarray(bench_ns, np.int64) + shift
+        return int(shifted) if np.ndim(shifted) == 0 else shifted
+
+
+class Counts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    utterances: int = Field(description="spoken tries")
+    activations: int
+    utterances_with_activation: int
+    activations_without_utterance: int = Field(description="activations no try of the run explains")
+    endpoints: int = Field(description="endpoints the device contacted")
+    attributed_pairs: int = Field(description="(skill, endpoint) pairs attributed")
+    attributed_ad_or_tracking: int
+    background_s: float = Field(description="capture seconds outside every utterance window")
+
+
+class DetectionInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    threshold_bps: float = Field(description="upstream rate above which the device counts as streaming")
+    voice_endpoints: list[str] = Field(description="endpoint ids taken as the voice service")
+    voice_source: str = Field(description="how they were found")
+
+
+class Summary(BaseModel):
+    """``analysis/summary.json``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str
+    device: str | None = Field(description="the device's address in the capture")
+    captures: list[str] = Field(description="capture files read")
+    counts: Counts
+    clock: ClockAlignment
+    activations: DetectionInfo
+    warnings: list[str] = Field(default_factory=list)
+
+
+# ----- reading and writing -----------------------------------------------------------------------
+
+
+def _csv_ready(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Lists joined with ';' (CSV has no lists; Parquet keeps them)."""
+    out = frame.copy()
+    for col in TABLES[name]:
+        if col.kind == "list":
+            out[col.name] = out[col.name].map(lambda v: ";".join(map(str, v)))
+    return out
+
+
+def write_analysis(run: RunDir, summary: Summary, tables: Mapping[str, pd.DataFrame]) -> list[str]:
+    """Write every table (CSV + Parquet) and ``summary.json`` into the run's ``analysis/``, each
+    atomically and private; returns the paths written."""
+    run.create(run.analysis)
+    written = []
+    for name in TABLE_NAMES:
+        frame = conform(name, tables[name])
+        csv = run.table(name, "csv")
+        atomic_write_text(csv, _csv_ready(frame, name).to_csv(index=False), PRIVATE_FILE)
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        parquet = run.table(name, "parquet")
+        atomic_write_bytes(parquet, buffer.getvalue(), PRIVATE_FILE)
+        written += [str(csv), str(parquet)]
+    atomic_write_text(run.summary, summary.model_dump_json(indent=2) + "\n", PRIVATE_FILE)
+    return [*written, str(run.summary)]
+
+
+def read_summary(run: RunDir) -> Summary:
+    path = run.summary
+    if not path.is_file():
+        raise HarnessError(f"{run.analysis}: no analysis yet (run `harness correlate {run.root}`)")
+    try:
+        return Summary.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InputError(path, f"not a valid summary: {where}: {first['msg']}") from None
+
+
+def has_analysis(run: RunDir) -> bool:
+    return run.summary.is_file()
+
+
+def read_analysis(run: RunDir) -> tuple[Summary, dict[str, pd.DataFrame]]:
+    """``summary.json`` and every table, as :func:`write_analysis` wrote them."""
+    summary = read_summary(run)
+    tables = {}
+    for name in TABLE_NAMES:
+        path = run.table(name, "parquet")
+        try:
+            tables[name] = pd.read_parquet(path)
+        except (OSError, ValueError) as exc:
+            raise InputError(path, f"cannot read the table: {exc}") from None
+    return summary, tables
+
+
+def summary_json_schema() -> dict[str, Any]:
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **Summary.model_json_schema()}
+
+
+def analysis_json(summary: Summary, tables: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
+    """The analysis as one JSON document (what ``--format json`` prints): the summary and each table's rows."""
+    return {"summary": summary.model_dump(mode="json"),
+            **{name: json.loads(conform(name, tables[name]).to_json(orient="records")) for name in TABLE_NAMES}}  # fmt: skip
