@@ -30,6 +30,14 @@ Found = Callable[[str, str], None]
 Answer = Callable[[bytes], None]
 
 
+def _member(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Whether each of ``keys`` is in ``sorted_keys`` (binary search: cheap for a small sorted set)."""
+    if not len(sorted_keys):
+        return np.zeros(len(keys), bool)
+    i = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return sorted_keys[i] == keys
+
+
 class _Reader:
     """Reads one direction's contiguous prefix; :meth:`feed` says how many bytes it needs next
     (0 when done)."""
@@ -127,18 +135,27 @@ class Streams:
         self._finished: list[int] = []
         self.dropped = 0  # directions dropped unfinished: too many in progress
 
-    def lookup(self, keys: np.ndarray, seq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(in progress with the segment starting inside the kept prefix, finished) per row."""
-        done = np.isin(keys, self.done) if len(self.done) else np.zeros(len(keys), bool)
-        if not self.active:
-            return np.zeros(len(keys), bool), done
-        act = np.fromiter(self.active, np.uint64, len(self.active))
-        base = np.fromiter((s.base for s in self.active.values()), np.int64, len(self.active))
-        order = np.argsort(act)
-        act, base = act[order], base[order]
-        i = np.minimum(np.searchsorted(act, keys), len(act) - 1)
-        hit = act[i] == keys
-        return hit & (((seq - base[i]) & SEQ_MASK) < STREAM_CAP), done
+    def active_or_new(self, keys: np.ndarray, opening: np.ndarray) -> np.ndarray:
+        """Rows whose direction is in progress or opens in this batch (``opening``: keys of its SYNs
+        and possible message starts): only these need a sequence number."""
+        live = _member(np.unique(opening), keys)
+        if self.active:
+            live |= _member(np.sort(np.fromiter(self.active, np.uint64, len(self.active))), keys)
+        return live
+
+    def lookup(self, keys: np.ndarray, seq: np.ndarray, live: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(worth reading: a ``live`` row whose segment may start inside the kept prefix, finished) per row."""
+        done = _member(self.done, keys)
+        inside = live.copy()
+        if self.active:
+            act = np.fromiter(self.active, np.uint64, len(self.active))
+            base = np.fromiter((s.base for s in self.active.values()), np.int64, len(self.active))
+            order = np.argsort(act)
+            act, base = act[order], base[order]
+            i = np.minimum(np.searchsorted(act, keys), len(act) - 1)
+            hit = act[i] == keys
+            inside &= ~hit | (((seq - base[i]) & SEQ_MASK) < STREAM_CAP)
+        return inside, done
 
     def syn(self, dkey: int, seq: int, key: tuple, from_dns_port: bool) -> None:
         """A SYN: the direction's data starts at ``seq + 1``."""

@@ -102,23 +102,26 @@ class _Names:
         proto, sport = p.proto[ip], p.sport[ip]
         plen, pay = p.payload_len[ip], p.payload[ip]
         dns_rows = (proto == UDP) & (sport == 53) & (plen >= 12)
-        tcp_rows = np.flatnonzero(proto == TCP)
+        syn_all = (p.tcp_flags[ip] & 0x02) != 0
+        tcp_rows = np.flatnonzero((proto == TCP) & ((plen > 0) | syn_all))
         dk = _dirkey(h, a2b, tcp_rows)
-        head = _win(p.buf, p.l4[ip][tcp_rows], 20)
-        seq = np.ascontiguousarray(head[:, 4:8]).view(">u4").ravel().astype(np.int64)
-        syn = (head[:, 13] & 0x02) != 0
-        w = _win(p.buf, pay[tcp_rows], 4)
+        syn = syn_all[tcp_rows]
         has_data = plen[tcp_rows] > 0
+        w = _win(p.buf, pay[tcp_rows], 4)
         # segments that may begin a direction seen without its SYN: a TLS handshake record, an HTTP
         # request, DNS from port 53
-        starts = has_data & (((w[:, 0] == tls.HANDSHAKE) & (w[:, 1] == 3)) | (sport[tcp_rows] == 53) | HTTP_FIRST[w[:, 0]])
-        if starts.any():
-            first4 = np.ascontiguousarray(w[:, :4]).view(">u4").ravel().astype(np.int64)
-            starts &= (w[:, 0] == tls.HANDSHAKE) | (sport[tcp_rows] == 53) | np.isin(first4, HTTP_CODES)
-        inside, done = self.streams.lookup(dk, seq)
+        from_53 = sport[tcp_rows] == 53
+        starts = has_data & (((w[:, 0] == tls.HANDSHAKE) & (w[:, 1] == 3)) | from_53 | HTTP_FIRST[w[:, 0]])
+        maybe_http = starts & (w[:, 0] != tls.HANDSHAKE) & ~from_53
+        if maybe_http.any():
+            first4 = np.ascontiguousarray(w[maybe_http]).view(">u4").ravel().astype(np.int64)
+            starts[maybe_http] = np.isin(first4, HTTP_CODES)
         opened = syn | starts
-        fresh = np.isin(dk, dk[opened]) if opened.any() else np.zeros(len(dk), bool)
-        tcp_todo = ~done & (syn | (has_data & (inside | fresh)))
+        seq = np.zeros(len(dk), np.int64)
+        live = self.streams.active_or_new(dk, dk[opened])
+        seq[live] = _seq(p.buf, p.l4[ip][tcp_rows[live]])
+        inside, done = self.streams.lookup(dk, seq, live)
+        tcp_todo = ~done & (syn | (has_data & inside))
         udp_rows = np.flatnonzero((proto == UDP) & (plen >= quic.MIN_PACKET))
         wq = _win(p.buf, pay[udp_rows], 5)
         version = np.ascontiguousarray(wq[:, 1:5]).view(">u4").ravel()
@@ -155,6 +158,11 @@ class _Names:
             if data:
                 self.streams.segment(dirs[j], seqs[j], data, ts[j], key, may_start[j], from_dns[j])
         self.streams.end_batch()
+
+
+def _seq(buf: np.ndarray, l4: np.ndarray) -> np.ndarray:
+    """TCP sequence numbers of the segments whose headers start at ``l4``."""
+    return np.ascontiguousarray(_win(buf, l4 + 4, 4)).view(">u4").ravel().astype(np.int64)
 
 
 def _dirkey(h: np.ndarray, a2b: np.ndarray, rows: np.ndarray) -> np.ndarray:
