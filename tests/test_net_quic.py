@@ -133,7 +133,7 @@ def test_rfc9001_a2_client_initial_decrypts_to_example_com() -> None:
 def test_rfc_initial_in_a_capture_names_its_udp_flow(tmp_path: Path) -> None:
     t = capture(tmp_path, [RFC_CLIENT_INITIAL])
     [row] = t.flows.itertuples()
-    assert (row.protocol, row.remote_port, row.name, row.name_source) == ("udp", 443, "example.com", "sni")
+    assert (row.protocol, row.remote_port, row.name, row.name_source) == ("udp", 443, "example.com", "quic")
     assert row.packets_up == 1 and row.packets_down == 1
     assert not any("QUIC" in w for w in t.warnings)
 
@@ -151,7 +151,7 @@ def test_client_hello_split_over_two_initials(tmp_path: Path, reverse: bool) -> 
     assert reader.datagram(order[0]) is None
     assert reader.datagram(order[1]) == "split.example.org"
     t = capture(tmp_path, order, sport=40000, dport=8443)
-    assert [(r.name, r.name_source) for r in t.flows.itertuples()] == [("split.example.org", "sni")]
+    assert [(r.name, r.name_source) for r in t.flows.itertuples()] == [("split.example.org", "quic")]
 
 
 def test_crypto_frames_out_of_order_with_ping_and_ack_in_one_packet() -> None:

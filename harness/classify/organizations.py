@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import datetime
+from fnmatch import fnmatchcase
 from functools import cache
 from importlib.resources import as_file, files
 
@@ -20,6 +21,8 @@ class _Organization(BaseModel):
     name: str
     parent: str | None = None
     domains: dict[str, Category]
+    # the ASN names of the networks it runs (globs, upper case as registered: ``AMAZON-*``)
+    networks: list[str] = []
 
 
 class _OrganizationsFile(BaseModel):
@@ -54,7 +57,8 @@ class DomainOwner:
 
 
 @cache
-def _table() -> dict[str, DomainOwner]:
+def _organizations() -> tuple[list[_Organization], dict[str, str]]:
+    """The listed organisations and each one's ultimate owner."""
     with as_file(files("harness.classify") / "data" / ORGANIZATIONS_FILE) as path:
         parsed = load_list_file(path, _OrganizationsFile)
     parents = {org.name: org.parent for org in parsed.organizations}
@@ -64,11 +68,27 @@ def _table() -> dict[str, DomainOwner]:
             name = parents[name]
         return name
 
+    return parsed.organizations, {org.name: top(org.name) for org in parsed.organizations}
+
+
+@cache
+def _table() -> dict[str, DomainOwner]:
+    organizations, owners = _organizations()
     return {
-        domain: DomainOwner(org.name, top(org.name), category)
-        for org in parsed.organizations
+        domain: DomainOwner(org.name, owners[org.name], category)
+        for org in organizations
         for domain, category in org.domains.items()
     }
+
+
+@cache
+def network_owner(asn_name: str) -> str | None:
+    """The ultimate owner of the first organisation with a ``networks`` glob matching ``asn_name``."""
+    organizations, owners = _organizations()
+    for org in organizations:
+        if any(fnmatchcase(asn_name.upper(), pattern) for pattern in org.networks):
+            return owners[org.name]
+    return None
 
 
 def domain_owner(name: str) -> DomainOwner | None:

@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 # importing them here would slow every `harness` start.
 
 FIELDS = [
-    "name", "registrable_domain", "organization", "party", "category", "ad_or_tracking",
-    "flows", "bytes_up", "bytes_down", "first_seen", "last_seen",
+    "endpoint_id", "name", "registrable_domain", "organization", "party", "category", "ad_or_tracking",
+    "owner", "owner_source", "network", "flows", "bytes_up", "bytes_down", "first_seen", "last_seen",
 ]  # fmt: skip
 EXTRA = ["addresses", "name_sources", "lists"]
 
@@ -42,32 +42,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def endpoint_rows(flows: pd.DataFrame) -> list[dict]:
-    """Endpoint dicts with classification fields, busiest first."""
-    from harness.classify import classify_name
-    from harness.net import device_endpoints
-
+def endpoint_rows(endpoints: pd.DataFrame) -> list[dict]:
+    """JSON-ready endpoint dicts (``harness.classify.classify_flows`` rows), busiest first."""
     rows = []
-    for ep in device_endpoints(flows).to_dict("records"):
-        c = classify_name(ep["name"])
-        rows.append(
-            {
-                "name": ep["name"],
-                "registrable_domain": c.registrable_domain,
-                "organization": c.organization,
-                "party": c.party,
-                "category": c.category,
-                "ad_or_tracking": c.ad_or_tracking,
-                "flows": int(ep["flows"]),
-                "bytes_up": int(ep["bytes_up"]),
-                "bytes_down": int(ep["bytes_down"]),
-                "first_seen": float(ep["first_seen"]),
-                "last_seen": float(ep["last_seen"]),
-                "addresses": list(ep["addresses"]),
-                "name_sources": list(ep["name_sources"]),
-                "lists": list(c.lists),
-            }
-        )
+    for ep in endpoints.to_dict("records"):
+        row = {k: ep[k] for k in FIELDS if k in ep}
+        row.update(flows=int(ep["flows"]), bytes_up=int(ep["bytes_up"]), bytes_down=int(ep["bytes_down"]),
+                   first_seen=ep["first_ns"] / 1e9, last_seen=ep["last_ns"] / 1e9, ad_or_tracking=bool(ep["ad_or_tracking"]))  # fmt: skip
+        rows.append(row | {k: list(ep[k]) for k in EXTRA})
     return rows
 
 
@@ -86,6 +68,7 @@ def write_flows(flows: pd.DataFrame, path: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from harness.classify import classify_flows
     from harness.net import read_traffic
     from harness.net.addresses import parse_address
 
@@ -99,11 +82,14 @@ def run(args: argparse.Namespace) -> int:
         warnings.append("no local host found to take as the device")
     elif not traffic.flows["device"].any():
         warnings.append(f"no traffic of {traffic.device} in the capture")
-    rows = endpoint_rows(traffic.flows)
+    table = classify_flows(traffic.flows)
+    rows = endpoint_rows(table.endpoints)
+    named, owned = table.owned_share()
+    summary = {"bytes": int(sum(r["bytes_up"] + r["bytes_down"] for r in rows)), "named_share": named, "owned_share": owned}
     if args.flows:
         write_flows(traffic.flows, Path(args.flows))
     if args.format == "json":
-        out.print_json(json.dumps({"device": traffic.device, "endpoints": rows, "warnings": warnings}))
+        out.print_json(json.dumps({"device": traffic.device, "endpoints": rows, "summary": summary, "warnings": warnings}))
         return 0
     for message in warnings:
         warn(message)
@@ -114,6 +100,9 @@ def run(args: argparse.Namespace) -> int:
         out.file.write(frame.to_csv(index=False))
         return 0
     out.print(_table(rows, traffic.device))
+    out.print(
+        f"{summary['bytes']:,} bytes of the device: {named:.1%} to named endpoints, {owned:.1%} to endpoints with an owner"
+    )
     return 0
 
 
@@ -126,6 +115,7 @@ def _table(rows: list[dict], device: str | None) -> Table:
     # names stay whole (up to 40 characters); the other columns give way on narrow terminals
     table.add_column("name", min_width=min(40, max((len(r["name"]) for r in rows), default=4)), overflow="fold")
     for col, justify in (
+        ("named by", "left"), ("owner", "left"), ("owner from", "left"), ("network", "left"),
         ("domain", "left"), ("organization", "left"), ("party", "left"),
         ("category", "left"), ("ad/track", "center"), ("flows", "right"), ("bytes up", "right"),
         ("bytes down", "right"), ("first seen (UTC)", "left"), ("last seen (UTC)", "left"),
@@ -133,7 +123,8 @@ def _table(rows: list[dict], device: str | None) -> Table:
         table.add_column(col, justify=justify)
     for r in rows:
         table.add_row(
-            r["name"], r["registrable_domain"] or "", r["organization"] or "", r["party"], r["category"],
+            r["name"], ",".join(r["name_sources"]), r["owner"] or "", r["owner_source"] or "", r["network"] or "",
+            r["registrable_domain"] or "", r["organization"] or "", r["party"], r["category"],
             "yes" if r["ad_or_tracking"] else "", str(r["flows"]), f"{r['bytes_up']:,}", f"{r['bytes_down']:,}",
             _when(r["first_seen"]), _when(r["last_seen"]),
         )  # fmt: skip

@@ -1,8 +1,9 @@
 """What correlation needs from captures: the device's packets with their endpoint, its named
 flows, and the sync markers found anywhere in the capture.
 
-Built on :mod:`harness.net`: ``read_traffic`` for flows and names, ``read_packets`` for
-per-packet times; a packet's endpoint is the name of its flow (else the remote address).
+Built on :mod:`harness.net` and :mod:`harness.classify`: one ``read_traffic`` pass gives the flows,
+names and the device's packets (and finds the markers through its per-batch hook);
+``classify_flows`` gives each flow its endpoint (name, else remote address) and owner.
 """
 
 from __future__ import annotations
@@ -15,24 +16,25 @@ import numpy as np
 import pandas as pd
 
 from harness.bench.markers import MAGIC, Marker, decode_marker
+from harness.classify import classify_flows
 from harness.errors import HarnessError, InputError
-from harness.net import read_packets, read_traffic
-from harness.net.addresses import texts
+from harness.net import Packets, read_traffic
 from harness.net.decode import UDP
 
 # Name-service and multicast chatter is the device asking, not the device contacting a service.
 SERVICE_PORTS = frozenset({53, 5353, 5355, 67, 68, 1900})
-_JOIN = ["proto", "remote_ip", "remote_port", "local_port"]
 
 
 @dataclass
 class DevicePackets:
-    """One row per packet to or from the device, in time order."""
+    """One row per packet to or from the device, in time order; ``flow`` is the packet's row in
+    :attr:`CaptureView.flows` (its remote address, port, protocol, endpoint, owner)."""
 
     ts_ns: np.ndarray
     length: np.ndarray
     up: np.ndarray
     endpoint: np.ndarray
+    flow: np.ndarray
 
     def __len__(self) -> int:
         return len(self.ts_ns)
@@ -40,8 +42,11 @@ class DevicePackets:
 
 @dataclass
 class CaptureView:
-    """The device's packets and flows (``flows`` has an ``endpoint`` column) and the markers
-    as ``(capture_ns, Marker)`` pairs in capture order."""
+    """The device's packets and flows and the markers as ``(capture_ns, Marker)`` pairs in
+    capture order. ``flows`` has the flow table's columns (``protocol``, ``proto``, ``remote_ip``,
+    ``remote_port``, ``local_port``, names, ...) plus ``endpoint``, ``owner``, ``owner_source``,
+    ``network`` and ``service``; ``endpoints`` is the classified endpoint table
+    (``harness.classify.ENDPOINT_COLUMNS``)."""
 
     device: str | None
     packets: DevicePackets
@@ -50,11 +55,7 @@ class CaptureView:
     first_ns: int
     last_ns: int
     warnings: list[str] = field(default_factory=list)
-
-
-def endpoint_names(flows: pd.DataFrame) -> pd.Series:
-    """A flow's endpoint: its learned name, else its remote address."""
-    return flows["name"].fillna(flows["remote_ip"]).astype(str)
+    endpoints: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def is_service(flows: pd.DataFrame) -> pd.Series:
@@ -63,75 +64,50 @@ def is_service(flows: pd.DataFrame) -> pd.Series:
     return flows["remote_port"].isin(SERVICE_PORTS) | flows["local_port"].isin(SERVICE_PORTS) | multicast
 
 
+class _Seen:
+    """What every batch contributes besides flows: the capture's time span and its markers."""
+
+    def __init__(self) -> None:
+        self.first, self.last = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+        self.markers: list[tuple[int, Marker]] = []
+
+    def __call__(self, p: Packets) -> None:
+        if len(p):
+            self.first, self.last = min(self.first, int(p.ts_ns.min())), max(self.last, int(p.ts_ns.max()))
+        self.markers.extend(_markers(p))
+
+
 def read_capture(paths: Sequence[str | Path], device: str | None) -> CaptureView:
-    """Read ``paths`` as one capture: flows and names of ``device`` (chosen when None, with a
+    """Read ``paths`` once, as one capture: flows and names of ``device`` (chosen when None, with a
     warning), its packets, and every sync marker datagram whatever its addresses."""
     if not paths:
         raise HarnessError("no capture files given")
     for path in paths:
         if not Path(path).is_file():
             raise InputError(path, "no such capture file")
-    traffic = read_traffic(paths, device)
+    seen = _Seen()
+    traffic = read_traffic(paths, device, device_packets=True, on_batch=seen)
     if traffic.packets == 0:
         raise HarnessError(f"no packets in {', '.join(map(str, paths))}")
-    warnings = list(traffic.warnings)
-    flows = traffic.flows[traffic.flows["device"]].copy()
-    flows["endpoint"] = endpoint_names(flows)
-    flows["service"] = is_service(flows)
-    frames: list[pd.DataFrame] = []
-    markers: list[tuple[int, Marker]] = []
-    first, last = np.iinfo(np.int64).max, np.iinfo(np.int64).min
-    for path in paths:
-        try:
-            for p in read_packets(path, traffic.device):
-                if len(p):
-                    first, last = min(first, int(p.ts_ns.min())), max(last, int(p.ts_ns.max()))
-                markers.extend(_markers(p))
-                mine = np.flatnonzero(p.direction != 0)
-                if not len(mine):
-                    continue
-                up = p.direction[mine] > 0
-                frames.append(
-                    pd.DataFrame(
-                        {
-                            "ts_ns": p.ts_ns[mine],
-                            "length": p.length[mine].astype(np.int64),
-                            "up": up,
-                            "proto": p.proto[mine],
-                            "remote_ip": texts(np.where(up, p.dst_hi[mine], p.src_hi[mine]), np.where(up, p.dst_lo[mine], p.src_lo[mine])),
-                            "remote_port": np.where(up, p.dport[mine], p.sport[mine]),
-                            "local_port": np.where(up, p.sport[mine], p.dport[mine]),
-                        }
-                    )
-                )
-        except InputError:
-            pass  # read_traffic already turned this damage into a warning and kept what came before
-    packets = _packets(frames, flows)
-    markers.sort(key=lambda pair: pair[0])
-    if first > last:
-        first = last = 0
-    return CaptureView(traffic.device, packets, flows.reset_index(drop=True), markers, first, last, warnings)
+    table = classify_flows(traffic.flows)
+    flows = table.flows.assign(service=is_service(table.flows).astype(bool))
+    rows = traffic.device_packets
+    assert rows is not None  # asked for above
+    row_of = np.cumsum(traffic.flows["device"].to_numpy(bool)) - 1  # a device flow's row in ``flows``
+    flow = row_of[rows.flow]
+    keep = ~flows["service"].to_numpy(bool)[flow]
+    order = np.argsort(rows.ts_ns[keep], kind="stable")
+    flow = flow[keep][order]
+    packets = DevicePackets(
+        rows.ts_ns[keep][order], rows.length[keep][order], rows.up[keep][order],
+        flows["endpoint"].to_numpy(object)[flow], flow,
+    )  # fmt: skip
+    seen.markers.sort(key=lambda pair: pair[0])
+    first, last = (seen.first, seen.last) if seen.first <= seen.last else (0, 0)
+    return CaptureView(traffic.device, packets, flows, seen.markers, first, last, list(traffic.warnings), table.endpoints)
 
 
-def _packets(frames: list[pd.DataFrame], flows: pd.DataFrame) -> DevicePackets:
-    if not frames:
-        empty = np.array([], np.int64)
-        return DevicePackets(empty, empty, np.array([], bool), np.array([], object))
-    table = pd.concat(frames, ignore_index=True)
-    keys = flows.assign(proto=flows["protocol"].map({"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58}).fillna(-1).astype(np.int64))
-    keys = keys[_JOIN + ["endpoint", "service"]].drop_duplicates(_JOIN)
-    table = table.merge(keys, how="left", on=_JOIN)
-    table["endpoint"] = table["endpoint"].fillna(table["remote_ip"])
-    table = table[~table["service"].fillna(False).astype(bool)].sort_values("ts_ns", kind="stable")
-    return DevicePackets(
-        table["ts_ns"].to_numpy(np.int64),
-        table["length"].to_numpy(np.int64),
-        table["up"].to_numpy(bool),
-        table["endpoint"].to_numpy(object),
-    )
-
-
-def _markers(p) -> list[tuple[int, Marker]]:
+def _markers(p: Packets) -> list[tuple[int, Marker]]:
     """Sync markers in a batch: UDP payloads that start with the marker magic and decode."""
     udp = np.flatnonzero((p.proto == UDP) & (p.payload_len >= 6 + 31))
     if not len(udp):

@@ -2,8 +2,8 @@
 
 - :class:`CaptureReader` frames a file into batches of records (bounded memory);
 - :func:`read_packets` yields decoded per-packet columns (:class:`Packets`);
-- :func:`read_traffic` gives the flow table with names and the device's orientation;
-- :func:`device_endpoints` groups a device's flows by remote endpoint.
+- :func:`read_traffic` gives the flow table with names and the device's orientation (and, on
+  request, the device's packets); ``harness.classify.classify_flows`` turns it into endpoints.
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ from pathlib import Path
 
 from harness.net.addresses import parse_address
 from harness.net.decode import Packets, decode
-from harness.net.endpoints import device_endpoints
 from harness.net.framing import CaptureReader, Frames
-from harness.net.traffic import FLOW_COLUMNS, Traffic, read_traffic
+from harness.net.traffic import FLOW_COLUMNS, PacketRows, Traffic, read_traffic
 
 
 def read_packets(path: str | Path, device: str | None = None) -> Iterator[Packets]:
@@ -30,6 +29,6 @@ def read_packets(path: str | Path, device: str | None = None) -> Iterator[Packet
 
 
 __all__ = [
-    "FLOW_COLUMNS", "CaptureReader", "Frames", "Packets", "Traffic",
-    "decode", "device_endpoints", "read_packets", "read_traffic",
+    "FLOW_COLUMNS", "CaptureReader", "Frames", "PacketRows", "Packets", "Traffic",
+    "decode", "read_packets", "read_traffic",
 ]  # fmt: skip

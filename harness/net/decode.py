@@ -99,14 +99,13 @@ def _link(frames: Frames, sel: np.ndarray | slice, linktype: int):
         return d + off, _ethertype_version(et), src, dst
     if linktype == SLL:
         w = _win(b, d, 16)
+        # the header's address is the sender's whatever the packet type (incoming, outgoing, ...)
         mac = np.where(_be16(w, 4) == 6, _be_cols(w, 6, 6), zero_mac)
-        outgoing = _be16(w, 0) == 4
-        return d + 16, _ethertype_version(_be16(w, 14)), np.where(outgoing, mac, 0), np.where(outgoing, 0, mac)
+        return d + 16, _ethertype_version(_be16(w, 14)), mac, zero_mac
     if linktype == SLL2:
         w = _win(b, d, 20)
-        mac = np.where(w[:, 11] == 6, _be_cols(w, 12, 6), zero_mac)
-        outgoing = w[:, 10] == 4
-        return d + 20, _ethertype_version(_be16(w, 0)), np.where(outgoing, mac, 0), np.where(outgoing, 0, mac)
+        mac = np.where(w[:, 11] == 6, _be_cols(w, 12, 6), zero_mac)  # the sender's, as in SLL
+        return d + 20, _ethertype_version(_be16(w, 0)), mac, zero_mac
     if linktype in (NULL, LOOP):
         w = _win(b, d, 4)
         fam_be = _be_cols(w, 0, 4).astype(np.int64)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -121,14 +121,16 @@ class _ChunkReader:
 class CaptureReader:
     """Iterate over a capture file's packets in batches (:class:`Frames`).
 
-    After iteration, :attr:`problem` holds the damage that stopped reading (or None) and
-    :attr:`packets` the number of packets yielded. A batch's buffer stays valid while held.
+    After iteration, :attr:`problem` holds the damage that stopped reading (or None),
+    :attr:`packets` the number of packets yielded and :attr:`notes` one line per kind of odd field
+    that was read on (as tcpdump does), naming the first place. A batch's buffer stays valid while held.
     """
 
     path: Path
     chunk: int = CHUNK
     problem: InputError | None = None
     packets: int = 0
+    notes: list[str] = field(default_factory=list)
 
     def __iter__(self) -> Iterator[Frames]:
         try:
@@ -142,7 +144,7 @@ class CaptureReader:
             reader = _ChunkReader(fh, self.chunk)
             try:
                 if head in PCAP_MAGIC:
-                    frames = _classic(reader)
+                    frames = _classic(reader, self._note)
                 elif len(head) == 4 and struct.unpack("<I", head)[0] == SHB:
                     frames = _pcapng(reader)
                 else:
@@ -153,6 +155,9 @@ class CaptureReader:
                     yield batch
             except _Damage as exc:
                 self.problem = InputError(self.path, exc.message, Place(offset=exc.offset))
+
+    def _note(self, offset: int, message: str) -> None:
+        self.notes.append(str(InputError(self.path, message, Place(offset=offset))))
 
 
 class _Damage(Exception):
@@ -261,7 +266,7 @@ def _pattern(buf: np.ndarray, pos: int, span: int, byte_values: dict[int, int]) 
 # Classic pcap
 
 
-def _classic(reader: _ChunkReader) -> Iterator[Frames]:
+def _classic(reader: _ChunkReader, note: Callable[[int, str], None]) -> Iterator[Frames]:
     ch = reader.advance(0)
     if ch.end < 24:
         raise _Damage(0, "truncated pcap file header")
@@ -275,6 +280,7 @@ def _classic(reader: _ChunkReader) -> Iterator[Frames]:
     # the two high bytes of ts_sec: equal in neighbouring records, rare elsewhere
     high = (2, 3) if not big else (0, 1)
     pos = 24
+    noted = False
     while True:
         buf, end, raw, base = ch.data, ch.end, ch.raw, ch.base
 
@@ -284,8 +290,6 @@ def _classic(reader: _ChunkReader) -> Iterator[Frames]:
             _, frac, caplen, _ = rec.unpack_from(raw, p)
             if caplen > limit:
                 raise _Damage(base + p, f"absurd record length {caplen} (limit {limit})")
-            if frac >= frac_limit:
-                raise _Damage(base + p, f"bad timestamp fraction {frac} in record header")
             if p + 16 + caplen > end:
                 return -1, -1
             return p, p + 16 + caplen
@@ -294,14 +298,21 @@ def _classic(reader: _ChunkReader) -> Iterator[Frames]:
         if span > 0:
             cand = _pattern(buf, pos, span, {k: int(buf[pos + k]) for k in high})
             words = _words(buf, cand, 4, big)
-            ok = (words[:, 2] <= limit) & (words[:, 1] < frac_limit)
+            ok = words[:, 2] <= limit
             cand = cand[ok]
             nxt = cand + 16 + words[ok, 2]
         else:
             cand = nxt = np.empty(0, np.int64)
         parts, pos, stop = _chain(cand, nxt, pos, end, slow)
         if parts:
-            yield _classic_frames(ch, np.concatenate(parts), big, mul, linktype)
+            frames, fraction = _classic_frames(ch, np.concatenate(parts), big, mul, linktype)
+            odd = np.flatnonzero(fraction >= frac_limit)
+            if len(odd) and not noted:
+                unit = "microseconds" if mul == 1000 else "nanoseconds"
+                note(int(frames.file_offset[odd[0]]), f"timestamp fraction of {int(fraction[odd[0]])} {unit} is out of "
+                     "range; read on, carrying it into the seconds (noted once per file)")  # fmt: skip
+                noted = True
+            yield frames
         if stop is not None:
             raise stop
         if reader.eof:
@@ -313,9 +324,10 @@ def _classic(reader: _ChunkReader) -> Iterator[Frames]:
         pos = 0
 
 
-def _classic_frames(ch: _Chunk, starts: np.ndarray, big: bool, mul: int, linktype: int) -> Frames:
+def _classic_frames(ch: _Chunk, starts: np.ndarray, big: bool, mul: int, linktype: int) -> tuple[Frames, np.ndarray]:
+    """The batch's frames and each record's timestamp fraction as written (it may be out of range)."""
     words = _words(ch.data, starts, 4, big)
-    return Frames(
+    frames = Frames(
         buf=ch.data,
         data=starts + 16,
         caplen=words[:, 2],
@@ -324,6 +336,7 @@ def _classic_frames(ch: _Chunk, starts: np.ndarray, big: bool, mul: int, linktyp
         linktype=np.full(len(starts), linktype, np.int32),
         file_offset=starts + ch.base,
     )
+    return frames, words[:, 1]
 
 
 # ---------------------------------------------------------------------------------------------

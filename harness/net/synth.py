@@ -29,6 +29,11 @@ def sll2(src_mac: str, ethertype: int, payload: bytes, outgoing: bool = True) ->
     return struct.pack("!HHIHBB", ethertype, 0, 1, 1, 4 if outgoing else 0, 6) + mac(src_mac) + b"\0\0" + payload
 
 
+def sll(src_mac: str, ethertype: int, payload: bytes, packet_type: int = 0) -> bytes:
+    """A Linux cooked (SLL) header: packet type (0 to us, 4 outgoing, ...), the sender's MAC."""
+    return struct.pack("!HHH", packet_type, 1, 6) + mac(src_mac) + b"\0\0" + struct.pack("!H", ethertype) + payload
+
+
 def ipv4(src: str, dst: str, proto: int, payload: bytes, ident: int = 0) -> bytes:
     header = struct.pack(
         "!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident, 0x4000, 64, proto, 0,
@@ -96,6 +101,21 @@ def client_hello(sni: str | None, padding: int = 0) -> bytes:
     body = b"\x03\x03" + bytes(range(32)) + b"\x00" + suites + b"\x01\x00" + struct.pack("!H", len(ext)) + ext
     hs = b"\x01" + len(body).to_bytes(3, "big") + body
     return b"\x16\x03\x01" + struct.pack("!H", len(hs)) + hs
+
+
+def tls_records(handshake: bytes, size: int) -> bytes:
+    """Handshake bytes (messages with their 4-byte headers) cut into records of ``size`` bytes."""
+    return b"".join(
+        b"\x16\x03\x03" + struct.pack("!H", len(part)) + part
+        for part in (handshake[i : i + size] for i in range(0, len(handshake), size))
+    )
+
+
+def certificate_message(*ders: bytes) -> bytes:
+    """A TLS 1.2 Certificate handshake message carrying the DER certificates, server's first."""
+    body = b"".join(len(d).to_bytes(3, "big") + d for d in ders)
+    body = len(body).to_bytes(3, "big") + body
+    return b"\x0b" + len(body).to_bytes(3, "big") + body
 
 
 def pcap_bytes(

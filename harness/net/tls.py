@@ -1,35 +1,45 @@
-"""TLS ClientHello: the server name (SNI), and reassembly of hellos split over TCP segments."""
+"""TLS handshakes in clear: the ClientHello's server name (SNI) and the server certificate's name."""
 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 HANDSHAKE = 22
 CLIENT_HELLO = 1
+CERTIFICATE = 11
 MAX_HELLO = 1 << 16  # a ClientHello larger than this is not worth following
 
 
-def record_need(payload: bytes) -> int:
-    """Bytes of stream needed to hold the whole ClientHello starting this payload (>= 5)."""
-    if len(payload) < 9:
-        return 9
-    hs_len = int.from_bytes(payload[6:9], "big")
-    # the handshake may span several records: each adds a 5-byte header per 16 KiB
-    return 5 + 4 + hs_len + 5 * ((4 + hs_len) // 16384)
+def handshake_messages(stream: bytes) -> tuple[list[tuple[int, bytes]], int]:
+    """The complete handshake messages (type, whole message with its 4-byte header) at the start of
+    a TLS record stream, walked across records of any size, and the stream length needed for the
+    next one (0 when a non-handshake record ends the handshake in clear)."""
+    out = bytearray()
+    messages: list[tuple[int, bytes]] = []
+    pos = used = 0
+    while True:
+        while used + 4 <= len(out) and used + 4 + int.from_bytes(out[used + 1 : used + 4], "big") <= len(out):
+            size = 4 + int.from_bytes(out[used + 1 : used + 4], "big")
+            messages.append((out[used], bytes(out[used : used + size])))
+            used += size
+        if pos + 5 > len(stream):
+            return messages, pos + 5
+        if stream[pos] != HANDSHAKE:
+            return messages, 0
+        size = int.from_bytes(stream[pos + 3 : pos + 5], "big")
+        if pos + 5 + size > len(stream):
+            return messages, pos + 5 + size
+        out += stream[pos + 5 : pos + 5 + size]
+        pos += 5 + size
 
 
 def handshake_bytes(stream: bytes) -> bytes | None:
     """The first handshake message from a stream of TLS records, or None if incomplete."""
-    out = bytearray()
-    pos = 0
-    while pos + 5 <= len(stream) and stream[pos] == HANDSHAKE:
-        size = int.from_bytes(stream[pos + 3 : pos + 5], "big")
-        out += stream[pos + 5 : pos + 5 + size]
-        pos += 5 + size
-        if len(out) >= 4 and len(out) >= 4 + int.from_bytes(out[1:4], "big"):
-            return bytes(out[: 4 + int.from_bytes(out[1:4], "big")])
-    return None
+    messages, _ = handshake_messages(stream)
+    return messages[0][1] if messages else None
 
 
 def client_hello_sni(stream: bytes) -> str | None:
@@ -69,66 +79,30 @@ def handshake_sni(hs: bytes) -> str | None:
     return None
 
 
-@dataclass
-class _Partial:
-    seq: int
-    need: int
-    key: object
-    segments: dict[int, bytes] = field(default_factory=dict)
-
-
-class HelloAssembler:
-    """Collects the TCP segments of ClientHellos that do not fit one segment, per flow direction.
-
-    Bounded: at most ``max_pending`` hellos in progress (oldest dropped), each at most
-    :data:`MAX_HELLO` bytes and ``max_segments`` segments.
-    """
-
-    def __init__(self, max_pending: int = 1024, max_segments: int = 64) -> None:
-        self.pending: dict[int, _Partial] = {}
-        self.max_pending = max_pending
-        self.max_segments = max_segments
-
-    def start(self, direction_key: int, seq: int, payload: bytes, key: object) -> str | None:
-        """A segment starting a hello. Returns the SNI now if the hello is complete."""
-        need = record_need(payload)
-        if len(payload) >= need or need > MAX_HELLO:
-            self.pending.pop(direction_key, None)
-            return client_hello_sni(payload)
-        if len(self.pending) >= self.max_pending:
-            self.pending.pop(next(iter(self.pending)))
-        self.pending[direction_key] = _Partial(seq, need, key, {seq: payload})
-        return None
-
-    def add(self, direction_key: int, seq: int, payload: bytes) -> tuple[object, str | None] | None:
-        """A later segment of a flow direction; (flow key, SNI or None) once the hello is done."""
-        part = self.pending.get(direction_key)
-        if part is None:
+def certificate_name(hs: bytes) -> str | None:
+    """The host name of a Certificate message's first (the server's own) certificate: its subject
+    CN when that is a host name, else its first SAN dNSName; a leading ``*.`` is dropped (the
+    certificate speaks for the domain). None if absent or unreadable."""
+    try:
+        if hs[0] != CERTIFICATE or len(hs) < 10:
             return None
-        offset = (seq - part.seq) & 0xFFFFFFFF
-        if offset >= part.need:
-            return None
-        part.segments[seq] = payload
-        stream = self._contiguous(part)
-        if len(stream) >= part.need or len(part.segments) >= self.max_segments:
-            del self.pending[direction_key]
-            sni = client_hello_sni(stream)
-            return part.key, sni
-        # record_need may have been a lower bound when the first segment was tiny
-        part.need = max(part.need, record_need(stream)) if len(stream) >= 9 else part.need
+        size = int.from_bytes(hs[7:10], "big")
+        cert = x509.load_der_x509_certificate(hs[10 : 10 + size])
+    except (IndexError, ValueError):
         return None
-
-    @staticmethod
-    def _contiguous(part: _Partial) -> bytes:
-        out = bytearray()
-        for seq, data in sorted(part.segments.items(), key=lambda kv: (kv[0] - part.seq) & 0xFFFFFFFF):
-            offset = (seq - part.seq) & 0xFFFFFFFF
-            if offset > len(out):
-                break
-            out += data[len(out) - offset :]
-            if len(out) >= part.need:
-                break
-        return bytes(out[:MAX_HELLO])
-
-    def keys(self) -> list[int]:
-        return list(self.pending)
+    names: list[str] = []
+    try:
+        names += [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    except ValueError:
+        pass
+    try:
+        names += cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+            x509.DNSName
+        )
+    except (x509.ExtensionNotFound, ValueError):
+        pass
+    for name in names:
+        name = name.strip().lower().rstrip(".").removeprefix("*.")
+        if "." in name and " " not in name:
+            return name
+    return None

@@ -7,7 +7,7 @@ payloads starting like a QUIC v1/v2 Initial packet (decrypted for their ClientHe
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,36 +19,61 @@ from harness.net import addresses, dns, http, quic, tls
 from harness.net.decode import SUPPORTED_LINKTYPES, TCP, UDP, Packets, _win, decode
 from harness.net.flows import KEY_COLUMNS, FlowAccumulator, canonical, flow_hash, packet_flows
 from harness.net.framing import CHUNK, CaptureReader
+from harness.net.streams import STREAM_CAP, Streams
 
 HTTP_CODES = np.array([int.from_bytes(m, "big") for m in http.METHODS], np.int64)
 HTTP_FIRST = np.zeros(256, bool)
 HTTP_FIRST[[m[0] for m in http.METHODS]] = True
+# a flow's own names, best first (a DNS answer for its address comes after these)
+DIRECT_RANK = {"sni": 0, "quic": 0, "http": 1, "certificate": 2}
 PROTOCOLS = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6", 132: "sctp", 2: "igmp"}
 FLOW_COLUMNS = [
-    "protocol", "local_ip", "local_port", "remote_ip", "remote_port", "local_mac", "remote_mac",
+    "protocol", "proto", "local_ip", "local_port", "remote_ip", "remote_port", "local_mac", "remote_mac",
     "first_ns", "last_ns", "packets_up", "packets_down", "bytes_up", "bytes_down",
     "name", "name_source", "device",
 ]  # fmt: skip
+FLOW_DTYPES = {
+    "protocol": object, "proto": np.int64, "local_ip": object, "local_port": np.int64, "remote_ip": object,
+    "remote_port": np.int64, "local_mac": object, "remote_mac": object, "first_ns": np.int64, "last_ns": np.int64,
+    "packets_up": np.int64, "packets_down": np.int64, "bytes_up": np.int64, "bytes_down": np.int64,
+    "name": object, "name_source": object, "device": bool,
+}  # fmt: skip
+
+
+@dataclass
+class PacketRows:
+    """The device's packets, in capture order: ``flow`` is the row of the packet's flow in
+    :attr:`Traffic.flows`, ``up`` true from the device."""
+
+    ts_ns: np.ndarray
+    length: np.ndarray
+    up: np.ndarray
+    flow: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ts_ns)
 
 
 @dataclass
 class Traffic:
-    """What a set of captures shows: one row per flow (columns :data:`FLOW_COLUMNS`)."""
+    """What a set of captures shows: one row per flow (columns :data:`FLOW_COLUMNS`; ``proto`` is
+    the IP protocol number, ``protocol`` its name) and, when asked for, the device's packets."""
 
     flows: pd.DataFrame
     device: str | None
     packets: int
     warnings: list[str] = field(default_factory=list)
+    device_packets: PacketRows | None = None
 
 
 class _Names:
-    """Names learned while reading: per-flow (SNI/HTTP) and time-stamped DNS answers."""
+    """Names learned while reading: per-flow (SNI, HTTP Host, certificate) and time-stamped DNS answers."""
 
     def __init__(self) -> None:
         self.flow_names: dict[tuple, tuple[str, str]] = {}
         self.answers: list[tuple[int, int, int, str]] = []  # (hi, lo, ts, name)
         self._last: dict[int, str] = {}
-        self.hellos = tls.HelloAssembler()
+        self.streams = Streams(self.name_flow, self.dns_answer)
         self.quic = quic.InitialReader()
         self.bad_dns = 0
 
@@ -56,7 +81,7 @@ class _Names:
         if not name:
             return
         old = self.flow_names.get(key)
-        if old is None or (old[1] == "http" and source == "sni"):
+        if old is None or DIRECT_RANK[source] < DIRECT_RANK[old[1]]:
             self.flow_names[key] = (name, source)
 
     def dns_answer(self, ts: int, payload: bytes) -> None:
@@ -71,26 +96,32 @@ class _Names:
                 self.answers.append((addr >> 64, addr & ((1 << 64) - 1), ts, name))
 
     def scan(self, p: Packets, keys: dict[str, np.ndarray], a2b: np.ndarray, h: np.ndarray) -> None:
-        """Find and decode the packets of this batch that can carry a name."""
+        """Find and decode the packets of this batch that can carry a name: UDP DNS responses,
+        QUIC Initials, and TCP segments within the first bytes of their direction."""
         ip = p.ip_rows()  # row i of keys/a2b/h is packet ip[i]
         proto, sport = p.proto[ip], p.sport[ip]
         plen, pay = p.payload_len[ip], p.payload[ip]
-        dns_rows = ((proto == UDP) | (proto == TCP)) & (sport == 53) & (plen >= 12)
-        tcp_rows = np.flatnonzero((proto == TCP) & (plen > 0))
-        w = _win(p.buf, pay[tcp_rows], 9)
-        hello = (w[:, 0] == 0x16) & (w[:, 1] == 3) & (w[:, 5] == 1) & (plen[tcp_rows] >= 6)
-        request = HTTP_FIRST[w[:, 0]] & (plen[tcp_rows] >= 16)
-        if request.any():
-            first4 = np.ascontiguousarray(w[request, :4]).view(">u4").ravel().astype(np.int64)
-            request[request] = np.isin(first4, HTTP_CODES)
-        # hellos longer than their segment: the flow direction's next segments are needed too
-        wh = w[hello]
-        hs_len = (wh[:, 6].astype(np.int64) << 16) | (wh[:, 7].astype(np.int64) << 8) | wh[:, 8]
-        split_rows = tcp_rows[hello][plen[tcp_rows[hello]] < 9 + hs_len]
-        follow = np.concatenate([np.array(self.hellos.keys(), np.uint64), _dirkey(h, a2b, split_rows)])
-        cont = np.zeros(len(tcp_rows), bool)
-        if len(follow):
-            cont = np.isin(_dirkey(h, a2b, tcp_rows), follow) & ~hello
+        dns_rows = (proto == UDP) & (sport == 53) & (plen >= 12)
+        syn_all = (p.tcp_flags[ip] & 0x02) != 0
+        tcp_rows = np.flatnonzero((proto == TCP) & ((plen > 0) | syn_all))
+        dk = _dirkey(h, a2b, tcp_rows)
+        syn = syn_all[tcp_rows]
+        has_data = plen[tcp_rows] > 0
+        w = _win(p.buf, pay[tcp_rows], 4)
+        # segments that may begin a direction seen without its SYN: a TLS handshake record, an HTTP
+        # request, DNS from port 53
+        from_53 = sport[tcp_rows] == 53
+        starts = has_data & (((w[:, 0] == tls.HANDSHAKE) & (w[:, 1] == 3)) | from_53 | HTTP_FIRST[w[:, 0]])
+        maybe_http = starts & (w[:, 0] != tls.HANDSHAKE) & ~from_53
+        if maybe_http.any():
+            first4 = np.ascontiguousarray(w[maybe_http]).view(">u4").ravel().astype(np.int64)
+            starts[maybe_http] = np.isin(first4, HTTP_CODES)
+        opened = syn | starts
+        seq = np.zeros(len(dk), np.int64)
+        live = self.streams.active_or_new(dk, dk[opened])
+        seq[live] = _seq(p.buf, p.l4[ip][tcp_rows[live]])
+        inside, done = self.streams.lookup(dk, seq, live)
+        tcp_todo = ~done & (syn | (has_data & inside))
         udp_rows = np.flatnonzero((proto == UDP) & (plen >= quic.MIN_PACKET))
         wq = _win(p.buf, pay[udp_rows], 5)
         version = np.ascontiguousarray(wq[:, 1:5]).view(">u4").ravel()
@@ -98,38 +129,40 @@ class _Names:
         todo = np.zeros(len(h), np.int8)
         todo[udp_rows[initial]] = 5
         todo[dns_rows] = 1
-        todo[tcp_rows[request]] = 2
-        todo[tcp_rows[cont]] = 3
-        todo[tcp_rows[hello]] = 4
+        todo[tcp_rows[tcp_todo]] = 3
         rows = np.flatnonzero(todo)
         if not len(rows):
             return
+        at = np.full(len(h), -1, np.int64)
+        at[tcp_rows] = np.arange(len(tcp_rows))
+        t = np.maximum(at[rows], 0)  # rows that are not TCP read an unused value
         mem = memoryview(p.buf)
-        kinds, starts, sizes = todo[rows].tolist(), pay[rows].tolist(), plen[rows].tolist()
+        kinds, begin, sizes = todo[rows].tolist(), pay[rows].tolist(), plen[rows].tolist()
         packet = rows if isinstance(ip, slice) else ip[rows]
-        ts, l4s, dirs = p.ts_ns[packet].tolist(), p.l4[packet].tolist(), _dirkey(h, a2b, rows).tolist()
-        tcp_row = (proto[rows] == TCP).tolist()
+        ts = p.ts_ns[packet].tolist()
+        dirs, seqs, syns, may_start = (col[t].tolist() if len(col) else [0] * len(t) for col in (dk, seq, syn, starts))
+        from_dns = (sport[rows] == 53).tolist()
         key_cols = [keys[k][rows].tolist() for k in KEY_COLUMNS]
         for j in range(len(kinds)):
-            kind, start = kinds[j], starts[j]
-            data = bytes(mem[start : start + sizes[j]])
+            kind = kinds[j]
+            data = bytes(mem[begin[j] : begin[j] + sizes[j]])
             if kind == 1:
-                self.dns_answer(ts[j], data[2:] if tcp_row[j] else data)
+                self.dns_answer(ts[j], data)
                 continue
             key = tuple(col[j] for col in key_cols)
-            if kind == 2:
-                self.name_flow(key, http.request_host(data), "http")
-                continue
             if kind == 5:
-                self.name_flow(key, self.quic.datagram(data), "sni")
+                self.name_flow(key, self.quic.datagram(data), "quic")
                 continue
-            seq = int.from_bytes(mem[l4s[j] + 4 : l4s[j] + 8], "big")
-            if kind == 4:
-                self.name_flow(key, self.hellos.start(dirs[j], seq, data, key), "sni")
-            else:
-                done = self.hellos.add(dirs[j], seq, data)
-                if done is not None:
-                    self.name_flow(done[0], done[1], "sni")
+            if syns[j]:
+                self.streams.syn(dirs[j], seqs[j], key, from_dns[j])
+            if data:
+                self.streams.segment(dirs[j], seqs[j], data, ts[j], key, may_start[j], from_dns[j])
+        self.streams.end_batch()
+
+
+def _seq(buf: np.ndarray, l4: np.ndarray) -> np.ndarray:
+    """TCP sequence numbers of the segments whose headers start at ``l4``."""
+    return np.ascontiguousarray(_win(buf, l4 + 4, 4)).view(">u4").ravel().astype(np.int64)
 
 
 def _dirkey(h: np.ndarray, a2b: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -137,10 +170,20 @@ def _dirkey(h: np.ndarray, a2b: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return (h[rows] << np.uint64(1)) | a2b[rows].astype(np.uint64)
 
 
-def read_traffic(paths: Iterable[str | Path], device: str | None = None, chunk: int = CHUNK) -> Traffic:
+def read_traffic(
+    paths: Iterable[str | Path],
+    device: str | None = None,
+    chunk: int = CHUNK,
+    *,
+    device_packets: bool = False,
+    on_batch: Callable[[Packets], None] | None = None,
+) -> Traffic:
     """Flows of all ``paths`` read as one capture, oriented towards ``device``.
 
     ``chunk`` is how many bytes are read at a time (memory use is a small multiple of it).
+    ``device_packets``: also return the device's packets (:class:`PacketRows`; memory grows with
+    the packets, 21 bytes each while reading). ``on_batch`` is called with every decoded batch
+    (all packets, whatever their link or addresses; valid only during the call).
     Without a device, the busiest local host that is not the gateway is chosen (a warning says
     so). Damage in a file becomes a warning and the packets before it are kept; raises
     :class:`InputError` only when no packet could be read at all.
@@ -151,6 +194,7 @@ def read_traffic(paths: Iterable[str | Path], device: str | None = None, chunk: 
     problems: list[InputError] = []
     total = 0
     unsupported: set[int] = set()
+    rows: list[tuple[np.ndarray, ...]] = []
     for path in paths:
         reader = CaptureReader(Path(path), chunk)
         for frames in reader:
@@ -160,12 +204,18 @@ def read_traffic(paths: Iterable[str | Path], device: str | None = None, chunk: 
                     warnings.append(f"{path}: link type {int(lt)} is not supported; its packets are skipped")
             p = decode(frames)
             total += len(p)
+            if on_batch is not None:
+                on_batch(p)
             keys, a2b = canonical(p)
             if not len(a2b):
                 continue
             h = flow_hash(keys)
             acc.add(packet_flows(p, keys, a2b, h))
             names.scan(p, keys, a2b, h)
+            if device_packets:
+                ip = p.ip_rows()
+                rows.append((p.ts_ns[ip], p.length[ip].astype(np.int32), h, a2b))
+        warnings.extend(reader.notes)
         if reader.problem is not None:
             problems.append(reader.problem)
             kept = f"; the {reader.packets} packets before it are used" if reader.packets else ""
@@ -174,6 +224,11 @@ def read_traffic(paths: Iterable[str | Path], device: str | None = None, chunk: 
         raise problems[0]
     if names.bad_dns:
         warnings.append(f"{names.bad_dns} malformed DNS responses were skipped")
+    if names.streams.incomplete():
+        warnings.append(
+            f"{names.streams.incomplete()} TCP stream directions were left incomplete (a segment missing within "
+            f"their first {STREAM_CAP // 1024} KiB, or a message cut); they named no flow"
+        )
     if names.quic.failed:
         warnings.append(
             f"{names.quic.failed} QUIC Initial packets could not be decrypted (a server's, a capture "
@@ -181,7 +236,8 @@ def read_traffic(paths: Iterable[str | Path], device: str | None = None, chunk: 
         )
     table = acc.result()
     if not table:
-        return Traffic(pd.DataFrame(columns=FLOW_COLUMNS), device, total, warnings)
+        empty = PacketRows(*(np.array([], t) for t in (np.int64, np.int64, bool, np.int64))) if device_packets else None
+        return Traffic(pd.DataFrame({c: pd.Series(dtype=t) for c, t in FLOW_DTYPES.items()}), device, total, warnings, empty)
     if device is None:
         chosen = choose_device(table)
         if chosen is not None:
@@ -189,7 +245,21 @@ def read_traffic(paths: Iterable[str | Path], device: str | None = None, chunk: 
             warnings.append(f"no --device given: assuming {device}, the busiest local host that is not the gateway")
     flows = _orient(table, addresses.parse_address(device) if device else None)
     _name(flows, names)
-    return Traffic(flows[FLOW_COLUMNS], device, total, warnings)
+    mine = _device_rows(flows, rows, warnings) if device_packets else None
+    return Traffic(flows[FLOW_COLUMNS], device, total, warnings, mine)
+
+
+def _device_rows(flows: pd.DataFrame, rows: list[tuple[np.ndarray, ...]], warnings: list[str]) -> PacketRows:
+    """The device's packets with their flow's row, from per-packet (ts, length, flow hash, a->b)."""
+    ts, length, h, a2b = (np.concatenate(cols) for cols in zip(*rows)) if rows else ([],) * 4
+    firsts = ~flows["hash"].duplicated().to_numpy()
+    if not firsts.all():  # two flows with one 64-bit hash: packets go to the first of them
+        warnings.append("two flows share a hash; the packets of the second are counted with the first")
+    flow = np.flatnonzero(firsts)[pd.Index(flows["hash"].to_numpy()[firsts]).get_indexer(np.asarray(h, np.uint64))]
+    keep = flows["device"].to_numpy()[flow]
+    flow = flow[keep]
+    up = np.asarray(a2b, bool)[keep] == flows["a_local"].to_numpy()[flow]
+    return PacketRows(np.asarray(ts, np.int64)[keep], np.asarray(length, np.int64)[keep], up, flow)
 
 
 def choose_device(table: dict[str, np.ndarray]) -> tuple[int, int] | None:
@@ -252,6 +322,8 @@ def _orient(table: dict[str, np.ndarray], device: tuple[int, int] | None) -> pd.
             "bytes_up": pick(table["bytes_ab"], table["bytes_ba"]),
             "bytes_down": pick(table["bytes_ba"], table["bytes_ab"]),
             "device": a_dev | b_dev,
+            "a_local": a_local,
+            "hash": table["hash"],
         }
     )
     for k in KEY_COLUMNS:
@@ -262,33 +334,54 @@ def _orient(table: dict[str, np.ndarray], device: tuple[int, int] | None) -> pd.
 
 
 def _name(flows: pd.DataFrame, names: _Names) -> None:
-    """Fill ``name``/``name_source``: the flow's own SNI or Host, else the DNS answer for the
-    remote address current at the flow's start (or, failing that, first seen during the flow)."""
+    """Fill ``name``/``name_source``, best evidence first: the flow's own SNI (TLS or QUIC) or HTTP
+    Host; the DNS answer for its remote address current at the flow's start (or, failing that,
+    first given while the flow lasted); the server certificate's name; a name another flow to the
+    same address learned directly, nearest in time (source ``<source>_peer``)."""
     flows["name"] = None
     flows["name_source"] = "none"
+    direct = _direct_names(flows, names)
+    order = flows[["r_hi", "r_lo", "first_ns"]].assign(row=np.arange(len(flows))).sort_values("first_ns")
+    strong = direct["source"].isin(["sni", "quic", "http"]).to_numpy()
+    _fill(flows, direct["name"].where(strong).to_numpy(), direct["source"].to_numpy())
     if names.answers:
-        ans = pd.DataFrame(names.answers, columns=["r_hi", "r_lo", "ts", "dns_name"])
-        ans["r_hi"] = ans["r_hi"].astype(np.uint64)
-        ans["r_lo"] = ans["r_lo"].astype(np.uint64)
-        ans = ans.sort_values("ts", kind="stable")
-        left = flows[["r_hi", "r_lo", "first_ns"]].assign(row=np.arange(len(flows))).sort_values("first_ns")
-        before = pd.merge_asof(left, ans, left_on="first_ns", right_on="ts", by=["r_hi", "r_lo"], direction="backward")
-        after = pd.merge_asof(left, ans, left_on="first_ns", right_on="ts", by=["r_hi", "r_lo"], direction="forward")
-        last = flows["last_ns"].to_numpy()[after["row"].to_numpy()]
-        late = after["dns_name"].where(after["ts"].to_numpy() <= last)
-        found = before["dns_name"].fillna(late)
-        rows = before["row"].to_numpy()
-        hit = found.notna().to_numpy()
-        flows.loc[rows[hit], "name"] = found.to_numpy()[hit]
-        flows.loc[rows[hit], "name_source"] = "dns"
-    if names.flow_names:
-        direct = pd.DataFrame(
-            [(*key, name, source) for key, (name, source) in names.flow_names.items()],
-            columns=[*("k_" + k for k in KEY_COLUMNS), "direct", "source"],
-        )
-        for k in KEY_COLUMNS:
-            direct["k_" + k] = direct["k_" + k].astype(flows["k_" + k].dtype)
-        merged = flows[["k_" + k for k in KEY_COLUMNS]].merge(direct, how="left", on=["k_" + k for k in KEY_COLUMNS])
-        hit = merged["direct"].notna().to_numpy()
-        flows.loc[hit, "name"] = merged["direct"].to_numpy()[hit]
-        flows.loc[hit, "name_source"] = merged["source"].to_numpy()[hit]
+        ans = pd.DataFrame(names.answers, columns=["r_hi", "r_lo", "ts", "found"])
+        before = _asof(order, ans, "backward")
+        after = _asof(order, ans, "forward")
+        late = after["found"].where(after["ts"].to_numpy() <= flows["last_ns"].to_numpy()[after["row"].to_numpy()])
+        found = pd.Series(before["found"].fillna(late).to_numpy(), index=before["row"].to_numpy()).sort_index()
+        _fill(flows, found.to_numpy(), "dns")
+    _fill(flows, direct["name"].to_numpy(), direct["source"].to_numpy())
+    own = direct["name"].notna().to_numpy()
+    if own.any():
+        peers = order.assign(found=direct["name"].to_numpy()[order["row"].to_numpy()],
+                             source=direct["source"].to_numpy()[order["row"].to_numpy()])
+        peers = peers[peers["found"].notna()].rename(columns={"first_ns": "ts"}).drop(columns="row")
+        near = _asof(order, peers, "nearest")
+        found = pd.Series(near["found"].to_numpy(), index=near["row"].to_numpy()).sort_index()
+        source = pd.Series((near["source"] + "_peer").to_numpy(), index=near["row"].to_numpy()).sort_index()
+        _fill(flows, found.to_numpy(), source.to_numpy())
+
+
+def _direct_names(flows: pd.DataFrame, names: _Names) -> pd.DataFrame:
+    """Each flow's own name and source (None where it has none), in flow order."""
+    cols = ["k_" + k for k in KEY_COLUMNS]
+    table = pd.DataFrame(
+        [(*key, name, source) for key, (name, source) in names.flow_names.items()], columns=[*cols, "name", "source"]
+    )
+    for k in cols:
+        table[k] = table[k].astype(flows[k].dtype)
+    return flows[cols].merge(table, how="left", on=cols)[["name", "source"]]
+
+
+def _asof(order: pd.DataFrame, found: pd.DataFrame, direction: str) -> pd.DataFrame:
+    """For each flow (sorted by start), the address's entry of ``found`` nearest its start in ``direction``."""
+    found = found.astype({"r_hi": np.uint64, "r_lo": np.uint64}).sort_values("ts", kind="stable")
+    return pd.merge_asof(order, found, left_on="first_ns", right_on="ts", by=["r_hi", "r_lo"], direction=direction)
+
+
+def _fill(flows: pd.DataFrame, found: np.ndarray, source: np.ndarray | str) -> None:
+    """Name the flows still unnamed that ``found`` (one entry per flow, None where none) names."""
+    hit = pd.notna(found) & flows["name"].isna().to_numpy()
+    flows.loc[hit, "name"] = found[hit]
+    flows.loc[hit, "name_source"] = source if isinstance(source, str) else source[hit]

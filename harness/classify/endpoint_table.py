@@ -1,0 +1,105 @@
+"""The device's endpoints: its flows grouped by endpoint, classified, each with an owner.
+
+The one place that decides what an endpoint is (the flow's name, else its remote address), joins
+the classification and assigns owners; ``harness net`` and correlation both use it.
+
+Owner rule ("operated by" versus "hosted on"):
+- a name whose organisation is listed (``organizations.yaml``) is **operated by** that
+  organisation's ultimate owner; ``owner_source`` is how the name was learned (sni, quic, http,
+  dns, certificate, or ``<source>_peer`` when borrowed from another flow to the same address);
+- another name with a registrable domain is operated by whoever holds that domain (the owner is
+  the domain), same ``owner_source``;
+- otherwise (no name, or a customer's name on shared hosting such as ``*.cloudfront.net``) only
+  the address's network is known: the owner is the organisation whose network **hosts** it,
+  ``owner_source`` is ``address``. Amazon hosting a server never makes it first party: ``party``
+  comes from names only and stays ``unknown`` here.
+``network`` is always the hosting organisation of the endpoint's busiest address.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from harness.classify.classifier import Classifier, classifier, classify_ip
+from harness.classify.networks import address_network
+from harness.classify.suffixes import under_private_suffix
+
+ENDPOINT_COLUMNS = [
+    "endpoint_id", "name", "named", "name_sources", "addresses", "flows", "bytes_up", "bytes_down",
+    "first_ns", "last_ns", "registrable_domain", "organization", "party", "category", "ad_or_tracking", "lists",
+    "owner", "owner_source", "network",
+]  # fmt: skip
+# how a name was learned, most direct first: an endpoint's owner_source is its best one
+NAME_SOURCES = ["sni", "quic", "http", "dns", "certificate"]
+_RANK = {s: i for i, s in enumerate(NAME_SOURCES)} | {s + "_peer": len(NAME_SOURCES) + i for i, s in enumerate(NAME_SOURCES)}
+ADDRESS = "address"
+
+
+@dataclass
+class EndpointTable:
+    """``flows``: the device's flows with ``endpoint`` (= ``endpoint_id``), ``owner``,
+    ``owner_source`` and ``network`` added; ``endpoints``: one row per endpoint (columns
+    :data:`ENDPOINT_COLUMNS`), busiest first."""
+
+    flows: pd.DataFrame
+    endpoints: pd.DataFrame
+
+    def owned_share(self) -> tuple[float, float]:
+        """(share of the device's bytes to named endpoints, share to endpoints with an owner)."""
+        e = self.endpoints
+        total = (e["bytes_up"] + e["bytes_down"]).sum()
+        if not total:
+            return 0.0, 0.0
+        size = e["bytes_up"] + e["bytes_down"]
+        return float(size[e["named"]].sum() / total), float(size[e["owner"].notna()].sum() / total)
+
+
+def endpoint_key(flows: pd.DataFrame) -> pd.Series:
+    """A flow's endpoint: its learned name, else its remote address."""
+    return flows["name"].fillna(flows["remote_ip"]).astype(str)
+
+
+def classify_flows(flows: pd.DataFrame, lists: Classifier | None = None) -> EndpointTable:
+    """Group the device's flows (``device`` true) of a flow table by endpoint and classify them
+    (``lists``: a Classifier with user lists; default the shared one)."""
+    lists = lists or classifier()
+    mine = flows[flows["device"].astype(bool)].reset_index(drop=True)
+    mine = mine.assign(endpoint=endpoint_key(mine), size=mine["bytes_up"] + mine["bytes_down"])
+    rows = [_endpoint(key, group, lists) for key, group in mine.groupby("endpoint", sort=False)]
+    table = pd.DataFrame(rows, columns=ENDPOINT_COLUMNS)
+    if len(table):
+        order = (table["bytes_up"] + table["bytes_down"]).sort_values(ascending=False, kind="stable").index
+        table = table.loc[order].reset_index(drop=True)
+    for col in ("registrable_domain", "organization", "owner", "owner_source", "network"):
+        table[col] = table[col].astype(object).where(table[col].notna(), None)  # None, never NaN
+    owners = table.set_index("endpoint_id")[["owner", "owner_source", "network"]]
+    mine = mine.drop(columns="size").join(owners, on="endpoint")
+    if not len(mine):
+        mine = mine.assign(**{c: pd.Series(dtype=object) for c in ("owner", "owner_source", "network")})
+    return EndpointTable(mine, table)
+
+
+def _endpoint(key: str, group: pd.DataFrame, lists: Classifier) -> dict:
+    named = bool(group["name"].notna().any())
+    sources = sorted(set(group["name_source"]) - {"none"}, key=lambda s: _RANK.get(s, len(_RANK)))
+    by_address = group.groupby("remote_ip")["size"].sum().sort_values(ascending=False, kind="stable")
+    network = address_network(str(by_address.index[0]))
+    c = lists.classify_name(key) if named else classify_ip(key)
+    if named and c.owner and not under_private_suffix(c.name):
+        owner, how = c.owner, sources[0]
+    elif named and c.registrable_domain and not under_private_suffix(c.name):
+        owner, how = c.registrable_domain, sources[0]
+    else:
+        owner, how = network.owner, ADDRESS if network.owner else None
+    return {
+        "endpoint_id": key, "name": key, "named": named, "name_sources": sources,
+        "addresses": sorted(by_address.index.astype(str)), "flows": len(group),
+        "bytes_up": int(group["bytes_up"].sum()), "bytes_down": int(group["bytes_down"].sum()),
+        "first_ns": int(group["first_ns"].min()), "last_ns": int(group["last_ns"].max()),
+        "registrable_domain": c.registrable_domain, "organization": c.organization, "party": c.party,
+        "category": c.category, "ad_or_tracking": c.ad_or_tracking, "lists": list(c.lists),
+        "owner": owner, "owner_source": how, "network": network.owner,
+    }  # fmt: skip
+
