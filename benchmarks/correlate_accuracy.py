@@ -55,12 +55,13 @@ import numpy as np
 import yaml
 from rich.console import Console
 
-from harness.bench.events import EventLog
 from harness.bench.markers import Marker, encode_marker
 from harness.correlate import correlate_run
 from harness.correlate.capture import read_capture
 from harness.jsonl import read_jsonl
 from harness.net import synth
+from harness.rundir.events import EventLog, UtteranceEnded, UtteranceStarted
+from harness.rundir.layout import RunDir
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "utterances" / "demo.yaml"
@@ -160,9 +161,9 @@ def make_scene(folder: Path, level: str, count: int, seed: int) -> Path:
         if rng.random() < 0.15:
             t += int(rng.uniform(40, 90) * 1e9)  # a pause: time to learn the background
     end = t + int(quiet_s * 1e9)
-    run = folder / f"{level}-{seed}"
-    (run / "capture").mkdir(parents=True)
-    with EventLog(run / "events.jsonl", f"bench-{level}-{seed}") as log:
+    run = RunDir(folder / f"{level}-{seed}")
+    run.create(run.capture)
+    with EventLog(run.events, f"bench-{level}-{seed}") as log:
         for i, onset_capture in enumerate(onsets):
             skill = list(SKILLS)[i % len(SKILLS)]
             bench_onset = int((onset_capture - OFFSET_NS - start) / (1 + DRIFT)) + start
@@ -206,9 +207,9 @@ def make_scene(folder: Path, level: str, count: int, seed: int) -> Path:
     for k in range(int((end - start) / 30e9)):  # keep-alives on the voice connection
         scene.frame(start + int(k * 30e9), DEVICE, voice_ip, synth.tcp(vport, 443, b"k" * 120), 6)
     scene.packets.sort(key=lambda p: p[0])
-    (run / "capture" / "scene.pcap").write_bytes(synth.pcap_bytes(scene.packets, nanos=True))
-    (run / "truth.jsonl").write_text("".join(json.dumps(r) + "\n" for r in truth))
-    return run
+    (run.capture / "scene.pcap").write_bytes(synth.pcap_bytes(scene.packets, nanos=True))
+    run.truth.write_text("".join(json.dumps(r) + "\n" for r in truth))  # the parts of the twin's records scored
+    return run.root
 
 
 def _flow(cause: dict, purpose: str, name: str, first_ns: int) -> dict:
@@ -258,9 +259,9 @@ def twin_runs(folder: Path, levels: list[str], script: Path, repeats: int, quiet
             options = RunOptions(scripts=[persona], runs_dir=folder / "runs", capture_tail_s=quiet_s)
             result = run_with_twin(options, Console(file=io.StringIO()), twin_config(folder, level, seed), quiet_s)
             if result.status != 0:
-                raise SystemExit(f"the {level} twin run failed (status {result.status}): {result.run_dir}")
-            print(f"# {level}: twin run of {result.seconds:.0f} s in {result.run_dir}", file=sys.stderr, flush=True)
-            runs[level] = result.run_dir
+                raise SystemExit(f"the {level} twin run failed (status {result.status}): {result.run.root}")
+            print(f"# {level}: twin run of {result.seconds:.0f} s in {result.run.root}", file=sys.stderr, flush=True)
+            runs[level] = result.run.root
     finally:
         lab_down(lab.base)
     return runs
@@ -273,13 +274,14 @@ def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
 
 
 def evaluate(run: Path, pcaps: list[str] | None, device: str | None) -> dict:
-    truth = list(read_jsonl(run / "truth.jsonl"))
+    truth = list(read_jsonl(RunDir(run).truth))
     # a follow-up heard without the wake word has no wake time: its speech onset stands in
     wakes = {r["seq"]: r.get("wall_ns") or r.get("segment_onset_ns") for r in truth if r.get("record") == "wake"}
     wakes = {seq: ns for seq, ns in wakes.items() if ns is not None}
     flows = [r for r in truth if r.get("record") == "flow"]
     result = correlate_run(run, pcaps, device=device)
-    onsets = result.utterances["onset_capture"].to_numpy() * 1e9
+    utterances = result.tables["utterances"]
+    onsets = utterances["onset_capture_ns"].to_numpy()
     row_of = {seq: int(np.searchsorted(onsets, ns + 0.5e9) - 1) for seq, ns in wakes.items()}
     voice = set(result.detection.voice_endpoints) | {f["endpoint"] for f in flows if f["purpose"] == "voice"}
     # activations: the first voice flow of each wake, matched to the nearest unmatched detection
@@ -304,8 +306,8 @@ def evaluate(run: Path, pcaps: list[str] | None, device: str | None) -> dict:
         if f["cause"].get("kind") == "request" and f["cause"].get("request_seq") in row_of
         and f["purpose"] not in ("voice", "dns") and f.get("app") != "dns"
     }  # fmt: skip
-    ours = {(i, e) for i, row in result.utterances.iterrows() for e in row["endpoints"] if e not in voice}
-    view = read_capture(result.captures, result.device)
+    ours = {(i, e) for i, row in utterances.iterrows() for e in row["endpoint_ids"] if e not in voice}
+    view = read_capture(result.summary.captures, result.summary.device)
     up = view.packets.up & ~np.isin(view.packets.endpoint, list(voice))
     naive = set()
     for i, onset in enumerate(onsets):
@@ -315,10 +317,10 @@ def evaluate(run: Path, pcaps: list[str] | None, device: str | None) -> dict:
     def score(pred: set) -> tuple[float, float, float]:
         return _prf(len(pred & truth_pairs), len(pred - truth_pairs), len(truth_pairs - pred))
 
-    skill_of = result.utterances["skill_id"].tolist()
+    skill_of = utterances["skill_id"].tolist()
     errors_by = Counter((kind, skill_of[i], e) for kind, pairs in (("FP", ours - truth_pairs), ("FN", truth_pairs - ours)) for i, e in pairs)
     return {"activation": act, "onset_errors": errors, "ours": score(ours), "naive": score(naive),
-            "background_s": result.background_s, "errors": errors_by}  # fmt: skip
+            "background_s": result.summary.counts.background_s, "errors": errors_by}  # fmt: skip
 
 
 def _row(label: str, runs: list[dict]) -> str:

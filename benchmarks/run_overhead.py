@@ -51,7 +51,8 @@ def main() -> int:
 
 def measure(root: Path, n: int) -> int:
     from harness.audio import open_backend, resolve_device
-    from harness.bench.events import UtteranceEnded, UtteranceStarted, read_events
+    from harness.rundir.events import UtteranceEnded, UtteranceStarted, read_events
+    from harness.rundir.layout import RunDir
     from harness.script import SpeechSettings
     from harness.speech import synthesize
     from harness.wav import read_wav
@@ -70,7 +71,7 @@ def measure(root: Path, n: int) -> int:
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     wall = time.monotonic() - started
     (run_dir,) = (root / "runs").iterdir()
-    events = read_events(run_dir / "events.jsonl").events
+    events = read_events(RunDir(run_dir).events).events
     starts = [e for e in events if isinstance(e, UtteranceStarted)]
     ends = {e.started_seq: e for e in events if isinstance(e, UtteranceEnded)}
     harness = [

@@ -275,7 +275,7 @@ def test_analysis_tables_load_with_their_dtypes_and_every_key_resolves(loop_run)
             dtype = str(frame[col.name].dtype)
             if col.name.endswith("_ns"):
                 assert dtype in ("int64", "Int64"), (name, col.name, dtype)  # instants: integer UTC ns, no fix-up
-            expected = {"int": "int64", "int?": "Int64", "float": "float64", "bool": "bool"}.get(col.kind, "object")
+            expected = {"str": "str", "int": "int64", "int?": "Int64", "float": "float64", "bool": "bool"}.get(col.kind, "object")
             assert dtype == expected, (name, col.name, dtype)
         assert set(frame["run_id"]) <= {"loop-run"}
     u, a, e, at, c = (tables[n] for n in ("utterances", "activations", "endpoints", "attributions", "contacts"))

@@ -145,14 +145,14 @@ def test_loopback_capture_names_endpoints(tmp_path: Path, certificate, capsys) -
     args = [str(capture), "--device", DEVICE, "--format", "json", "--flows", str(tmp_path / "f.parquet")]
     assert main(["net", *args]) == 0
     result = json.loads(capsys.readouterr().out)
-    by_name = {e["name"]: e for e in result["endpoints"]}
+    by_name = {e["endpoint_id"]: e for e in result["endpoints"]}
     assert by_name["secure.example.test"]["name_sources"] == ["sni"]
     assert by_name["www.example.test"]["name_sources"] == ["dns"]
     assert by_name["www.example.test"]["addresses"] == [PLAIN_HOST]
     assert by_name["web.example.test"]["name_sources"] == ["http"]
     assert by_name[RESOLVER]["flows"] == 1
     for e in by_name.values():
-        assert e["bytes_up"] > 0 and e["bytes_down"] > 0 and e["first_seen"] <= e["last_seen"]
+        assert e["bytes_up"] > 0 and e["bytes_down"] > 0 and e["first_capture_ns"] <= e["last_capture_ns"]
     flows = pd.read_parquet(tmp_path / "f.parquet")
     assert set(flows["local_ip"]) == {DEVICE} and flows["device"].all()
     assert (flows["first_ns"] > 1_600_000_000 * 10**9).all()  # nanosecond timestamps

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import require_tool
 from harness.cli.main import main
-from harness.cli.speech_cmd import _clock
+from harness.script.duration import clock_text as _clock
 from harness.script import build_plan, load_persona
 from harness.speech import spoken_texts, synthesize
 

@@ -15,9 +15,9 @@ import pytest
 import yaml
 from rich.console import Console
 
-from harness.bench.manifest import read_manifest
 from harness.bench.options import RunOptions
 from harness.jsonl import read_jsonl
+from harness.rundir.manifest import read_manifest
 from harness.net import read_traffic
 from harness.twin.config import DEFAULT_CONFIG, load_config
 from harness.twin.grammar import request_words
@@ -53,9 +53,9 @@ def twin_run(lab, tmp_path_factory):
     finally:
         mp.undo()
     assert result.status == 0
-    events = list(read_jsonl(result.run_dir / "events.jsonl"))
-    truth = list(read_jsonl(result.run_dir / "truth.jsonl"))
-    print(f"\ntwin run: {result.seconds:.0f} s, {result.run_dir}")
+    events = list(read_jsonl(result.run.events))
+    truth = list(read_jsonl(result.run.truth))
+    print(f"\ntwin run: {result.seconds:.0f} s, {result.run.root}")
     return result, events, truth
 
 
@@ -92,10 +92,10 @@ def test_bench_detects_the_twins_answers(twin_run):
 
 
 def _capture(result):
-    manifest = read_manifest(result.run_dir)
+    manifest = read_manifest(result.run)
     assert manifest.captures and manifest.settings.capture_device == DEVICE
     assert all(c.synthetic == result.synthetic for c in manifest.captures)
-    return read_traffic([result.run_dir / c.path for c in manifest.captures], device=DEVICE)
+    return read_traffic([result.run.resolve(c.path) for c in manifest.captures], device=DEVICE)
 
 
 def test_truth_matches_the_capture_flow_for_flow(twin_run):

@@ -10,7 +10,8 @@ import pytest
 from harness.cli.main import main
 from harness.net import read_traffic
 from harness.script import ScriptErrors, load_persona
-from harness.twin.client import Cause, Network
+from harness.rundir.truth import Cause
+from harness.twin.client import Network
 from harness.twin.config import DEFAULT_CONFIG, load_config
 from harness.twin.grammar import Catalogue, pronounce, request_words
 from harness.twin.servers import AddressBook, Servers
@@ -83,7 +84,7 @@ def loopback(tmp_path):
 
 def test_synthetic_capture_names_every_flow_like_the_truth(loopback, tmp_path):
     net, flows, wire, book = loopback
-    cause = Cause("background")
+    cause = Cause(kind="background")
     session = net.connect("avs-alexa-14-na.amazon.com", cause, "voice")
     session.exchange(5000, 20000)
     session.close()

@@ -50,6 +50,7 @@ from harness.rundir.events import (
 )
 from harness.rundir.layout import RunDir
 from harness.script import Persona, PlanItem
+from harness.script.duration import item_duration
 from harness.speech import Synthesis, synthesize
 from harness.wav import read_wav, write_wav
 
@@ -123,7 +124,8 @@ class BenchRun:
             self._transcriber = Transcriber()
         capture = None
         try:
-            with _signals(self._on_signal), RunView(self.console, len(plan.items), len(completed)) as view:
+            left = self._estimates(completed)
+            with _signals(self._on_signal), RunView(self.console, len(plan.items), len(completed), left) as view:
                 self._view = view
                 capture = self._start_capture()
                 self.guard.calibrate(record, view)
@@ -131,7 +133,7 @@ class BenchRun:
                     if item.index in completed:
                         continue
                     self._item(item)
-                    view.advance()
+                    view.advance(item.index)
                     if item.index + 1 < len(plan.items):
                         self._gap(plan.persona(item).session.gap_s)
                 self._stop_capture(capture)
@@ -158,6 +160,19 @@ class BenchRun:
             if self._marker:
                 self._marker.close()
             record.close()
+
+    def _estimates(self, completed: frozenset[int]) -> dict[int, float]:
+        """The plan's duration estimate of each item still to do (its texts synthesised now, so
+        every WAV is ready before the first utterance)."""
+        plan = self.record.plan
+        todo = [item for item in plan.items if item.index not in completed]
+        listening = self.guard.input is not None
+
+        def spoken_s(persona: Persona, text: str) -> float:
+            return self._synth(text, persona)[0].duration_s
+
+        return {item.index: item_duration(item, plan.persona(item), spoken_s, listening, item is todo[-1]).estimate_s
+                for item in todo}  # fmt: skip
 
     def _begin(self) -> frozenset[int]:
         """Open the log and log the start or the resume; returns the plan items already done."""

@@ -5,30 +5,34 @@ from __future__ import annotations
 from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from harness.script import PlanItem
+from harness.script.duration import clock_text
 
 
 class RunView:
-    """Progress bar with ETA and a panel (persona, skill, utterance, status, last answer).
+    """Progress bar with the plan's estimate of the time left, and a panel (persona, skill,
+    utterance, status, last answer).
 
-    When the console is not a terminal each change of item or answer is one plain line, so logs
-    of unattended runs stay readable.
+    ``left_s`` maps each plan item still to do to its estimated seconds (the estimate of
+    ``harness plan``). When the console is not a terminal each change of item or answer is one
+    plain line, so logs of unattended runs stay readable.
     """
 
-    def __init__(self, console: Console, total: int, done: int) -> None:
+    def __init__(self, console: Console, total: int, done: int, left_s: dict[int, float]) -> None:
         self.console = console
         self.total = total
         self.live_mode = console.is_terminal
+        self._left = dict(left_s)
         self._fields = {"persona": "", "skill": "", "utterance": "", "status": "starting", "last answer": "-"}
         self._progress = Progress(
             TextColumn("[bold]run"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TextColumn("eta"), TimeRemainingColumn(), console=console,
+            TextColumn("{task.fields[left]}"), console=console,
         )  # fmt: skip
-        self._task = self._progress.add_task("run", total=total, completed=done)
+        self._task = self._progress.add_task("run", total=total, completed=done, left=self._left_text())
         self._live = Live(self._render(), console=console, refresh_per_second=4) if self.live_mode else None
 
     def __enter__(self) -> RunView:
@@ -78,6 +82,11 @@ class RunView:
         """A message that stays (device lost, interrupted, ...)."""
         self.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
-    def advance(self) -> None:
-        self._progress.advance(self._task)
+    def advance(self, index: int) -> None:
+        """Plan item ``index`` is done."""
+        self._left.pop(index, None)
+        self._progress.update(self._task, advance=1, left=self._left_text())
         self._refresh()
+
+    def _left_text(self) -> str:
+        return f"about {clock_text(sum(self._left.values()))} left (plan estimate, at most)"

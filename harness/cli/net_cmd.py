@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
-from harness.cli.console import out, warn
+from harness.cli.console import out, print_csv, print_json, warn
 from harness.errors import HarnessError
 from harness.files import atomic_write_bytes
 
@@ -21,19 +21,13 @@ if TYPE_CHECKING:
 # The reader and classifier (numpy, pandas, filter lists) are imported inside the functions:
 # importing them here would slow every `harness` start.
 
-FIELDS = [
-    "endpoint_id", "name", "registrable_domain", "organization", "party", "category", "ad_or_tracking",
-    "owner", "owner_source", "network", "flows", "bytes_up", "bytes_down", "first_seen", "last_seen",
-]  # fmt: skip
-EXTRA = ["addresses", "name_sources", "lists"]
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "net",
         help="endpoints of the device in packet captures, named and classified",
-        description="Read pcap/pcapng captures, name the device's endpoints (TLS SNI, HTTP Host, "
-        "DNS answers) and classify them (organisation, party, category, ad/tracking).",
+        description="Read pcap/pcapng captures, name the device's endpoints (TLS SNI, HTTP Host, DNS answers, "
+        "QUIC, server certificates) and classify them (owner, organisation, party, category, ad/tracking).",
     )
     p.add_argument("pcaps", nargs="+", metavar="PCAP", help="capture files, read as one capture in order")
     p.add_argument("--device", metavar="ADDR", help="the device's IP address (default: the busiest local host)")
@@ -42,15 +36,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def endpoint_rows(endpoints: pd.DataFrame) -> list[dict]:
-    """JSON-ready endpoint dicts (``harness.classify.classify_flows`` rows), busiest first."""
-    rows = []
-    for ep in endpoints.to_dict("records"):
-        row = {k: ep[k] for k in FIELDS if k in ep}
-        row.update(flows=int(ep["flows"]), bytes_up=int(ep["bytes_up"]), bytes_down=int(ep["bytes_down"]),
-                   first_seen=ep["first_ns"] / 1e9, last_seen=ep["last_ns"] / 1e9, ad_or_tracking=bool(ep["ad_or_tracking"]))  # fmt: skip
-        rows.append(row | {k: list(ep[k]) for k in EXTRA})
-    return rows
+def endpoint_frame(endpoints: pd.DataFrame) -> pd.DataFrame:
+    """Classified endpoints (``harness.classify.classify_flows``) as the analysis contract's endpoint
+    table, busiest first (no run: no ``run_id``)."""
+    from harness.rundir.analysis import conform
+
+    named = endpoints.rename(columns={"first_ns": "first_capture_ns", "last_ns": "last_capture_ns"}).assign(run_id="")
+    return conform("endpoints", named).drop(columns="run_id")
 
 
 def write_flows(flows: pd.DataFrame, path: Path) -> None:
@@ -66,8 +58,6 @@ def write_flows(flows: pd.DataFrame, path: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from harness.classify import classify_flows
     from harness.net import read_traffic
     from harness.net.addresses import parse_address
@@ -83,37 +73,36 @@ def run(args: argparse.Namespace) -> int:
     elif not traffic.flows["device"].any():
         warnings.append(f"no traffic of {traffic.device} in the capture")
     table = classify_flows(traffic.flows)
-    rows = endpoint_rows(table.endpoints)
+    frame = endpoint_frame(table.endpoints)
     named, owned = table.owned_share()
-    summary = {"bytes": int(sum(r["bytes_up"] + r["bytes_down"] for r in rows)), "named_share": named, "owned_share": owned}
+    summary = {"bytes": int((frame["bytes_up"] + frame["bytes_down"]).sum()), "named_share": named, "owned_share": owned}
     if args.flows:
         write_flows(traffic.flows, Path(args.flows))
     if args.format == "json":
-        out.print_json(json.dumps({"device": traffic.device, "endpoints": rows, "summary": summary, "warnings": warnings}))
+        print_json({"device": traffic.device, "endpoints": json.loads(frame.to_json(orient="records")),
+                    "summary": summary, "warnings": warnings})  # fmt: skip
         return 0
     for message in warnings:
         warn(message)
     if args.format == "csv":
-        frame = pd.DataFrame(rows, columns=FIELDS + EXTRA)
-        for col in EXTRA:
-            frame[col] = frame[col].map(" ".join)
-        out.file.write(frame.to_csv(index=False))
+        print_csv(frame)
         return 0
-    out.print(_table(rows, traffic.device))
+    out.print(_table(frame, traffic.device))
     out.print(
         f"{summary['bytes']:,} bytes of the device: {named:.1%} to named endpoints, {owned:.1%} to endpoints with an owner"
     )
     return 0
 
 
-def _when(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S")
+def _when(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _table(rows: list[dict], device: str | None) -> Table:
+def _table(frame: pd.DataFrame, device: str | None) -> Table:
     table = Table(title=f"endpoints of {device}" if device else "endpoints")
+    rows = frame.to_dict("records")
     # names stay whole (up to 40 characters); the other columns give way on narrow terminals
-    table.add_column("name", min_width=min(40, max((len(r["name"]) for r in rows), default=4)), overflow="fold")
+    table.add_column("name", min_width=min(40, max((len(r["endpoint_id"]) for r in rows), default=4)), overflow="fold")
     for col, justify in (
         ("named by", "left"), ("owner", "left"), ("owner from", "left"), ("network", "left"),
         ("domain", "left"), ("organization", "left"), ("party", "left"),
@@ -123,9 +112,9 @@ def _table(rows: list[dict], device: str | None) -> Table:
         table.add_column(col, justify=justify)
     for r in rows:
         table.add_row(
-            r["name"], ",".join(r["name_sources"]), r["owner"] or "", r["owner_source"] or "", r["network"] or "",
+            r["endpoint_id"], ",".join(r["name_sources"]), r["owner"] or "", r["owner_source"] or "", r["network"] or "",
             r["registrable_domain"] or "", r["organization"] or "", r["party"], r["category"],
             "yes" if r["ad_or_tracking"] else "", str(r["flows"]), f"{r['bytes_up']:,}", f"{r['bytes_down']:,}",
-            _when(r["first_seen"]), _when(r["last_seen"]),
+            _when(r["first_capture_ns"]), _when(r["last_capture_ns"]),
         )  # fmt: skip
     return table

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.classify import classify_flows
 from harness.correlate.activations import (
     ActivationResult,
     DetectorSettings,
@@ -217,7 +216,8 @@ def activation_table(run_id: str, detection: ActivationResult, utterance_of: dic
 
 def _endpoint_table(run_id: str, view: CaptureView, detection: ActivationResult) -> pd.DataFrame:
     """The device's endpoints, classified; the voice endpoints found by their traffic count as voice."""
-    table = classify_flows(view.flows[~view.flows["service"]]).table.assign(run_id=run_id)
+    contacted = view.flows.loc[~view.flows["service"], "endpoint"]
+    table = view.endpoints[view.endpoints["endpoint_id"].isin(contacted)].assign(run_id=run_id)
     table = table.rename(columns={"first_ns": "first_capture_ns", "last_ns": "last_capture_ns"})
     table.loc[table["endpoint_id"].isin(detection.voice_endpoints), "category"] = "voice"
     return conform("endpoints", table)

@@ -9,7 +9,8 @@ platform keeps one schema file for its Parquet tables. The rules:
   ``seq`` of the spoken try's ``utterance_started`` event, unique in a run, also across resumes)
   with ``plan_index``, ``turn`` and ``attempt``; ``activation_id``; ``endpoint_id`` (the
   endpoint's name, else its address);
-- a missing value is ``<NA>`` in a nullable integer column (pandas ``Int64``), NaN in a float one;
+- text is pandas' ``str`` dtype (empty, never missing); a missing value is ``<NA>`` in a nullable
+  integer column (pandas ``Int64``), NaN in a float one;
 - list columns (``endpoint_ids``, ``addresses``, ...) are lists in Parquet and ``;``-joined in CSV.
 
 ``pd.read_parquet`` gives these dtypes back as they are.
@@ -32,7 +33,7 @@ from harness.files import PRIVATE_FILE, atomic_write_bytes, atomic_write_text
 from harness.rundir.layout import RunDir
 
 Kind = Literal["str", "int", "int?", "float", "bool", "list"]
-_DTYPES: dict[str, str] = {"str": "object", "int": "int64", "int?": "Int64", "float": "float64", "bool": "bool", "list": "object"}
+_DTYPES: dict[str, str] = {"str": "str", "int": "int64", "int?": "Int64", "float": "float64", "bool": "bool", "list": "object"}
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ TABLES: dict[str, list[Column]] = {
         _c("addresses", "list", "its remote addresses"),
         _c("owner", "str", "who the endpoint belongs to; empty when nothing tells"),
         _c("owner_source", "str", "how the owner was found: the naming evidence (dns, sni, ...) or the address owner"),
+        _c("network", "str", "the network (autonomous system) its busiest address belongs to"),
         *_CLASS,
         _c("lists", "list", "the filter lists that flag it"),
         _c("flows", "int", "flows of the device to it"),
@@ -156,7 +158,7 @@ def conform(name: str, frame: pd.DataFrame) -> pd.DataFrame:
         if col.kind == "list":
             out[col.name] = [list(v) if isinstance(v, (list, tuple, np.ndarray)) else [] for v in out[col.name]]
         elif col.kind == "str":
-            out[col.name] = out[col.name].map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)).astype(object)
+            out[col.name] = out[col.name].map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)).astype("str")
         else:
             out[col.name] = out[col.name].astype(_DTYPES[col.kind])
     return out
