@@ -51,11 +51,11 @@ def hostile_tables() -> tuple[Summary, dict[str, pd.DataFrame]]:
         }],
         "endpoints": [
             {"run_id": run_id, "endpoint_id": SNI, "named": True, "name_sources": ["sni"], "addresses": ["10.9.9.9"],
-             "owner": IMG, "owner_source": "sni", "registrable_domain": "", "organization": IMG, "party": "third_party",
+             "owner": IMG, "owner_source": "sni", "network": IMG, "registrable_domain": "", "organization": IMG, "party": "third_party",
              "category": "tracking", "ad_or_tracking": True, "lists": [], "flows": 1, "bytes_up": 500, "bytes_down": 9,
              "first_capture_ns": 1000_500_000_000, "last_capture_ns": 1000_600_000_000},
             {"run_id": run_id, "endpoint_id": "avs-alexa-na.amazon.com", "named": True, "name_sources": ["sni"],
-             "addresses": ["10.9.9.8"], "owner": "Amazon", "owner_source": "sni", "registrable_domain": "amazon.com",
+             "addresses": ["10.9.9.8"], "owner": "Amazon", "owner_source": "sni", "network": "AMAZON-02", "registrable_domain": "amazon.com",
              "organization": "Amazon", "party": "platform", "category": "voice", "ad_or_tracking": False, "lists": [],
              "flows": 1, "bytes_up": 30000, "bytes_down": 9, "first_capture_ns": 1000 * 10**9,
              "last_capture_ns": 1001 * 10**9},

@@ -23,6 +23,7 @@ from harness.bench.clock import ClockPair, clock_pair, clock_status, step_betwee
 from harness.bench.options import RunOptions
 from harness.bench.plan import Plan, load_plan
 from harness.bench.resume import RunState, run_state
+from harness.defaults import default
 from harness.errors import InputError
 from harness.files import PRIVATE_FILE, atomic_write_bytes, sha256_file
 from harness.rundir.events import E, CaptureFileInfo, ClockSample, EventLog, read_events
@@ -171,7 +172,7 @@ class RunRecord:
         self._manifest = self.manifest.model_copy(
             update={
                 "segments": [*self.manifest.segments, segment],
-                "backend": options.backend,
+                "backend": options.backend or default.backend,
                 "output_device": device_info(options.output_device, output),
                 "input_device": device_info(options.input_device, input_),
                 "settings": settings_of(options),
@@ -194,7 +195,7 @@ class RunRecord:
         now = time.time_ns()
         return Manifest(
             run_id=self.run_id, status="running", created_wall_ns=now, updated_wall_ns=now, host=host_info(),
-            versions=versions(), scripts=infos, plan=self.plan.keys(), backend=options.backend or "",
+            versions=versions(), scripts=infos, plan=self.plan.keys(), backend=options.backend or default.backend,
             output_device=DeviceInfo(spec="", name=""), input_device=None, settings=settings_of(options),
             clock=ClockInfo(status=clock_status()),
         )  # fmt: skip
