@@ -218,3 +218,27 @@ def test_json_records_round_trip(tmp_path):
     with JsonlLog(path) as log:
         log.append({"text": "ü\u2028", "n": 1})
     assert json.loads(path.read_text(encoding="utf-8").split("\n")[0]) == {"text": "ü\u2028", "n": 1}
+
+
+def test_the_speech_cache_is_private_even_when_it_was_not(tmp_path):
+    from conftest import require_tool
+    from harness.script.models import SpeechSettings
+    from harness.speech import synthesize
+
+    require_tool("espeak-ng")
+    cache = tmp_path / "cache" / "speech"
+    first = synthesize("Alexa, stop.", SpeechSettings(), cache)
+    assert stat.S_IMODE(cache.stat().st_mode) == PRIVATE_DIR
+    assert stat.S_IMODE((tmp_path / "cache").stat().st_mode) == PRIVATE_DIR
+    assert stat.S_IMODE(first.path.stat().st_mode) == PRIVATE_FILE
+    os.chmod(cache, 0o755)  # as an older version left it
+    os.chmod(first.path, 0o644)
+    again = synthesize("Alexa, stop.", SpeechSettings(), cache)
+    assert again.cache_hit
+    assert stat.S_IMODE(cache.stat().st_mode) == PRIVATE_DIR and stat.S_IMODE(again.path.stat().st_mode) == PRIVATE_FILE
+
+
+def test_the_ads_report_is_private(tmp_path, capsys):
+    report = tmp_path / "ads.html"
+    assert main(["ads", str(PREBID), "--format", "json", "--resamples", "100", "--report", str(report)]) == 0
+    assert stat.S_IMODE(report.stat().st_mode) == PRIVATE_FILE
