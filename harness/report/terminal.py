@@ -10,20 +10,22 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.report.html import flagged_endpoints
+from harness.textsafe import terminal_text
 
 
 def _t(value: Any) -> Text:
+    """A cell: names from the capture are shown with their control characters inert."""
     if isinstance(value, float):
         return Text("" if pd.isna(value) else f"{value:.3g}")
     if isinstance(value, (list, tuple)) or hasattr(value, "tolist"):
-        return Text(", ".join(map(str, list(value))))
-    return Text("" if value is None else str(value))
+        return Text(terminal_text(", ".join(map(str, list(value)))))
+    return Text("" if value is None else terminal_text(str(value)))
 
 
 def summary_renderable(summary: dict[str, Any], tables: dict[str, pd.DataFrame]) -> Group:
     """Counts, clock alignment, the flagged endpoints and the attributed (skill, endpoint) pairs."""
     counts, clock = summary.get("counts", {}), summary.get("clock", {})
-    head = Table(title=Text(f"run {summary.get('run_id', '')}"), show_header=False)
+    head = Table(title=Text(terminal_text(f"run {summary.get('run_id', '')}")), show_header=False)
     head.add_column("what")
     head.add_column("value", justify="right")
     for key, value in counts.items():
@@ -48,5 +50,5 @@ def summary_renderable(summary: dict[str, Any], tables: dict[str, pd.DataFrame])
             t.add_row(_t(r.skill_name), _t(r.endpoint), _t(r.category), Text(f"{r.contacted}/{r.utterances}"), _t(r.background_rate), _t(r.p_adjusted))
         parts.append(t)
     for message in summary.get("warnings", []):
-        parts.append(Text(f"warning: {message}", style="yellow"))
+        parts.append(Text(terminal_text(f"warning: {message}"), style="yellow"))
     return Group(*parts)
