@@ -30,3 +30,16 @@ def number(kind: Callable[[str], float], low: float | None = None, high: float |
 def seconds(low: float | None = 0.0) -> Callable[[str], float]:
     """An argparse ``type`` for a duration or offset in seconds (``low=None`` allows negatives)."""
     return number(float, low)
+
+
+def capture_target(text: str) -> str:
+    """An argparse ``type`` for a capture target (``IFACE`` or ``ssh://user@host[:port]/IFACE``),
+    checked at parse time so a dry run rejects what a real run would; returns the text."""
+    from harness.capture.spec import parse_capture_spec
+    from harness.errors import HarnessError
+
+    try:
+        parse_capture_spec(text)
+    except HarnessError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
