@@ -27,7 +27,8 @@ SEED = 16
 MEMORY_BYTES = 1 << 30
 BATCH_TIMEOUT_S = 30.0
 # Values that make length and count fields lie.
-_INTERESTING = [b"\x00", b"\xff", b"\x7f", b"\x80", b"\x00\x00\x00\x00", b"\xff\xff\xff\xff", b"\xff\xff", b"\x00\x00\x01\x00"]
+_INTERESTING = [b"\x00", b"\xff", b"\x7f", b"\x80", b"\x00\x00\x00\x00", b"\xff\xff\xff\xff", b"\xff\xff",
+                b"\x00\x00\x01\x00"]
 _TEXT_PIECES = ["{", "}", "[", "]", ",", ":", '"', "\n", "-", "&a ", "*a", "!!str ", "<<: ", "\t", "'", "#", "?", "|",
                 "1e309", "-0", "NaN", "\u202e", "\x1b]0;x\x07", "=cmd()", "null", "9" * 40, "[" * 200]  # fmt: skip
 
@@ -90,24 +91,26 @@ def capture_seeds() -> list[tuple[str, bytes]]:
     from harness.net import synth as s
 
     t0 = 1_700_000_000 * 10**9
-    echo, gw, server = "192.168.1.23", "192.168.1.1", "52.94.233.1"
+    echo, gw, server, name = "192.168.1.23", "192.168.1.1", "52.94.233.1", "avs-alexa-na.amazon.com"
     echo_mac, gw_mac = "aa:bb:cc:00:00:01", "aa:bb:cc:00:00:02"
+    hello = s.client_hello(name)
 
     def eth_ip(src: str, dst: str, proto: int, payload: bytes, vlans: tuple[int, ...] = ()) -> bytes:
         return s.ethernet(echo_mac, gw_mac, 0x0800, s.ipv4(src, dst, proto, payload), vlans)
 
     frames = [
-        eth_ip(echo, gw, 17, s.udp(40000, 53, s.dns_query("avs-alexa-na.amazon.com"))),
-        eth_ip(gw, echo, 17, s.udp(53, 40000, s.dns_response("avs-alexa-na.amazon.com", [("avs-alexa-na.amazon.com", "A", server)]))),
+        eth_ip(echo, gw, 17, s.udp(40000, 53, s.dns_query(name))),
+        eth_ip(gw, echo, 17, s.udp(53, 40000, s.dns_response(name, [(name, "A", server)]))),
         eth_ip(echo, server, 6, s.tcp(50000, 443, b"", flags=0x02)),
-        eth_ip(echo, server, 6, s.tcp(50000, 443, s.client_hello("avs-alexa-na.amazon.com"))),
+        eth_ip(echo, server, 6, s.tcp(50000, 443, hello)),
         eth_ip(server, echo, 6, s.tcp(443, 50000, b"\x16\x03\x03\x00\x10" + bytes(16))),
         eth_ip(echo, server, 17, s.udp(50001, 443, b"\xc3\x00\x00\x00\x01" + bytes(40)), vlans=(7,)),
-        s.ethernet(echo_mac, gw_mac, 0x86DD, s.ipv6("fd00::23", "2600:1f18::1", 6, s.tcp(50002, 443, s.client_hello("x.test")))),
+        s.ethernet(echo_mac, gw_mac, 0x86DD, s.ipv6("fd00::23", "2600:1f18::1", 6, s.tcp(50002, 443, hello))),
     ]
     packets = [(t0 + i * 1_000_000, frame) for i, frame in enumerate(frames)]
     cooked = [(t0, s.sll2(echo_mac, 0x0800, s.ipv4(echo, gw, 17, s.udp(40000, 53, s.dns_query("a.test")))))]
-    pcapng = s.pcapng_section() + s.pcapng_interface() + b"".join(s.pcapng_packet(0, ts // 1000, f) for ts, f in packets)
+    blocks = b"".join(s.pcapng_packet(0, ts // 1000, frame) for ts, frame in packets)
+    pcapng = s.pcapng_section() + s.pcapng_interface() + blocks
     return [
         ("eth.pcap", s.pcap_bytes(packets)),
         ("nano-be.pcap", s.pcap_bytes(packets, nanos=True, big=True)),
@@ -118,7 +121,8 @@ def capture_seeds() -> list[tuple[str, bytes]]:
 
 def ads_seeds() -> list[tuple[str, str]]:
     data = REPO / "tests" / "data" / "ads"
-    found = [(p.name, p.read_text(encoding="utf-8")) for p in sorted(data.iterdir()) if p.suffix in (".json", ".jsonl", ".csv")]
+    found = [(p.name, p.read_text(encoding="utf-8")) for p in sorted(data.iterdir())
+             if p.suffix in (".json", ".jsonl", ".csv")]  # fmt: skip
     visits = [json.loads(line) for line in (data / "prebid.jsonl").read_text().splitlines()[:6] if line.startswith("{")]
     return [*found, ("visits.json", json.dumps(visits, indent=1))]
 
@@ -167,7 +171,8 @@ def run_batch(kind: str, seed: int, count: int, folder: Path) -> dict:
         except HarnessError as exc:
             outcome["refused"] += 1
             if "\n" in str(exc):
-                outcome["failures"].append({"input": str(path), "error": f"message of {len(str(exc).splitlines())} lines"})
+                lines = len(str(exc).splitlines())
+                outcome["failures"].append({"input": str(path), "error": f"message of {lines} lines"})
                 continue
         except Exception as exc:  # noqa: BLE001 - any other exception is what this test looks for
             last = traceback.extract_tb(exc.__traceback__)[-1]

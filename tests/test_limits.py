@@ -35,7 +35,8 @@ def _ads_error(tmp_path: Path, name: str, text: str, capsys, monkeypatch) -> str
     ("name", "text", "where"),
     [("deep.json", "[" * DEEP + "]" * DEEP, "deep.json:1:2: not valid JSON: nested too deeply"),
      ("deep.json", '{"a":' * DEEP + "1" + "}" * DEEP, "deep.json:1:1: not a JSON record: nested too deeply"),
-     ("deep.jsonl", '{"persona": ' + "[" * DEEP + "]" * DEEP + "}\n", "deep.jsonl:1:1: not a JSON record: nested too deeply")],
+     ("deep.jsonl", '{"persona": ' + "[" * DEEP + "]" * DEEP + "}\n",
+      "deep.jsonl:1:1: not a JSON record: nested too deeply")],
 )  # fmt: skip
 def test_deeply_nested_ads_input_is_one_line(tmp_path, capsys, monkeypatch, name, text, where):
     assert _ads_error(tmp_path, name, text, capsys, monkeypatch).startswith(f"harness: error: {tmp_path / where}")

@@ -135,7 +135,8 @@ PREBID = Path(__file__).parent / "data" / "ads" / "prebid.jsonl"
 
 def test_ads_report_on_a_full_disk_is_one_line_and_exit_1(small_disk, tmp_path, capsys):
     fill(small_disk)
-    status = main(["ads", str(PREBID), "--format", "json", "--resamples", "100", "--report", str(small_disk / "ads.html")])
+    report = small_disk / "ads.html"
+    status = main(["ads", str(PREBID), "--format", "json", "--resamples", "100", "--report", str(report)])
     err = capsys.readouterr().err.strip()
     assert status == 1
     assert err.splitlines() == [f"harness: error: {small_disk / 'ads.html'}: cannot write: No space left on device"]
@@ -149,7 +150,8 @@ def test_stdout_on_a_full_disk_is_one_line_and_exit_1(small_disk):
         done = subprocess.run([sys.executable, "-m", "harness.cli.main", "ads", str(PREBID), "--resamples", "100",
                                "--format", "json"], stdout=out, stderr=subprocess.PIPE, text=True)  # fmt: skip
     assert done.returncode == 1
-    assert done.stderr.strip().splitlines() == ["harness: error: standard output: cannot write: No space left on device"]
+    expected = "harness: error: standard output: cannot write: No space left on device"
+    assert done.stderr.strip().splitlines() == [expected]
 
 
 def test_files_and_folders_are_private_by_default(tmp_path):
