@@ -54,3 +54,15 @@ class DeviceError(HarnessError):
 
 class ToolMissing(HarnessError):
     """An external program the command needs (espeak-ng, tcpdump, ...) is not installed."""
+
+
+class OutputError(HarnessError):
+    """A file or folder could not be written (disk full, read-only, not ours), printed as ``PATH: message``."""
+
+    def __init__(self, path: str | Path, message: str) -> None:
+        self.path = str(path)
+        self.message = message
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"

@@ -1,8 +1,9 @@
 """Append-only JSON-lines logs that survive a crash at any moment.
 
-Each record is one line, written with a single ``write`` on a file opened for appending, then
-flushed and fsynced, so a ``kill -9`` loses at most the record being written; a torn last line
-is detected and skipped by :func:`read_jsonl` (and never rewritten).
+Each record is one line, written whole on a file opened for appending, then fsynced, so a
+``kill -9`` loses at most the record being written; a torn last line is detected and skipped by
+:func:`read_jsonl` (and never rewritten). A write that fails (disk full) is undone and raised as
+:class:`~harness.errors.OutputError`, so no record is ever torn and glued to the next.
 """
 
 from __future__ import annotations
@@ -14,31 +15,51 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import InputError, Place
+from harness.files import PRIVATE_FILE, output_error, private_dir, write_all
 
 
 class JsonlLog:
-    """An append-only, fsynced JSON-lines file."""
+    """An append-only, fsynced JSON-lines file (created with ``mode``, in a private folder if new).
 
-    def __init__(self, path: str | Path, mode: int = 0o644) -> None:
+    Raises :class:`~harness.errors.OutputError` naming the file when it cannot be opened or a
+    record cannot be written; a symbolic link at ``path`` is refused, never written through.
+    """
+
+    def __init__(self, path: str | Path, mode: int = PRIVATE_FILE) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, mode)
-        self._terminate_torn_line()
+        if not self.path.parent.is_dir():
+            private_dir(self.path.parent)
+        try:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+        except OSError as exc:
+            raise output_error(self.path, exc, "cannot open for appending") from None
+        # A line torn by a crash, or by a failed undo, must not swallow the next record.
+        self._torn = self._last_byte() not in (b"", b"\n")
 
-    def _terminate_torn_line(self) -> None:
-        # A line torn by a crash must not swallow the next record: end it with a newline.
+    def _last_byte(self) -> bytes:
         size = os.fstat(self._fd).st_size
-        if size:
-            with open(self.path, "rb") as fh:
-                fh.seek(size - 1)
-                if fh.read(1) != b"\n":
-                    os.write(self._fd, b"\n")
+        if not size:
+            return b""
+        with open(self.path, "rb") as fh:
+            fh.seek(size - 1)
+            return fh.read(1)
 
     def append(self, record: dict[str, Any]) -> None:
-        """Write one record as one line, then flush it to disk."""
+        """Write one record as one whole line and flush it to disk, or raise OutputError leaving
+        the file as it was (a partly written record is cut off again)."""
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
-        os.write(self._fd, line.encode("utf-8"))
-        os.fsync(self._fd)
+        data = (b"\n" if self._torn else b"") + line.encode("utf-8")
+        start = os.lseek(self._fd, 0, os.SEEK_END)
+        try:
+            write_all(self._fd, data)
+            os.fsync(self._fd)
+        except OSError as exc:
+            try:
+                os.ftruncate(self._fd, start)
+            except OSError:
+                self._torn = True
+            raise output_error(self.path, exc) from None
+        self._torn = False
 
     def close(self) -> None:
         if self._fd >= 0:

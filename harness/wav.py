@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import InputError
-from harness.files import atomic_write_bytes
+from harness.files import PRIVATE_FILE, atomic_write_bytes
 
 
 def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
@@ -41,6 +41,6 @@ def wav_bytes(samples: np.ndarray, rate: int) -> bytes:
     return buf.getvalue()
 
 
-def write_wav(path: str | Path, samples: np.ndarray, rate: int, mode: int = 0o644) -> Path:
-    """Write float samples as a mono 16-bit WAV, atomically (temporary file + rename)."""
+def write_wav(path: str | Path, samples: np.ndarray, rate: int, mode: int = PRIVATE_FILE) -> Path:
+    """Write float samples as a mono 16-bit WAV, atomically (temporary file + rename); raises OutputError."""
     return atomic_write_bytes(path, wav_bytes(samples, rate), mode)

@@ -13,9 +13,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from harness.errors import InputError, Place
+from harness.script.source import read_source
 
 _CODE = re.compile(r"^[A-Z]{3}$")
 
@@ -102,19 +101,17 @@ def _csv_entries(path: Path, text: str) -> list[tuple[str, float, int]]:
 
 
 def _yaml_entries(path: Path, text: str) -> list[tuple[str, float, int]]:
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        place = Place(line=mark.line + 1, column=mark.column + 1) if mark else None
-        raise InputError(path, f"not valid YAML: {getattr(exc, 'problem', exc)}", place) from None
-    if not isinstance(root, yaml.MappingNode):
-        line = root.start_mark.line + 1 if root is not None else 1
+    # The persona scripts' reader: safe, bounded, and every error one line with line and column.
+    source = read_source(path) if text.strip() else None
+    if source is not None and source.errors:
+        raise source.errors[0]
+    if source is None or not isinstance(source.data, dict):
+        line = source.place(()).line if source is not None else 1
         raise InputError(path, "expected a mapping of currency: rate_to_target", Place(line=line))
     entries = []
-    for key, value in root.value:
-        line = key.start_mark.line + 1
-        if not isinstance(value, yaml.ScalarNode):
+    for key, value in source.data.items():
+        line = source.place((key,), key=True).line or 1
+        if isinstance(value, (dict, list)):
             raise InputError(path, "a rate must be a number", Place(line=line))
-        entries.append((_code(key.value, path, line), _rate(value.value, path, line), line))
+        entries.append((_code(key, path, line), _rate(value, path, line), line))
     return entries

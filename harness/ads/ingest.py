@@ -93,8 +93,11 @@ def _load_file(path: Path, rates: Rates, strict: bool, data: AdsData) -> None:
             raise InputError(path, "no records")
         if fmt == "csv":  # the header is the culprit
             line = next((n for n, raw in enumerate(text.splitlines(), 1) if raw.strip(",; \t")), 1)
+        elif first is None:  # not one readable record: say why the first one is not
+            bad = next(row for row in rows if isinstance(row, BadRecord))
+            raise InputError(path, bad.message, Place(line=bad.line))
         else:
-            line = first.line if first else 1
+            line = first.line
         raise InputError(
             path,
             "cannot tell what this file holds: expected Prebid bid responses, a cpm column (bids), "

@@ -20,6 +20,8 @@ from typing import Any
 from harness.errors import InputError, Place
 
 _KEY = re.compile(r"[\s\-]+")
+# Python's JSON decoder recurses once per level and gives up near its recursion limit.
+_TOO_DEEP = "not a JSON record: nested too deeply"
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ def file_format(path: Path, text: str) -> str:
     if head == "{":
         try:
             return "json" if isinstance(json.loads(text), dict) and suffix == ".json" else "jsonl"
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             return "jsonl"
     return "csv"
 
@@ -112,6 +114,9 @@ def _jsonl_records(text: str) -> Iterator[Record | BadRecord]:
         except json.JSONDecodeError as exc:
             yield BadRecord(number, f"not a JSON record: {exc.msg} (column {exc.colno})")
             continue
+        except RecursionError:
+            yield BadRecord(number, _TOO_DEEP)
+            continue
         yield Record(number, value) if isinstance(value, dict) else BadRecord(number, "a record must be a JSON object")
 
 
@@ -124,8 +129,11 @@ def _json_records(path: Path, text: str) -> Iterator[Record | BadRecord]:
     index = _skip_space(text, index + 1)  # past "["
     if text.startswith("]", index):
         return
+    line, counted = 1, 0  # line numbers counted on from the previous record: linear in the file
     while True:
-        value, index, line = _decode_at(path, text, decoder, index)
+        line += text.count("\n", counted, index)
+        counted = index
+        value, index = _decode_at(path, text, decoder, index)
         yield Record(line, value) if isinstance(value, dict) else BadRecord(line, "a record must be a JSON object")
         index = _skip_space(text, index)
         if text.startswith(",", index):
@@ -139,18 +147,19 @@ def _json_records(path: Path, text: str) -> Iterator[Record | BadRecord]:
 
 
 def _one_element(path: Path, text: str, decoder: json.JSONDecoder, index: int) -> Iterator[Record]:
-    value, end, line = _decode_at(path, text, decoder, index)
+    value, end = _decode_at(path, text, decoder, index)
     if text[end:].strip():
         raise _position_error(path, text, end, "text after the JSON object")
-    yield Record(line, value)
+    yield Record(text.count("\n", 0, index) + 1, value)
 
 
-def _decode_at(path: Path, text: str, decoder: json.JSONDecoder, index: int) -> tuple[Any, int, int]:
+def _decode_at(path: Path, text: str, decoder: json.JSONDecoder, index: int) -> tuple[Any, int]:
     try:
-        value, end = decoder.raw_decode(text, index)
+        return decoder.raw_decode(text, index)
     except json.JSONDecodeError as exc:
         raise InputError(path, f"not valid JSON: {exc.msg}", Place(line=exc.lineno, column=exc.colno)) from None
-    return value, end, text.count("\n", 0, index) + 1
+    except RecursionError:
+        raise _position_error(path, text, index, "not valid JSON: nested too deeply") from None
 
 
 def _skip_space(text: str, index: int) -> int:

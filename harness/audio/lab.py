@@ -21,8 +21,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import HarnessError, ToolMissing
-from harness.files import atomic_write_text, private_dir
+from harness.errors import HarnessError, OutputError, ToolMissing
+from harness.files import PRIVATE_FILE, atomic_write_text, check_own_dir, private_dir
 
 SINKS = ("harness_out", "speaker_answer")
 # ALSA PCM name -> PulseAudio sink or source it reaches. The PCM virtual_mic reads the monitor
@@ -39,7 +39,11 @@ SYSTEM_ALSA_CONF = ("/usr/share/alsa/alsa.conf", "/usr/local/share/alsa/alsa.con
 
 
 def default_base() -> Path:
-    """``$HARNESS_LAB_DIR``, else ``${XDG_RUNTIME_DIR:-/tmp}/harness-lab-UID``."""
+    """``$HARNESS_LAB_DIR``, else ``${XDG_RUNTIME_DIR:-/tmp}/harness-lab-UID``.
+
+    In /tmp anyone may create that folder first; it is only ever used when it is a real folder of
+    this user (see :func:`lab_status`), because its ALSA file decides what playback runs.
+    """
     if os.environ.get("HARNESS_LAB_DIR"):
         return Path(os.environ["HARNESS_LAB_DIR"])
     return Path(os.environ.get("XDG_RUNTIME_DIR") or "/tmp") / f"harness-lab-{os.getuid()}"
@@ -119,9 +123,23 @@ def _accepting(socket_path: Path) -> bool:
     return True
 
 
+def _own_base(base: Path, create: bool) -> Path:
+    """``base`` if it is a real folder of this user (made private, and first created when
+    ``create``); else OutputError: a folder someone else made could hold their ALSA file."""
+    try:
+        return private_dir(base) if create else check_own_dir(base)
+    except OutputError as exc:
+        raise OutputError(base, f"{exc.message} as the lab folder (remove it, or set HARNESS_LAB_DIR)") from None
+
+
 def lab_status(base: Path | None = None) -> LabStatus:
-    """Whether the lab in ``base`` (default :func:`default_base`) is running."""
+    """Whether the lab in ``base`` (default :func:`default_base`) is running.
+
+    Raises OutputError when ``base`` exists but is not a real folder of this user.
+    """
     base = Path(base or default_base())
+    if os.path.lexists(base):
+        _own_base(base, create=False)
     paths = _paths(base)
     pid = _pid(paths)
     running = pid is not None and _accepting(paths["socket"])
@@ -138,13 +156,13 @@ def lab_up(base: Path | None = None, timeout_s: float = 10.0) -> LabStatus:
     if exe is None:
         raise ToolMissing("pulseaudio is not installed (apt-get install pulseaudio libasound2-plugins)")
     paths = _paths(base)
-    private_dir(base)
+    _own_base(base, create=True)
     for key in ("run", "pulse", "state", "home"):
         private_dir(paths[key])
     for stale in (paths["socket"], paths["pid"]):
         stale.unlink(missing_ok=True)
-    atomic_write_text(paths["script"], _pulse_script(paths["socket"]), 0o600)
-    atomic_write_text(paths["asoundrc"], _asoundrc(status.server), 0o600)
+    atomic_write_text(paths["script"], _pulse_script(paths["socket"]), PRIVATE_FILE)
+    atomic_write_text(paths["asoundrc"], _asoundrc(status.server), PRIVATE_FILE)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULSE_")}
     env.update(HOME=str(paths["home"]), XDG_CONFIG_HOME=str(paths["home"]), XDG_RUNTIME_DIR=str(paths["run"]),
                PULSE_RUNTIME_PATH=str(paths["pulse"]), PULSE_STATE_PATH=str(paths["state"]))
@@ -167,7 +185,9 @@ def lab_up(base: Path | None = None, timeout_s: float = 10.0) -> LabStatus:
 def lab_down(base: Path | None = None, timeout_s: float = 5.0) -> bool:
     """Stop the lab's PulseAudio; returns whether one was running."""
     base = Path(base or default_base())
-    paths = _paths(base)
+    if not os.path.lexists(base):
+        return False
+    paths = _paths(_own_base(base, create=False))
     pid = _pid(paths)
     if pid is None:
         return False

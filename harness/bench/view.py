@@ -11,6 +11,7 @@ from rich.text import Text
 
 from harness.script import PlanItem
 from harness.script.duration import clock_text
+from harness.textsafe import terminal_text
 
 
 class RunView:
@@ -48,7 +49,7 @@ class RunView:
     def _render(self) -> Group:
         table = Table.grid(padding=(0, 2))
         for key, value in self._fields.items():
-            table.add_row(Text(key, style="bold"), Text(value))
+            table.add_row(Text(key, style="bold"), Text(terminal_text(value)))
         return Group(Panel(table, title="harness run"), self._progress)
 
     def _refresh(self) -> None:
@@ -64,8 +65,8 @@ class RunView:
         if self.live_mode:
             self._refresh()
         else:
-            self.console.print(f"[{item.index + 1}/{self.total}] {item.persona_id} {item.utterance_id}: {item.text}",
-                               markup=False, highlight=False, soft_wrap=True)
+            line = f"[{item.index + 1}/{self.total}] {item.persona_id} {item.utterance_id}: {item.text}"
+            self.console.print(terminal_text(line), markup=False, highlight=False, soft_wrap=True)
 
     def status(self, text: str) -> None:
         self._fields["status"] = text
@@ -76,11 +77,11 @@ class RunView:
         if self.live_mode:
             self._refresh()
         else:
-            self.console.print(f"    {text}", markup=False, highlight=False, soft_wrap=True)
+            self.console.print(f"    {terminal_text(text)}", markup=False, highlight=False, soft_wrap=True)
 
     def note(self, text: str) -> None:
         """A message that stays (device lost, interrupted, ...)."""
-        self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+        self.console.print(terminal_text(text), markup=False, highlight=False, soft_wrap=True)
 
     def advance(self, index: int) -> None:
         """Plan item ``index`` is done."""

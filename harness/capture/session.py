@@ -27,6 +27,7 @@ from harness.capture.tcpdump import (
     ssh_argv,
     tcpdump_argv,
 )
+from harness.children import command_line, die_with_parent, running_from_pid_file, write_pid_file
 from harness.errors import DeviceError, HarnessError, ToolMissing
 from harness.files import PRIVATE_FILE, private_dir, sha256_file
 
@@ -78,11 +79,14 @@ class CaptureHandle:
             self._proc = subprocess.Popen(
                 argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL if spec.ssh is None else subprocess.PIPE,
                 stderr=subprocess.PIPE if spec.ssh is None else subprocess.STDOUT,
-                umask=0o077, env=env, start_new_session=True,
+                umask=0o077, env=env, start_new_session=True, preexec_fn=die_with_parent(),
             )
         except FileNotFoundError:
             raise ToolMissing(f"{argv[0]} is not installed") from None
         _LIVE.add(self)
+        # Lets the next run into this folder find this capture if it outlives the bench.
+        self._pid_file = pid_file(out_dir, prefix)
+        write_pid_file(self._pid_file, self._proc.pid)
         stream = self._proc.stderr if spec.ssh is None else self._proc.stdout
         self._reader = threading.Thread(target=self._drain, args=(stream,), daemon=True)
         self._reader.start()
@@ -110,6 +114,7 @@ class CaptureHandle:
             self.started_ns = time.time_ns()
             return
         self._terminate()
+        self._pid_file.unlink(missing_ok=True)
         detail = self._last_message()
         self._cleanup_remote()
         raise DeviceError(f"capture on {self.spec} did not start: {detail}")
@@ -133,6 +138,8 @@ class CaptureHandle:
             paths = self._fetch() if self.spec.ssh else self._local_files()
         finally:
             _LIVE.discard(self)
+            if not self.running:
+                self._pid_file.unlink(missing_ok=True)
             self._cleanup_remote()
         self.files = [self._describe(p, stopped_ns) for p in paths]
         return self.files
@@ -214,6 +221,7 @@ _LIVE: set[CaptureHandle] = set()
 def _stop_all() -> None:
     for handle in list(_LIVE):
         handle._terminate()
+        handle._pid_file.unlink(missing_ok=True)
         handle._cleanup_remote()
 
 
@@ -248,6 +256,7 @@ def start_capture(
     if bpf:
         check_filter(expression or bpf, spec.interface if spec.ssh is None else None)
     out_dir = private_dir(Path(out_dir).resolve())
+    check_no_capture_running(out_dir)
     prefix = f"capture-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{secrets.token_hex(3)}"
     if spec.ssh is None:
         pattern = file_pattern(str(out_dir), prefix, rotate_s)
@@ -262,6 +271,23 @@ def start_capture(
     config = str(ssh_config) if ssh_config else None
     argv = ssh_argv(spec.ssh, remote_start_command(remote_dir, remote), config)
     return CaptureHandle(spec, out_dir, prefix, argv, remote_dir, config)
+
+
+def pid_file(out_dir: Path, prefix: str) -> Path:
+    """Where a running capture's process id is kept (removed once it has stopped)."""
+    return out_dir / f".{prefix}.pid"
+
+
+def check_no_capture_running(out_dir: Path) -> None:
+    """Raise DeviceError if a capture (e.g. one an earlier, killed run left) still writes into
+    ``out_dir``; pid files of captures that have ended are removed."""
+    for path in sorted(out_dir.glob(".capture-*.pid")):
+        pid = running_from_pid_file(path)
+        if pid is None:
+            path.unlink(missing_ok=True)
+            continue
+        raise DeviceError(f"{out_dir}: a capture still runs into this folder, perhaps left by an earlier run "
+                          f"(pid {pid}: {command_line(pid)}); stop it first (kill {pid})")  # fmt: skip
 
 
 def _run_as() -> str | None:

@@ -8,13 +8,13 @@ import sys
 from typing import TYPE_CHECKING
 
 from rich import box
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from harness.cli.args import number
-from harness.cli.console import out, print_json, warn
+from harness.cli.console import out, plain, print_json, warn
 from harness.errors import HarnessError
+from harness.textsafe import csv_safe_row, terminal_text
 
 if TYPE_CHECKING:
     from harness.ads.result import AdsResult, CpmComparison
@@ -24,8 +24,6 @@ CSV_FIELDS = [
     "mean_cpm_control", "ratio", "ratio_ci_low", "ratio_ci_high", "test", "p_value", "p_adjusted",
     "p_permutation", "p_permutation_adjusted", "significant",
 ]  # fmt: skip
-
-
 
 
 def _currency(text: str) -> str:
@@ -87,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         print_json(result.model_dump(mode="json"))
         return 0
     for message in result.warnings:
-        warn(escape(message))
+        warn(message)
     if args.format == "csv":
         _write_csv(result)
     else:
@@ -102,13 +100,16 @@ def _csv_row(row: CpmComparison) -> dict[str, object]:
 
 
 def _write_csv(result: AdsResult) -> None:
+    """The comparisons as CSV on stdout: formula-like names quoted, and on a terminal shown inert."""
     writer = csv.DictWriter(sys.stdout, fieldnames=CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
-    for row in result.comparisons:
-        writer.writerow(_csv_row(row))
-    for row in result.comparisons:
-        for bidder_row in row.per_bidder or []:
-            writer.writerow(_csv_row(bidder_row))
+    on_terminal = sys.stdout.isatty()
+    rows = [*result.comparisons, *(bidder for row in result.comparisons for bidder in row.per_bidder or [])]
+    for row in rows:
+        cells = csv_safe_row(_csv_row(row))
+        if on_terminal:
+            cells = {key: terminal_text(value) if isinstance(value, str) else value for key, value in cells.items()}
+        writer.writerow(cells)
 
 
 def _g(value: float | None) -> str:
@@ -128,7 +129,7 @@ def _yes(flag: bool) -> Text:
     return Text("yes", style="bold red") if flag else Text("no")
 
 
-def _table(title: str, columns: list[str], left: int) -> Table:
+def _table(title: str | Text, columns: list[str], left: int) -> Table:
     """A table whose first ``left`` columns are names (left-aligned, folded, never cut)."""
     table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False)
     for index, column in enumerate(columns):
@@ -143,13 +144,13 @@ def _print_tables(result: AdsResult) -> None:
     control = f"control: {result.control}"
     if result.comparisons:
         table = _table(
-            f"CPM ({result.currency}) per persona against the {control}",
+            plain(f"CPM ({result.currency}) per persona against the {control}"),
             ["persona", "bidder", "n/ctrl", "median/ctrl", "ratio [95% CI]", "p MWU", "p adj", "sig."],
             2,
         )
         for row in (item for row in result.comparisons for item in [row, *(row.per_bidder or [])]):
             table.add_row(
-                Text(row.persona), Text(row.bidder or "all"), f"{row.n}/{row.n_control}",
+                plain(row.persona), plain(row.bidder or "all"), f"{row.n}/{row.n_control}",
                 f"{_g(row.median_cpm)}/{_g(row.median_cpm_control)}", _ratio(row.ratio, row.ratio_ci),
                 _p(row.p_value), _p(row.p_adjusted), _yes(row.significant),
             )  # fmt: skip
@@ -162,20 +163,20 @@ def _print_tables(result: AdsResult) -> None:
         )
         for row in result.before_after:
             table.add_row(
-                Text(row.persona), f"{row.n_before}/{row.n_after}",
+                plain(row.persona), f"{row.n_before}/{row.n_after}",
                 f"{_g(row.median_cpm_before)}/{_g(row.median_cpm_after)}", _ratio(row.ratio, row.ratio_ci),
                 _p(row.p_value), _p(row.p_adjusted), _yes(row.significant),
             )  # fmt: skip
         out.print(table)
     if result.enrichment:
         table = _table(
-            f"Categories against the {control} (Fisher's exact test)",
+            plain(f"Categories against the {control} (Fisher's exact test)"),
             ["data", "persona", "category", "count/total", "ctrl", "odds ratio", "p", "p adj", "sig."],
             3,
         )
         for row in result.enrichment:
             table.add_row(
-                row.dataset, Text(row.persona), Text(row.category), f"{row.count}/{row.total}",
+                plain(row.dataset), plain(row.persona), plain(row.category), f"{row.count}/{row.total}",
                 f"{row.count_control}/{row.total_control}", _g(row.odds_ratio), _p(row.p_value), _p(row.p_adjusted),
                 _yes(row.significant),
             )  # fmt: skip

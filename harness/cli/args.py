@@ -48,3 +48,12 @@ def checked(parse: Callable[[str], T]) -> Callable[[str], T]:
 
     wrapped.__name__ = parse.__name__
     return wrapped
+
+
+def capture_target(text: str) -> str:
+    """An argparse ``type`` for a capture target (``IFACE`` or ``ssh://user@host[:port]/IFACE``),
+    checked at parse time so a dry run rejects what a real run would; returns the text."""
+    from harness.capture.spec import parse_capture_spec
+
+    checked(parse_capture_spec)(text)
+    return text

@@ -10,7 +10,7 @@ from rich.table import Table
 from harness.bench.markers import parse_target
 from harness.bench.options import RunOptions
 from harness.bench.plan import load_plan
-from harness.cli.args import checked, seconds
+from harness.cli.args import capture_target, checked, seconds
 from harness.cli.console import out
 from harness.defaults import default
 from harness.script.duration import clock_text, run_duration
@@ -35,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--marker", type=checked(parse_target), metavar="HOST:PORT", help="send a UDP sync marker at each onset")
     p.add_argument("--retries", type=int, help="tries after no answer (default: each script's session.retries)")
     p.add_argument("--transcribe", action="store_true", help="transcribe answers offline (pocketsphinx)")
-    p.add_argument("--capture", metavar="SPEC", help="capture the speaker's traffic during the run (tcpdump)")
+    p.add_argument("--capture", type=capture_target, metavar="SPEC",
+                   help="capture the speaker's traffic during the run (tcpdump)")
     p.add_argument("--capture-device", metavar="ADDR", help="the speaker's address, to filter the capture")
     p.add_argument("--capture-tail", type=seconds(), metavar="S",
                    help=f"keep capturing S seconds after the last answer (default {default.capture_tail_s:g}; "

@@ -7,7 +7,9 @@ the module adds its parsers and sets ``func`` (``args -> exit status``) on each.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
 import sys
 
 from harness import __version__
@@ -25,6 +27,8 @@ COMMAND_MODULES = [
     "harness.cli.ads_cmd",
     "harness.cli.twin_cmd",
 ]
+# A full or read-only disk behind a shell redirection: one line, not a traceback.
+_DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # what is still buffered fails here, not at exit with a traceback
+        return status
     except HarnessError as exc:
         error_line(str(exc))
         return 1
@@ -57,6 +63,13 @@ def main(argv: list[str] | None = None) -> int:
         # `harness ... | head` closed the pipe: not an error worth a traceback.
         sys.stderr.close()
         return 0
+    except OSError as exc:
+        if exc.errno not in _DISK_ERRORS or exc.filename is not None:
+            raise
+        # Only the primitives in harness.files write named files, and they raise OutputError.
+        error_line(f"standard output: cannot write: {exc.strerror}")
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # drop what cannot be written
+        return 1
 
 
 if __name__ == "__main__":

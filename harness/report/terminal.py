@@ -11,20 +11,22 @@ from rich.text import Text
 
 from harness.report.html import flagged_endpoints
 from harness.rundir.analysis import Summary
+from harness.textsafe import terminal_text
 
 
 def _t(value: Any) -> Text:
+    """A cell: names from the capture are shown with their control characters inert."""
     if isinstance(value, float):
         return Text("" if pd.isna(value) else f"{value:.3g}")
     if isinstance(value, (list, tuple)) or hasattr(value, "tolist"):
-        return Text(", ".join(map(str, list(value))))
-    return Text("" if value is None else str(value))
+        return Text(terminal_text(", ".join(map(str, list(value)))))
+    return Text("" if value is None else terminal_text(str(value)))
 
 
 def summary_renderable(summary: Summary, tables: dict[str, pd.DataFrame]) -> Group:
     """Counts, clock alignment, the flagged endpoints and the attributed (skill, endpoint) pairs."""
     clock = summary.clock
-    head = Table(title=Text(f"run {summary.run_id}"), show_header=False)
+    head = Table(title=Text(terminal_text(f"run {summary.run_id}")), show_header=False)
     head.add_column("what")
     head.add_column("value", justify="right")
     for key, value in summary.counts.model_dump().items():
@@ -52,5 +54,5 @@ def summary_renderable(summary: Summary, tables: dict[str, pd.DataFrame]) -> Gro
                       Text(f"{r.contacted}/{r.utterances}"), _t(r.background_rate), _t(r.p_adjusted))  # fmt: skip
         parts.append(t)
     for message in summary.warnings:
-        parts.append(Text(f"warning: {message}", style="yellow"))
+        parts.append(Text(terminal_text(f"warning: {message}"), style="yellow"))
     return Group(*parts)

@@ -18,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.files import sha256_file
+from harness.files import PRIVATE_FILE, private_dir, sha256_file
 from harness.script.models import SpeechSettings
 from harness.speech.engine import SpeechError, get_engine
 from harness.speech.normalise import NORMALISATION_VERSION, SAMPLE_RATE, condition
@@ -37,9 +37,9 @@ class Synthesis:
 
 
 def default_cache_dir() -> Path:
-    """``$HARNESS_CACHE/speech``, else ``~/.cache/harness/speech``."""
-    root = Path(os.environ["HARNESS_CACHE"]) if os.environ.get("HARNESS_CACHE") else Path.home() / ".cache" / "harness"
-    return root.joinpath("speech")
+    """``$HARNESS_CACHE/speech``, else ``~/.cache/harness/speech`` (kept 0700, its files 0600: a voice)."""
+    root = os.environ.get("HARNESS_CACHE")
+    return Path(root) / "speech" if root else Path.home() / ".cache" / "harness" / "speech"
 
 
 def cache_key(text: str, settings: SpeechSettings, engine_version: str) -> str:
@@ -79,12 +79,15 @@ def synthesize(text: str, settings: SpeechSettings, cache_dir: Path | None = Non
     if not text.strip():
         raise SpeechError("nothing to say: the text is empty")
     path = cached_path(text, settings, cache_dir)
+    private_dir(path.parent)
     if path.exists():
         try:
-            return _describe(path, cache_hit=True)
+            hit = _describe(path, cache_hit=True)
         except (wave.Error, EOFError):
             pass  # a damaged cache file (e.g. a disk filled up outside our writes): render it again
-    path.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            os.chmod(path, PRIVATE_FILE)  # files cached before the cache was private
+            return hit
     scratch = Path(tempfile.mkdtemp(prefix=".render-", dir=path.parent))
     try:
         raw = scratch / "raw.wav"
@@ -96,7 +99,7 @@ def synthesize(text: str, settings: SpeechSettings, cache_dir: Path | None = Non
     audio = condition(samples, rate, settings.volume)
     if audio is None:
         raise SpeechError(f"{settings.engine} produced no audible speech for {text!r}")
-    write_wav(path, audio, SAMPLE_RATE)
+    write_wav(path, audio, SAMPLE_RATE, PRIVATE_FILE)
     return _describe(path, cache_hit=False)
 
 

@@ -12,9 +12,10 @@ import time
 from collections import deque
 from pathlib import Path
 
+from harness.children import die_with_parent
 from harness.defaults import default
 from harness.errors import HarnessError
-from harness.files import private_dir
+from harness.files import PRIVATE_FILE, output_error, private_dir
 from harness.rundir.layout import RunDir
 from harness.script import load_personas
 from harness.twin.config import load_config
@@ -64,12 +65,19 @@ class TwinProcess:
         self._proc: subprocess.Popen[str] | None = None
 
     def start(self, timeout_s: float = START_TIMEOUT_S) -> None:
-        """Start the twin and return once it listens; raises HarnessError with its last words if not."""
-        log = open(self.log_path, "a", encoding="utf-8")  # noqa: SIM115 - the child keeps writing to it
-        os.chmod(self.log_path, 0o600)
-        self._proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=log, text=True,
-                                      start_new_session=True)  # fmt: skip
-        log.close()
+        """Start the twin and return once it listens; raises HarnessError with its last words if not
+        (e.g. its address is in use by a twin an earlier run left). The twin gets SIGTERM when
+        the thread calling this ends, so call it from one that outlives the twin."""
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC  # never through a link
+        try:
+            log = os.open(self.log_path, flags, PRIVATE_FILE)
+        except OSError as exc:
+            raise output_error(self.log_path, exc, "cannot open the twin's log") from None
+        try:
+            self._proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=log, text=True,
+                                          start_new_session=True, preexec_fn=die_with_parent())  # fmt: skip
+        finally:
+            os.close(log)
         ready = threading.Event()
 
         def read() -> None:
@@ -85,7 +93,8 @@ class TwinProcess:
             if self._proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 tail = self.log_path.read_text(errors="replace").strip().splitlines()[-1:] if self.log_path.exists() else []
-                raise HarnessError(f"the twin did not start: {' '.join(tail) or 'no message'} (log: {self.log_path})")
+                said = " ".join(tail).removeprefix("harness: error: ")  # its own first error, e.g. address in use
+                raise HarnessError(f"the twin did not start: {said or 'no message'} (log: {self.log_path})")
 
     def stop(self) -> int | None:
         """Ask the twin to finish (its truth is complete afterwards); returns its exit status."""
