@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from harness.errors import HarnessError, InputError
 from harness.files import PRIVATE_FILE, atomic_write_bytes, atomic_write_text
 from harness.rundir.layout import RunDir
+from harness.textsafe import csv_safe_frame
 
 Kind = Literal["str", "int", "int?", "float", "bool", "list"]
 _DTYPES: dict[str, str] = {"str": "str", "int": "int64", "int?": "Int64", "float": "float64", "bool": "bool", "list": "object"}
@@ -241,12 +242,13 @@ class Summary(BaseModel):
 
 
 def _csv_ready(frame: pd.DataFrame, name: str) -> pd.DataFrame:
-    """Lists joined with ';' (CSV has no lists; Parquet keeps them)."""
+    """Lists joined with ';' (CSV has no lists; Parquet keeps them); text that a spreadsheet would
+    run as a formula gets a leading quote (see :mod:`harness.textsafe`)."""
     out = frame.copy()
     for col in TABLES[name]:
         if col.kind == "list":
             out[col.name] = out[col.name].map(lambda v: ";".join(map(str, v)))
-    return out
+    return csv_safe_frame(out)
 
 
 def write_analysis(run: RunDir, summary: Summary, tables: Mapping[str, pd.DataFrame]) -> list[str]:
