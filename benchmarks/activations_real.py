@@ -96,7 +96,9 @@ def baseline(view: CaptureView) -> np.ndarray:
     return ts[first[opens]]
 
 
-def score_onsets(found_s: np.ndarray, reference_s: list[float], tolerance: tuple[float, float]) -> tuple[Score, list[float]]:
+def score_onsets(
+    found_s: np.ndarray, reference_s: list[float], tolerance: tuple[float, float]
+) -> tuple[Score, list[float]]:
     """Greedy matching in time order of found onsets to reference onsets within the tolerance; errors of matches."""
     free = list(reference_s)
     errors = []
@@ -109,7 +111,9 @@ def score_onsets(found_s: np.ndarray, reference_s: list[float], tolerance: tuple
     return Score(len(errors), len(found_s) - len(errors), len(free)), errors
 
 
-def score_file(found_s: np.ndarray, count: int, onsets: list[float] | None, planned: list[float] | None) -> tuple[Score, list[float]]:
+def score_file(
+    found_s: np.ndarray, count: int, onsets: list[float] | None, planned: list[float] | None
+) -> tuple[Score, list[float]]:
     if onsets is not None:
         return score_onsets(found_s, onsets, (-MATCH_S, MATCH_S))
     if planned is not None:
@@ -130,7 +134,8 @@ def main() -> int:
     reviewed_errors: dict[str, list[float]] = {"ours": [], "baseline": []}
     planned_errors: dict[str, list[float]] = {"ours": [], "baseline": []}
     close = 0
-    print(f"{'capture':58} {'exp':>3} {'ours':>4} {'P':>5} {'R':>5} {'F1':>5} {'conf min':>8} {'base':>4} {'P':>5} {'R':>5} {'F1':>5}  reference")
+    scores = f"{'P':>5} {'R':>5} {'F1':>5}"
+    print(f"{'capture':58} {'exp':>3} {'ours':>4} {scores} {'conf min':>8} {'base':>4} {scores}  reference")
     for path in paths:
         device, count, onsets, planned = expected(path)
         view = read_capture([path], device)
@@ -150,20 +155,24 @@ def main() -> int:
         conf = min((a.confidence for a in result.activations), default=float("nan"))
         (n, p, r, f), (bn, bp, br, bf) = row
         flag = f"  {int(spaced.sum())} closer than {CLOSE_S:.0f} s" if spaced.any() else ""
-        print(f"{path.name[:58]:58} {count:3d} {n:4d} {p:5.2f} {r:5.2f} {f:5.2f} {conf:8.2f} {bn:4d} {bp:5.2f} {br:5.2f} {bf:5.2f}  {kind}{flag}")
+        ours_prf, base_prf = f"{p:5.2f} {r:5.2f} {f:5.2f}", f"{bp:5.2f} {br:5.2f} {bf:5.2f}"
+        print(f"{path.name[:58]:58} {count:3d} {n:4d} {ours_prf} {conf:8.2f} {bn:4d} {base_prf}  {kind}{flag}")
         if args.details:
             print("    ours:", " ".join(f"{t:.2f}" for t in ours), "| baseline:", " ".join(f"{t:.0f}" for t in base))
     print()
     for name, score in totals.items():
         p, r, f = score.prf()
-        print(f"{name:9} TP {score.tp:4d} FP {score.fp:4d} FN {score.fn:4d}   precision {p:.3f}  recall {r:.3f}  F1 {f:.3f}")
+        counts = f"TP {score.tp:4d} FP {score.fp:4d} FN {score.fn:4d}"
+        print(f"{name:9} {counts}   precision {p:.3f}  recall {r:.3f}  F1 {f:.3f}")
     for name in totals:
         e = np.abs(reviewed_errors[name])
         if len(e):
-            print(f"{name:9} onset error on reviewed onsets (n={len(e)}): median {np.median(e) * 1e3:.0f} ms, max {e.max() * 1e3:.0f} ms")
+            spread = f"median {np.median(e) * 1e3:.0f} ms, max {e.max() * 1e3:.0f} ms"
+            print(f"{name:9} onset error on reviewed onsets (n={len(e)}): {spread}")
         d = np.array(planned_errors[name])
         if len(d):
-            print(f"{name:9} onset minus planned second (n={len(d)}): median {np.median(d):+.2f} s, range {d.min():+.2f}..{d.max():+.2f} s")
+            spread = f"median {np.median(d):+.2f} s, range {d.min():+.2f}..{d.max():+.2f} s"
+            print(f"{name:9} onset minus planned second (n={len(d)}): {spread}")
     print(f"activations closer than {CLOSE_S:.0f} s to the previous one (ours): {close}")
     return 0
 

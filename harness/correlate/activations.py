@@ -219,7 +219,11 @@ def detect_activations(
     threshold = settings.min_opening_bytes / settings.opening_s
     chains = _chains(view.packets, settings, requests)
     min_slots = round(settings.min_stream_s / settings.slot_s)
-    signs = [(chains.opening, settings.min_opening_bytes), (chains.stream_slots, min_slots), (chains.bytes_up, settings.min_bytes)]
+    signs = [
+        (chains.opening, settings.min_opening_bytes),
+        (chains.stream_slots, min_slots),
+        (chains.bytes_up, settings.min_bytes),
+    ]
     accepted = np.flatnonzero(np.logical_and.reduce([value >= threshold for value, threshold in signs]))
     named = voice_endpoints(view)
     if not len(accepted):
