@@ -1,10 +1,12 @@
-"""Clock alignment, activation detection on the real Echo captures, background scoring, CLI."""
+"""Clock alignment, activation detection (real Echo captures and synthetic traffic), background scoring, CLI."""
 
 from __future__ import annotations
 
 import json
+import tracemalloc
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from harness.cli.main import main
@@ -15,11 +17,12 @@ from harness.correlate.attribution import (
     background_probability,
     windows,
 )
+from harness.correlate.capture import CaptureView, DevicePackets
 
 CAPTURES = {
     # file: (device, packet-level onsets of the five upstream bursts, seconds from the first packet)
     "tell_me_a_joke_5x30s.pcapng": ("192.168.86.40", [5.44, 54.92, 105.35, 160.48, 219.71]),
-    "what_is_the_weather_5x30s.pcapng": ("10.63.7.79", [2.17, 31.37, 63.33, 98.35, 128.13]),
+    "what_is_the_weather_5x30s.pcapng": ("10.63.7.79", [2.17, 31.37, 63.33, 98.27, 128.13]),
 }
 
 
@@ -57,11 +60,13 @@ def test_five_activations_in_each_real_capture(echo_captures, name):
     assert all(a.end_ns - a.onset_ns < 12e9 for a in result.activations)
 
 
-def test_joke_answer_phase_joins_its_activation(echo_captures):
+def test_joke_metrics_after_each_answer_are_not_requests(echo_captures):
     view = read_capture([echo_captures / "tell_me_a_joke_5x30s.pcapng"], "192.168.86.40")
     result = detect_activations(view)
-    assert [a.bursts for a in result.activations] == [2] * 5  # request + the report ~6 s later
-    assert result.voice_source == "busiest" and result.voice_endpoints == ["52.94.227.146"]
+    assert result.voice_source == "shape" and result.voice_endpoints == ["52.94.227.146"]
+    # ~6 s after each request the Echo posts ~14 KB of metrics on the same connection (11.6 s, 62.8 s, ...)
+    assert all(a.end_ns - a.onset_ns < 4e9 and 40_000 < a.bytes_up < 75_000 for a in result.activations)
+    assert all(a.confidence > 0.9 for a in result.activations)
 
 
 def test_activations_cli_json(echo_captures, capsys):
@@ -100,3 +105,67 @@ def test_windows_end_at_the_next_onset_or_the_cap():
     starts, ends = windows([0, 4 * 10**9, 40 * 10**9], settings)
     assert list(ends) == [4 * 10**9, 14 * 10**9, 50 * 10**9]
     assert background_intervals((0, 60 * 10**9), starts, ends) == [(14 * 10**9, 40 * 10**9), (50 * 10**9, 60 * 10**9)]
+
+
+VOICE = "52.94.227.146"
+NOW = 1_700_000_000 * 10**9
+
+
+def request(t_s: float, speech_s: float = 2.0, answer_s: float = 1.0) -> list[tuple[float, int, bool]]:
+    """An Echo request as (time, bytes, upstream): ~28 KB opening at once, 566-byte audio records
+    every 57 ms (~9.9 KB/s) while spoken, then the answer down."""
+    packets = [(t_s + 0.002 * i, 1514, True) for i in range(19)]
+    packets += [(t_s + 0.1 + 0.057 * i, 566, True) for i in range(int(speech_s / 0.057))]
+    end = t_s + 0.1 + speech_s
+    packets += [(end + 0.2 + 0.01 * i, 1514, False) for i in range(int(answer_s * 100))]
+    return packets
+
+
+def metrics(t_s: float) -> list[tuple[float, int, bool]]:
+    """A post-answer metrics post: three bursts of full records 0.4 s apart (~16 KB in a second)."""
+    sizes = [287, 190, 1514, 1514, 1514, 965]
+    return [(t_s + 0.4 * k + 0.001 * i, size, True) for k in range(3) for i, size in enumerate(sizes)]
+
+
+def view_of(packets: list[tuple[float, int, bool]], base_ns: int = NOW) -> CaptureView:
+    ts = np.array([base_ns + round(t * 1e9) for t, _, _ in packets], np.int64)
+    order = np.argsort(ts, kind="stable")
+    length = np.array([n for _, n, _ in packets], np.int64)[order]
+    up = np.array([u for _, _, u in packets], bool)[order]
+    device = DevicePackets(ts[order], length, up, np.full(len(ts), VOICE, object))
+    flows = pd.DataFrame({"name": pd.Series([], dtype=object), "service": pd.Series([], dtype=bool), "endpoint": []})
+    return CaptureView("192.168.86.40", device, flows, [], int(ts.min()), int(ts.max()))
+
+
+def test_metrics_after_an_answer_are_not_an_activation():
+    packets = request(10.0) + metrics(25.0) + request(60.0) + metrics(72.0)
+    result = detect_activations(view_of(packets))
+    assert [round((a.onset_ns - NOW) / 1e9, 3) for a in result.activations] == [10.0, 60.0]
+    assert result.voice_endpoints == [VOICE] and result.voice_source == "shape"
+    assert all(a.confidence > 0.9 and 30_000 < a.bytes_up < 60_000 for a in result.activations)
+
+
+def test_a_long_streamed_answer_with_keep_alives_adds_no_activation():
+    packets = request(10.0, answer_s=0.1)
+    # five minutes of music down at ~150 KB/s: an ACK up for every second record, a 120-byte
+    # keep-alive record every 1.5 s, a 2 KB progress report every 20 s
+    packets += [(13.0 + 0.01 * i, 1514, False) for i in range(30_000)]
+    packets += [(13.0 + 0.02 * i, 54, True) for i in range(15_000)]
+    packets += [(13.0 + 1.5 * i, 120, True) for i in range(200)]
+    packets += [(20.0 + 20 * i + 0.001 * j, size, True) for i in range(15) for j, size in enumerate([287, 190, 1514])]
+    packets += request(200.0, speech_s=1.0, answer_s=0.1)  # "Alexa, stop" while the music plays
+    result = detect_activations(view_of(packets))
+    assert [round((a.onset_ns - NOW) / 1e9, 3) for a in result.activations] == [10.0, 200.0]
+
+
+def test_a_clock_step_from_1970_is_skipped_with_a_warning():
+    boot = request(5.0)  # the access point's clock before NTP set it: 1970
+    later = request(40.0)
+    packets = boot + [(t + (NOW - 10**12) / 1e9, n, u) for t, n, u in later]  # then today
+    tracemalloc.start()
+    result = detect_activations(view_of(packets, base_ns=10**12))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert len(result.activations) == 2
+    assert peak < 20 * 2**20  # nothing sized by the 54 years between the two
+    assert any("clock jumps" in w for w in result.warnings)

@@ -1,11 +1,30 @@
-"""Activations from traffic alone: when the device woke and streamed a request upstream.
+"""Activations from traffic alone: when the device woke and streamed a spoken request upstream.
 
-The device's upstream bytes to its voice endpoints are binned; a bin is active above a
-threshold learned from the capture itself (median + k * MAD of the binned rate, which the
-quiet bins dominate, never below a floor). Active bins closer than ``merge_gap_s`` form one
-burst; bursts under ``min_bytes`` are dropped. A burst soon after an activation and much smaller
-than its first burst is the same request's second phase (the Echo reports back after it has
-answered), so it joins that activation: one utterance is one activation.
+An Echo uploads a request on its long-lived voice connection in a recognisable shape: an
+*opening* burst (the buffered wake word and first audio, ~20-30 KB within a second), then a
+*steady stream* of small audio records (~9-10 KB/s) for as long as the person speaks; the answer
+comes down on the same connection. Everything else the device sends upstream lacks one of the two:
+metrics posts and event reports are a few large bursts with silence between them (no steady
+stream), keep-alives and the acknowledgements of a long streamed answer are tiny, a bulk upload
+streams far faster than speech.
+
+So, per endpoint of the device, upstream records (bare acknowledgements left out) closer than
+``join_s`` form a *chain*. Its onset is the first record followed within ``opening_s`` by at least
+``min_opening_bytes``; it is an activation when, from the onset on, at least ``min_stream_s`` worth
+of 100 ms slots each carry a speech-rate amount (``slot_min_bytes`` to ``slot_max_bytes``, 3-20
+KB/s: the opening's own slots and the bursts of a metrics post carry far more, acknowledgements far
+less) and it uploads at least ``min_bytes``. The endpoints with activations are the voice
+endpoints: no name is needed (the voice connection usually predates the capture).
+
+On the 62 real captures (``benchmarks/activations_real.py``) the weakest request had a 13.4 KB
+opening (in 0.5 s), 1.1 s of streaming slots and 32.9 KB in all; metrics and event posts on the
+voice connection had at most 0.2 s of streaming slots, a metrics host that streams for ~1 s at
+most a 6.0 KB opening and 7.3 KB in all: every non-request misses a threshold by 1.3-3x, every
+request clears all three by 1.7x or more.
+
+Cost is linear in packets: one sort by (endpoint, time), then run-length grouping and bincounts;
+nothing is sized by the capture's time span, so a clock that steps from 1970 to today only
+leaves a gap (reported in a warning).
 """
 
 from __future__ import annotations
@@ -13,36 +32,46 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 
 from harness.classify import classify_name
 from harness.correlate.capture import CaptureView, DevicePackets
 
-MAD_SCALE = 1.4826  # MAD of a normal distribution times this is its standard deviation
-CANDIDATES = 5  # busiest endpoints tried as the voice endpoint when none is named as one
+SECOND_NS = 1_000_000_000
 
 
 @dataclass(frozen=True)
 class DetectorSettings:
-    bin_s: float = 0.1
-    k: float = 8.0
-    floor_bps: float = 3000.0
-    merge_gap_s: float = 1.0
-    min_bytes: int = 1500
-    follow_s: float = 10.0
-    follow_fraction: float = 0.5
-    min_speech_s: float = 0.8
-    lead_s: float = 0.25
-    lag_s: float = 0.5
+    """What makes an upstream chain a spoken request (defaults hold for every capture; see the docs)."""
+
+    min_record_bytes: int = 100  # smaller upstream packets are bare acknowledgements or keep-alives
+    join_s: float = 2.0  # records closer than this form one chain (Wi-Fi stalls pause a stream ~1.5 s)
+    opening_s: float = 0.5
+    quiet_bytes: int = 2_000  # at most this much in the join_s before a new opening: not already streaming
+    min_opening_bytes: int = 8_000
+    slot_s: float = 0.1
+    slot_min_bytes: int = 300  # 3 KB/s
+    slot_max_bytes: int = 2_000  # 20 KB/s: a burst of full-size records is not speech streaming
+    min_stream_s: float = 0.6
+    stream_window_s: float = 5.0  # speech streams right after its opening (a Wi-Fi stall may hold it 2-3 s)
+    min_bytes: int = 16_000  # an opening and a second of speech; streaming metrics hosts post under 10 KB
+    split_gap_s: float = 0.5  # a logged request in a pause this long starts a new chain
+    burst_gap_s: float = 0.5  # pauses this long separate the bursts counted in an activation
+    clock_step_s: float = 3600.0  # a silence this long is the capture's clock stepping, not the device
 
 
 @dataclass(frozen=True)
 class Activation:
+    """One spoken request: first and last upstream record of its chain (capture clock, ns), the
+    upstream bytes of its records, the endpoints it streamed to, how many bursts (separated by
+    ``burst_gap_s``) it held, and a confidence in [0, 1]: the weakest of its three signs (opening,
+    stream, bytes), 0.5 at its threshold, 0.94 at twice it."""
+
     onset_ns: int
     end_ns: int
     bytes_up: int
     endpoints: tuple[str, ...]
     bursts: int = 1
+    confidence: float = 1.0
 
 
 @dataclass
@@ -50,132 +79,163 @@ class ActivationResult:
     activations: list[Activation]
     threshold_bps: float
     voice_endpoints: list[str]
-    voice_source: str = "classified"
+    voice_source: str = "shape"
     warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
-class _Burst:
-    onset_ns: int
-    end_ns: int
-    bytes_up: int
-    endpoints: frozenset[str]
+class _Chains:
+    """Per chain (rows in time order within an endpoint): its endpoint, onset (the first record
+    with an opening's worth of bytes in the next ``opening_s``, else the first record), last
+    record, bytes from the onset, opening bytes, streaming slots from the onset, bursts."""
+
+    endpoint: np.ndarray
+    onset_ns: np.ndarray
+    end_ns: np.ndarray
+    bytes_up: np.ndarray
+    opening: np.ndarray
+    stream_slots: np.ndarray
+    bursts: np.ndarray
 
 
 def voice_endpoints(view: CaptureView) -> list[str]:
-    """Endpoints of the device classified as voice services."""
+    """Endpoints of the device classified as voice services by name."""
     names = view.flows.loc[view.flows["name"].notna() & ~view.flows["service"], "endpoint"].unique()
     return sorted(n for n in names if classify_name(n).category == "voice")
 
 
-def _upstream(packets: DevicePackets, endpoints: list[str]) -> pd.DataFrame:
-    keep = packets.up & np.isin(packets.endpoint, endpoints)
-    return pd.DataFrame({"ts_ns": packets.ts_ns[keep], "length": packets.length[keep], "endpoint": packets.endpoint[keep]})
+def clock_steps(ts_ns: np.ndarray, settings: DetectorSettings) -> list[str]:
+    """A warning per silence longer than ``clock_step_s`` between consecutive packets (time order)."""
+    gaps = np.flatnonzero(np.diff(ts_ns) > settings.clock_step_s * SECOND_NS)
+    return [
+        f"the capture's clock jumps {(ts_ns[i + 1] - ts_ns[i]) / SECOND_NS / 86400:,.1f} days after packet "
+        f"{i + 1} (a clock set late, e.g. by NTP after boot): that gap is skipped"
+        for i in gaps
+    ]
 
 
-def threshold_bps(rate: np.ndarray, settings: DetectorSettings) -> float:
-    """Rate above which a bin is active: the quiet level plus k robust deviations, at least the floor."""
-    if not len(rate):
-        return settings.floor_bps
-    median = float(np.median(rate))
-    mad = float(np.median(np.abs(rate - median))) * MAD_SCALE
-    return max(settings.floor_bps, median + settings.k * mad)
+def _window_sums(t: np.ndarray, total: np.ndarray, span_ns: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bytes in ``[t, t + span)`` and in ``[t - span, t)`` of every record (``total``: cumulative bytes)."""
+    ahead = total[np.searchsorted(t, t + span_ns)] - total[:-1]
+    behind = total[:-1] - total[np.searchsorted(t, t - span_ns)]
+    return ahead, behind
 
 
-def _bursts(up: pd.DataFrame, start_ns: int, end_ns: int, settings: DetectorSettings) -> tuple[list[_Burst], float]:
-    bin_ns = int(settings.bin_s * 1e9)
-    n = max(1, (end_ns - start_ns) // bin_ns + 1)
-    index = ((up["ts_ns"].to_numpy() - start_ns) // bin_ns).clip(0, n - 1)
-    rate = np.bincount(index, weights=up["length"].to_numpy(), minlength=n) / settings.bin_s
-    threshold = threshold_bps(rate, settings)
-    active = np.flatnonzero(rate > threshold)
-    if not len(active):
-        return [], threshold
-    gap_bins = round(settings.merge_gap_s / settings.bin_s)
-    breaks = np.flatnonzero(np.diff(active) > gap_bins + 1)
-    runs = np.split(active, breaks + 1)
-    bursts = []
-    for run in runs:
-        lo, hi = start_ns + int(run[0]) * bin_ns, start_ns + (int(run[-1]) + 1) * bin_ns
-        inside = up[(up["ts_ns"] >= lo) & (up["ts_ns"] < hi)]
-        total = int(inside["length"].sum())
-        if total >= settings.min_bytes:
-            bursts.append(_Burst(int(inside["ts_ns"].min()), int(inside["ts_ns"].max()), total, frozenset(inside["endpoint"])))
-    return bursts, threshold
+def _chains(packets: DevicePackets, settings: DetectorSettings, requests: np.ndarray | None) -> _Chains:
+    keep = np.flatnonzero(packets.up & (packets.length >= settings.min_record_bytes))
+    names, code = np.unique(packets.endpoint[keep].astype(str), return_inverse=True)
+    order = np.lexsort((packets.ts_ns[keep], code))
+    ts, length, code = packets.ts_ns[keep][order], packets.length[keep][order], code[order]
+    if not len(ts):
+        empty = np.array([], np.int64)
+        return _Chains(np.array([], object), empty, empty, empty, empty, empty, empty)
+    join_ns = int(settings.join_s * SECOND_NS)
+    gap = np.diff(ts)
+    new_endpoint = np.diff(code) != 0
+    # one time line over all endpoints that is monotone and never longer than the records times join_s:
+    # pauses over join_s (a clock step from 1970 too) shrink to join_s + 1 ns, which no window crosses
+    step = np.where(new_endpoint | (gap > join_ns), join_ns + 1, gap)
+    t = np.r_[0, np.cumsum(step)]
+    total = np.r_[0, np.cumsum(length)]
+    ahead, _ = _window_sums(t, total, int(settings.opening_s * SECOND_NS))
+    _, before = _window_sums(t, total, join_ns)
+    opens = (ahead >= settings.min_opening_bytes) & (before <= settings.quiet_bytes)
+    cut = step > join_ns
+    cut |= opens[1:] & ~opens[:-1]  # a new opening after quiet (e.g. a request while a long answer streams down)
+    if requests is not None and len(requests):
+        # a request spoken in a pause of the stream is a new request, however short the pause
+        spoken = np.diff(np.searchsorted(np.sort(requests), ts, side="right")) > 0
+        cut |= spoken & (gap >= settings.split_gap_s * SECOND_NS)
+    starts = np.flatnonzero(np.r_[True, cut])
+    ends = np.r_[starts[1:], len(ts)]
+    chain = np.cumsum(np.r_[True, cut]) - 1
+    index = np.arange(len(ts))
+    # the request starts at its opening burst; a keep-alive record may come just before it
+    first = np.minimum.reduceat(np.where(ahead >= settings.min_opening_bytes, index, len(ts)), starts)
+    opened = first < ends
+    first = np.where(opened, first, starts)
+    since = t - t[first][chain]  # time since the chain's onset (negative before it)
+    slot = since // int(settings.slot_s * SECOND_NS)
+    slot_start = np.flatnonzero(np.r_[True, (np.diff(chain) != 0) | (np.diff(slot) != 0)])
+    slot_bytes = np.add.reduceat(length, slot_start)
+    streaming = (
+        (since[slot_start] >= 0)
+        & (since[slot_start] < settings.stream_window_s * SECOND_NS)
+        & (slot_bytes >= settings.slot_min_bytes)
+        & (slot_bytes <= settings.slot_max_bytes)
+    )
+    pause = np.r_[False, (gap > settings.burst_gap_s * SECOND_NS) & ~cut] & (index > first[chain])
+    n = len(starts)
+    return _Chains(
+        endpoint=names[code[starts]],
+        onset_ns=ts[first],
+        end_ns=ts[ends - 1],
+        bytes_up=total[ends] - total[first],
+        opening=np.where(opened, ahead[first], np.maximum.reduceat(ahead, starts)),
+        stream_slots=np.bincount(chain[slot_start][streaming], minlength=n),
+        bursts=1 + np.bincount(chain[pause], minlength=n),
+    )
 
 
-def _activations(bursts: list[_Burst], settings: DetectorSettings, onsets_ns: np.ndarray | None = None) -> list[Activation]:
+def _evidence(value: np.ndarray, threshold: float) -> np.ndarray:
+    """0.5 at the threshold, towards 1 above it (0.94 at twice the threshold)."""
+    return 1.0 / (1.0 + (threshold / np.maximum(value, 1e-9)) ** 4)
+
+
+def _merge(chains: _Chains, accepted: np.ndarray, confidence: np.ndarray) -> list[Activation]:
+    """Accepted chains in onset order; chains of several endpoints overlapping in time are one request."""
     found: list[Activation] = []
-    first_bytes = 0
-    for burst in bursts:
+    for i in accepted[np.argsort(chains.onset_ns[accepted], kind="stable")]:
+        a = Activation(
+            int(chains.onset_ns[i]), int(chains.end_ns[i]), int(chains.bytes_up[i]), (str(chains.endpoint[i]),),
+            int(chains.bursts[i]), round(float(confidence[i]), 4),
+        )  # fmt: skip
         last = found[-1] if found else None
-        # speech streams for as long as the request lasts; a report is a few records at once
-        follow = (
-            last is not None
-            and burst.onset_ns - last.end_ns <= settings.follow_s * 1e9
-            and (burst.bytes_up < settings.follow_fraction * first_bytes or burst.end_ns - burst.onset_ns < settings.min_speech_s * 1e9)
-            and not _spoken_between(onsets_ns, last.onset_ns, burst.onset_ns, settings)
-        )
-        if follow:
-            found[-1] = Activation(
-                last.onset_ns, burst.end_ns, last.bytes_up + burst.bytes_up,
-                tuple(sorted(set(last.endpoints) | burst.endpoints)), last.bursts + 1,
+        if last is not None and a.onset_ns <= last.end_ns:
+            a = Activation(
+                last.onset_ns, max(last.end_ns, a.end_ns), last.bytes_up + a.bytes_up,
+                tuple(sorted(set(last.endpoints) | set(a.endpoints))), last.bursts + a.bursts,
+                max(last.confidence, a.confidence),
             )  # fmt: skip
+            found[-1] = a
         else:
-            found.append(Activation(burst.onset_ns, burst.end_ns, burst.bytes_up, tuple(sorted(burst.endpoints))))
-            first_bytes = burst.bytes_up
+            found.append(a)
     return found
 
 
-def _spoken_between(onsets_ns: np.ndarray | None, after_ns: int, burst_ns: int, settings: DetectorSettings) -> bool:
-    """Whether a logged utterance began after ``after_ns`` and shortly before ``burst_ns``."""
-    if onsets_ns is None or not len(onsets_ns):
-        return False
-    near = (onsets_ns > after_ns + settings.lag_s * 1e9) & (onsets_ns <= burst_ns + settings.lead_s * 1e9)
-    return bool(near.any())
-
-
 def detect_activations(
-    view: CaptureView, settings: DetectorSettings | None = None, onsets_ns: np.ndarray | None = None
+    view: CaptureView, settings: DetectorSettings | None = None, requests: np.ndarray | None = None
 ) -> ActivationResult:
-    """Activations of the device in ``view``.
+    """Activations of the device in ``view``, from the shape of its upstream traffic alone.
 
-    Candidates are the endpoints classified ``voice`` (taken together) and each of the few
-    busiest endpoints by upstream bytes; the candidate with the most speech-long bursts (at least
-    ``min_speech_s``; then the most activations, then bytes) is the voice service: it streams
-    once per request for as long as the request is spoken, where periodic metrics post many
-    short bursts and a one-off upload (a firmware image, a photo) is one big burst. Named voice
-    endpoints without a speech-long burst of their own leave the group. The long-lived voice
-    connection often predates the capture, so it has no name: then an address wins, with a warning. ``onsets_ns`` (utterance onsets on
-    the capture clock, when a run log exists) keeps a burst after a new utterance from joining
-    the previous activation as its second phase.
+    ``requests`` (optional) are the onsets the bench spoke, on the capture clock (ns): a request
+    that falls in a pause of at least ``split_gap_s`` starts a new chain, so a quick second
+    request is not swallowed by the first. ``voice_endpoints`` are the endpoints that streamed
+    requests (``voice_source`` ``classified`` when all of them have a voice name, ``shape``
+    otherwise, ``none`` without activations); ``threshold_bps`` is the opening rate required.
     """
     settings = settings or DetectorSettings()
-    warnings: list[str] = []
-    start, end = view.first_ns, view.last_ns
-    def rank(group: list[str]) -> tuple[tuple[int, int, int], list[str], list[_Burst], float]:
-        bursts, threshold = _bursts(_upstream(view.packets, group), start, end, settings)
-        # periodic background posts many short bursts; a request streams for as long as it is spoken
-        speech = sum(b.end_ns - b.onset_ns >= settings.min_speech_s * 1e9 for b in bursts)
-        return (speech, len(_activations(bursts, settings, onsets_ns)), sum(b.bytes_up for b in bursts)), group, bursts, threshold
-
-    # a name classified voice that never streams speech (a periodic API call) stays out of the group
+    warnings = clock_steps(view.packets.ts_ns, settings)
+    threshold = settings.min_opening_bytes / settings.opening_s
+    chains = _chains(view.packets, settings, requests)
+    min_slots = round(settings.min_stream_s / settings.slot_s)
+    signs = [
+        (chains.opening, settings.min_opening_bytes),
+        (chains.stream_slots, min_slots),
+        (chains.bytes_up, settings.min_bytes),
+    ]
+    accepted = np.flatnonzero(np.logical_and.reduce([value >= threshold for value, threshold in signs]))
     named = voice_endpoints(view)
-    named = [n for n in named if rank([n])[0][0]] or named
-    up = view.packets.up
-    totals = pd.Series(view.packets.length[up]).groupby(view.packets.endpoint[up]).sum().sort_values(ascending=False)
-    candidates = ([named] if named else []) + [[e] for e in totals.index[:CANDIDATES] if e not in named]
-    best: tuple[tuple[int, int, int], list[str], list[_Burst], float] | None = None
-    for group in candidates:
-        ranked = rank(group)
-        if best is None or ranked[0] > best[0]:
-            best = ranked
-    if best is None or not best[2]:
-        warnings.append("no upstream bursts found: no activations")
-        return ActivationResult([], settings.floor_bps, named, "none", warnings)
-    _, chosen, bursts, threshold = best
-    if chosen is named:
-        return ActivationResult(_activations(bursts, settings, onsets_ns), threshold, named, "classified", warnings)
-    what = "no named voice endpoint streams in the capture" if not named else f"the named voice endpoints ({', '.join(named)}) stream fewer speech-long bursts"
-    warnings.append(f"{what}; taking {chosen[0]}, the endpoint with the most speech-long upstream bursts")
-    return ActivationResult(_activations(bursts, settings, onsets_ns), threshold, chosen, "busiest", warnings)
+    if not len(accepted):
+        warnings.append("no upload with a speech opening and stream: no activations")
+        return ActivationResult([], threshold, named, "none", warnings)
+    confidence = np.minimum.reduce([_evidence(value, threshold) for value, threshold in signs])
+    activations = _merge(chains, accepted, confidence)
+    voice = sorted({e for a in activations for e in a.endpoints})
+    unnamed = [e for e in voice if e not in named]
+    if unnamed:
+        warnings.append(
+            f"voice endpoint {', '.join(unnamed)} has no voice name in the capture (its connection predates it): "
+            "found by the shape of its uploads"
+        )
+    return ActivationResult(activations, threshold, voice, "shape" if unnamed else "classified", warnings)

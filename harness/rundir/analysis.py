@@ -190,7 +190,11 @@ class ClockAlignment(BaseModel):
     offset_s: float = Field(description="capture clock minus bench clock at the reference instant")
     drift_ppm: float = Field(0.0, description="how fast the capture clock gains on the bench clock, parts per million")
     reference_ns: int = Field(0, description="bench instant the offset holds at (the first pair)")
-    markers: int = Field(0, description="pairs used (markers, or matched onsets)")
+    markers: int = Field(0, description="marker pairs used (method markers)")
+    matched: int = Field(0, description="utterance-activation pairs used (method activations)")
+    confidence: float | None = Field(
+        None, description="activations: share of utterances matched, discounted by the best rival offset"
+    )
     jitter_p50_s: float | None = Field(None, description="median absolute residual of the fit")
     jitter_p99_s: float | None = Field(None, description="99th percentile absolute residual")
     jitter_max_s: float | None = Field(None, description="largest absolute residual")
