@@ -18,6 +18,8 @@ from harness.correlate.attribution import (
     windows,
 )
 from harness.correlate.capture import CaptureView, DevicePackets
+from harness.correlate.clock import WAKE_LAG_S
+from harness.correlate.run import align
 
 CAPTURES = {
     # file: (device, packet-level onsets of the five upstream bursts, seconds from the first packet)
@@ -132,7 +134,7 @@ def view_of(packets: list[tuple[float, int, bool]], base_ns: int = NOW) -> Captu
     order = np.argsort(ts, kind="stable")
     length = np.array([n for _, n, _ in packets], np.int64)[order]
     up = np.array([u for _, _, u in packets], bool)[order]
-    device = DevicePackets(ts[order], length, up, np.full(len(ts), VOICE, object))
+    device = DevicePackets(ts[order], length, up, np.full(len(ts), VOICE, object), np.zeros(len(ts), np.int64))
     flows = pd.DataFrame({"name": pd.Series([], dtype=object), "service": pd.Series([], dtype=bool), "endpoint": []})
     return CaptureView("192.168.86.40", device, flows, [], int(ts.min()), int(ts.max()))
 
@@ -169,3 +171,25 @@ def test_a_clock_step_from_1970_is_skipped_with_a_warning():
     assert len(result.activations) == 2
     assert peak < 20 * 2**20  # nothing sized by the 54 years between the two
     assert any("clock jumps" in w for w in result.warnings)
+
+
+def test_without_markers_the_clocks_are_fitted_to_the_utterance_onsets():
+    """A capture clock 42 s ahead and no markers: the offset comes from the requests' shape."""
+    spoken_s = np.array([10.0, 31.0, 47.0, 80.0, 96.0, 140.0])  # bench clock, irregular as a real plan
+    lag_s = 0.6
+    view = view_of([p for t in spoken_s for p in request(t + 42.0 + lag_s)])
+    warnings: list[str] = []
+    clock = align(view, "run", None, NOW + (spoken_s * 1e9).astype(np.int64), None, warnings)
+    assert clock.method == "activations" and clock.matched == len(spoken_s) and clock.confidence > 0.5
+    assert abs(clock.offset_s - (42.0 + lag_s - WAKE_LAG_S)) < 0.05
+    assert any("fitted from 6 utterance onsets" in w for w in warnings)
+
+
+def test_without_markers_agreeing_clocks_are_kept_and_a_periodic_schedule_is_not_trusted():
+    steady = np.arange(6) * 30.0 + 10.0  # every 30 s: offsets 30 s apart fit as well
+    for spoken_s, shift_s in ((np.array([10.0, 31.0, 47.0, 80.0, 96.0, 140.0]), 0.5), (steady, 60.0)):
+        view = view_of([p for t in spoken_s for p in request(t + shift_s)])
+        warnings: list[str] = []
+        clock = align(view, "run", None, NOW + (spoken_s * 1e9).astype(np.int64), None, warnings)
+        assert clock.method == "host" and clock.offset_s == 0.0
+    assert any("ambiguous" in w for w in warnings)

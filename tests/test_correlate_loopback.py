@@ -164,9 +164,12 @@ def _utterance(log: EventLog, marker_sock: socket.socket, voice: socket.socket, 
     marker_sock.sendto(payload, ("127.0.66.9", 9999))
     log.emit(MarkerSent(**common, started_seq=started.seq, destination="127.0.66.9:9999", onset_wall_ns=onset,
              sent_wall_ns=marker.sent_wall_ns, payload_hex=payload.hex()))  # fmt: skip
-    for _ in range(24):  # the request streamed to the voice service for as long as it is spoken
-        voice.sendall(b"v" * 1250)
+    # the request as an Echo sends it: an opening burst (wake word and context), then the speech
+    # streamed in small records for as long as it is spoken (the shape the detector looks for)
+    voice.sendall(b"v" * 22_000)
+    for _ in range(24):
         time.sleep(0.05)
+        voice.sendall(b"v" * 500)
     log.emit(UtteranceEnded(**common, started_seq=started.seq, onset_wall_ns=onset, end_wall_ns=onset + 500_000_000,
              onset_mono_ns=0, end_mono_ns=500_000_000, latency_s=0.0, device="lo", sample_rate=22050, frames=11025,
              backend="loopback"))  # fmt: skip

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.cli.args import seconds
-from harness.cli.console import out, print_csv, print_json, warn
+from harness.cli.console import out, plain, print_csv, print_json, warn
 from harness.errors import InputError
 
 if TYPE_CHECKING:
@@ -28,8 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "activations",
         help="when the device woke and streamed a request, from traffic alone",
-        description="Find bursts of upstream traffic from the device to its voice endpoints (threshold "
-        "learned from the capture's quiet periods): onset, end, upstream bytes, endpoints.",
+        description="Find the device's requests by their shape on its voice connection (an opening burst, "
+        "then a stream of small audio records): onset, end, upstream bytes, bursts, confidence, endpoints.",
     )
     p.add_argument("pcaps", nargs="+", metavar="PCAP", help="capture files, read as one capture in order")
     p.add_argument("--device", metavar="ADDR", required=True, help="the device's IP address")
@@ -39,13 +39,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "correlate",
         help="attribute a run's traffic to its utterances (writes RUN_DIR/analysis/)",
-        description="Align the bench clock with the capture (sync markers), find activations, attribute "
+        description="Align the bench clock with the capture (sync markers, else the utterance onsets), find activations, attribute "
         "endpoints to utterances against background traffic; writes utterances, endpoints, activations "
         "and contacts as CSV and Parquet, and summary.json, into RUN_DIR/analysis/.",
     )
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--pcap", nargs="+", metavar="PCAP", help="captures to use (default: the manifest's capture files)")
-    p.add_argument("--clock-offset", type=seconds(low=None), metavar="S", help="capture clock minus bench clock, seconds (skips the marker fit)")
+    p.add_argument("--clock-offset", type=seconds(low=None), metavar="S", help="capture clock minus bench clock, seconds (skips the marker and onset fits)")  # fmt: skip
     p.add_argument("--device", metavar="ADDR", help="the device's IP address (default: the run's --capture-device)")
     p.set_defaults(func=run_correlate)
 
@@ -66,7 +66,8 @@ def _utc(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
-ACTIVATION_FIELDS = ["activation_id", "onset_capture_ns", "end_capture_ns", "bytes_up", "bursts", "endpoint_ids"]
+ACTIVATION_FIELDS = ["activation_id", "onset_capture_ns", "end_capture_ns", "bytes_up", "bursts", "confidence",
+                     "endpoint_ids"]  # fmt: skip
 
 
 def run_activations(args: argparse.Namespace) -> int:
@@ -82,19 +83,21 @@ def run_activations(args: argparse.Namespace) -> int:
     if args.format == "json":
         print_json({"device": view.device, "activations": json.loads(frame.to_json(orient="records")),
                     "threshold_bps": result.threshold_bps, "voice_endpoints": result.voice_endpoints,
-                    "warnings": warnings})  # fmt: skip
+                    "voice_source": result.voice_source, "warnings": warnings})  # fmt: skip
         return 0
     for message in warnings:
         warn(message)
     if args.format == "csv":
         print_csv(frame)
         return 0
-    table = Table(title=Text(f"activations of {args.device} (threshold {result.threshold_bps:,.0f} B/s)"))
-    for col, justify in (("#", "right"), ("onset (UTC)", "left"), ("duration s", "right"), ("bytes up", "right"), ("endpoints", "left")):
+    table = Table(title=plain(f"activations of {args.device} (voice endpoints: {result.voice_source})"))
+    columns = (("#", "right"), ("onset (UTC)", "left"), ("duration s", "right"), ("bytes up", "right"),
+               ("confidence", "right"), ("endpoints", "left"))  # fmt: skip
+    for col, justify in columns:
         table.add_column(col, justify=justify)
     for r in frame.itertuples(index=False):
         table.add_row(str(r.activation_id), _utc(r.onset_capture_ns), f"{(r.end_capture_ns - r.onset_capture_ns) / 1e9:.2f}",
-                      f"{r.bytes_up:,}", Text(", ".join(r.endpoint_ids)))  # fmt: skip
+                      f"{r.bytes_up:,}", f"{r.confidence:.2f}", plain(", ".join(r.endpoint_ids)))  # fmt: skip
     out.print(table)
     return 0
 

@@ -24,6 +24,8 @@ from harness.errors import HarnessError
 from harness.rundir.analysis import ClockAlignment
 
 SECOND_NS = 1_000_000_000
+WAKE_LAG_S = 0.5  # an Echo's usual delay from an utterance's onset to its upload (the wake word heard)
+ONSET_TOLERANCE_S = 1.0  # how far a device's upload strays from its usual lag
 
 
 def fit_alignment(sent_ns: Sequence[int], seen_ns: Sequence[int]) -> ClockAlignment:
@@ -94,7 +96,7 @@ def _pair(
 def align_onsets(
     utterance_ns: Sequence[int],
     activation_ns: Sequence[int],
-    tolerance_s: float = 1.0,
+    tolerance_s: float = ONSET_TOLERANCE_S,
     max_offset_s: float = 300.0,
     lag_s: float = 0.0,
     min_pairs: int = 3,

@@ -25,7 +25,15 @@ from harness.correlate.attribution import (
     contact_times,
 )
 from harness.correlate.capture import CaptureView, read_capture
-from harness.correlate.clock import fit_alignment, host_alignment, manual_alignment
+from harness.correlate.clock import (
+    ONSET_TOLERANCE_S,
+    WAKE_LAG_S,
+    align_onsets,
+    fit_alignment,
+    host_alignment,
+    manual_alignment,
+    require_overlap,
+)
 from harness.errors import HarnessError, InputError
 from harness.rundir.analysis import ClockAlignment, Counts, DetectionInfo, Summary, conform, empty_table
 from harness.rundir.events import AnswerHeard, RunStarted, StopSpoken, UtteranceEnded, UtteranceStarted, read_events
@@ -33,6 +41,7 @@ from harness.rundir.layout import RunDir
 from harness.rundir.manifest import read_manifest
 
 MAX_LAG_S = 8.0  # an activation later than this after an onset is not that utterance's
+MIN_ONSET_CONFIDENCE = 0.5  # below it an onset fit is as likely a schedule's echo as the offset
 SPOKEN_COLUMNS = [
     "utterance_seq", "plan_index", "turn", "attempt", "persona_id", "skill_id", "skill_name", "utterance_id", "text",
     "onset_ns", "end_ns", "answer_onset_ns", "answer_duration_s",
@@ -87,17 +96,39 @@ def _spoken(run: RunDir) -> tuple[str, pd.DataFrame, np.ndarray]:
     return run_id, spoken, stops
 
 
-def align(view: CaptureView, run_id: str, clock_offset: float | None, warnings: list[str]) -> ClockAlignment:
-    """The clock mapping: --clock-offset, else a fit to this run's markers, else the host clocks."""
+def align(
+    view: CaptureView,
+    run_id: str,
+    clock_offset: float | None,
+    onsets_ns: np.ndarray,
+    detector: DetectorSettings | None,
+    warnings: list[str],
+) -> ClockAlignment:
+    """The clock mapping: --clock-offset, else a fit to this run's markers, else a fit of the
+    utterance onsets (``onsets_ns``, bench clock) to the activations detected without them when it
+    is confident and the host clocks disagree with it, else the host clocks."""
     if clock_offset is not None:
         return manual_alignment(clock_offset)
     mine = [(seen, m) for seen, m in view.markers if m.run_id == run_id]
     if len(mine) < len(view.markers):
         warnings.append(f"{len(view.markers) - len(mine)} sync markers of other runs ignored")
-    if not mine:
-        warnings.append("no sync markers in the capture: taking the bench and capture clocks as one (offset 0)")
+    if mine:
+        return fit_alignment([m.sent_wall_ns for _, m in mine], [seen for seen, _ in mine])
+    try:
+        found = detect_activations(view, detector)
+        fit = align_onsets(onsets_ns, [a.onset_ns for a in found.activations], lag_s=WAKE_LAG_S)
+    except HarnessError as exc:
+        warnings.append(f"no sync markers in the capture and {exc}: taking the bench and capture clocks as one")
         return host_alignment()
-    return fit_alignment([m.sent_wall_ns for _, m in mine], [seen for seen, _ in mine])
+    if (fit.confidence or 0.0) < MIN_ONSET_CONFIDENCE:
+        warnings.append(f"no sync markers in the capture; the onset fit is ambiguous (confidence {fit.confidence:.2f}): "
+                        "taking the bench and capture clocks as one")  # fmt: skip
+        return host_alignment()
+    if abs(fit.offset_s) < ONSET_TOLERANCE_S:
+        return host_alignment()  # the clocks agree within the wake-word jitter: no fit beats them
+    warnings.append(f"no sync markers in the capture: clocks fitted from {fit.matched} utterance onsets "
+                    f"(offset {fit.offset_s:+.3f} s, confidence {fit.confidence:.2f})")  # fmt: skip
+    return fit
 
 
 def correlate_run(
@@ -117,12 +148,15 @@ def correlate_run(
         device = read_manifest(run).settings.capture_device
     view = read_capture(paths, device)
     warnings = list(view.warnings)
-    clock = align(view, run_id, clock_offset, warnings)
+    bench_onsets = np.sort(np.concatenate([spoken["onset_ns"].to_numpy(np.int64), stops]))
+    clock = align(view, run_id, clock_offset, bench_onsets, detector, warnings)
     if spoken.empty:
         warnings.append("the run logged no spoken utterances")
+    elif len(view.packets):
+        require_overlap((int(bench_onsets[0]), int(bench_onsets[-1])), (view.first_ns, view.last_ns), clock)
     spoken["onset_capture_ns"] = clock.to_capture_ns(spoken["onset_ns"].to_numpy(np.int64))
     # every request the bench spoke starts its own activation, the stop phrase included
-    requests = np.sort(np.concatenate([spoken["onset_capture_ns"].to_numpy(np.int64), clock.to_capture_ns(stops)]))
+    requests = clock.to_capture_ns(bench_onsets)
     detection = detect_activations(view, detector, requests)
     warnings.extend(detection.warnings)
     matched = _match_activations(spoken["onset_capture_ns"].to_numpy(np.int64), detection, settings.lead_s)
@@ -209,6 +243,7 @@ def activation_table(run_id: str, detection: ActivationResult, utterance_of: dic
         "end_capture_ns": [a.end_ns for a in detection.activations],
         "bytes_up": [a.bytes_up for a in detection.activations],
         "bursts": [a.bursts for a in detection.activations],
+        "confidence": [a.confidence for a in detection.activations],
         "endpoint_ids": [list(a.endpoints) for a in detection.activations],
         "utterance_seq": pd.array([utterance_of.get(i) for i in range(len(detection.activations))], dtype="Int64"),
     }))  # fmt: skip

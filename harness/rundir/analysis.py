@@ -86,6 +86,7 @@ TABLES: dict[str, list[Column]] = {
         _c("end_capture_ns", "int", "last upstream packet of the request (capture clock)"),
         _c("bytes_up", "int", "upstream bytes to the voice endpoints"),
         _c("bursts", "int", "upstream bursts merged into it"),
+        _c("confidence", "float", "0-1: the weakest of its signs (opening burst, speech stream, size)"),
         _c("endpoint_ids", "list", "the voice endpoints it went to"),
         _c("utterance_seq", "int?", "the spoken try it belongs to (utterances.utterance_seq)"),
     ],
@@ -157,7 +158,8 @@ def conform(name: str, frame: pd.DataFrame) -> pd.DataFrame:
     out = frame[columns(name)].reset_index(drop=True).copy()
     for col in TABLES[name]:
         if col.kind == "list":
-            out[col.name] = [list(v) if isinstance(v, (list, tuple, np.ndarray)) else [] for v in out[col.name]]
+            cells = [list(v) if isinstance(v, (list, tuple, np.ndarray)) else [] for v in out[col.name]]
+            out[col.name] = pd.Series(cells, index=out.index, dtype=object)  # object even when empty
         elif col.kind == "str":
             out[col.name] = out[col.name].map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)).astype("str")
         else:
