@@ -256,8 +256,9 @@ def twin_runs(folder: Path, levels: list[str], script: Path, repeats: int, quiet
     runs = {}
     try:
         for level in levels:
-            options = RunOptions(scripts=[persona], runs_dir=folder / "runs", capture_tail_s=quiet_s)
-            result = run_with_twin(options, Console(file=io.StringIO()), twin_config(folder, level, seed), quiet_s)
+            options = RunOptions(scripts=[persona], runs_dir=folder / "runs", capture_tail_s=quiet_s, quiet_lead_s=quiet_s,
+                                 twin_config=twin_config(folder, level, seed))  # fmt: skip
+            result = run_with_twin(options, Console(file=io.StringIO()))
             if result.status != 0:
                 raise SystemExit(f"the {level} twin run failed (status {result.status}): {result.run.root}")
             print(f"# {level}: twin run of {result.seconds:.0f} s in {result.run.root}", file=sys.stderr, flush=True)

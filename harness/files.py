@@ -11,6 +11,7 @@ import errno
 import hashlib
 import os
 import pwd
+import re
 import tempfile
 from pathlib import Path
 
@@ -138,3 +139,8 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def natural_order(path: Path) -> list[int | str]:
+    """A sort key under which x.pcap, x.pcap1, ..., x.pcap10 keep their order (numbers compare as numbers)."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]

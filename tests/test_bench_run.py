@@ -7,6 +7,7 @@ which the run hears through ``virtual_mic``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -498,3 +499,109 @@ def test_markers_land_in_the_run_capture(bench) -> None:
         marker, ts = found[entry.started_seq]
         assert marker.sent_wall_ns == entry.sent_wall_ns
         assert abs(float(ts) * 1e9 - marker.sent_wall_ns) < 50e6  # the capture's clock is this host's
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def test_a_capture_is_listed_from_its_start_and_survives_kill_9(bench) -> None:
+    require_root()
+    require_tool("tcpdump")
+    script = bench.script(persona_yaml(3, texts=SHORT))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx:
+        rx.bind(("127.0.0.1", 0))
+        marker = f"127.0.0.1:{rx.getsockname()[1]}"
+        proc = bench.start(str(script), "--marker", marker, "--capture", "lo", "--capture-device", "127.0.0.1",
+                           "--capture-tail", "0.3", listen=False)  # fmt: skip
+        run_dir = wait_for(bench.runs, proc, "marker_sent", 1)
+        run = RunDir(run_dir)
+        (listed,) = read_manifest(run).captures  # in the manifest before the first utterance ended
+        assert listed.state == "writing" and listed.sha256 is None and (run_dir / listed.path).is_file()
+        (pid_file,) = run.capture.glob(".capture-*.pid")
+        tcpdump = int(pid_file.read_text().split()[0])
+        time.sleep(0.3)  # the marker reaches the capture
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        deadline = time.monotonic() + 10
+        while _alive(tcpdump) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(tcpdump)  # the capture died with the bench
+        status, _, err = finish(bench.resume(run_dir))
+    assert status == 0, err
+    first, second = read_manifest(run).captures
+    assert first.state == "recovered" and first.path == listed.path and sha256_file(run_dir / first.path) == first.sha256
+    assert second.state == "closed" and sha256_file(run_dir / second.path) == second.sha256
+    assert {run.relative(p) for p in run.capture_files()} == {first.path, second.path}
+    stopped = of(events_of(run_dir), CaptureStopped)
+    assert [f.state for s in stopped for f in s.files] == ["recovered", "closed"]
+    from harness.correlate import correlate_run  # a later stage reads what the bench kept
+
+    result = correlate_run(run_dir)
+    assert result.summary.clock.method == "markers"
+    # every logged marker, the pre-crash ones too (one sent just before the kill may be unlogged)
+    assert result.summary.clock.markers >= len(of(events_of(run_dir), MarkerSent))
+    assert not [w for w in result.warnings if "capture" in w]
+
+
+def test_correlate_names_capture_files_the_manifest_does_not_list(bench) -> None:
+    require_root()
+    require_tool("tcpdump")
+    script = bench.script(persona_yaml(1, texts=SHORT))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx:
+        rx.bind(("127.0.0.1", 0))
+        status, _, err = finish(bench.start(str(script), "--marker", f"127.0.0.1:{rx.getsockname()[1]}",
+                                            "--capture", "lo", "--capture-device", "127.0.0.1", "--capture-tail", "0.3",
+                                            listen=False))  # fmt: skip
+    assert status == 0, err
+    (run_dir,) = run_dirs(bench.runs)
+    run = RunDir(run_dir)
+    (listed,) = read_manifest(run).captures
+    stray = run.capture / "capture-20250101T000000Z-abcdef.pcap"
+    stray.write_bytes((run_dir / listed.path).read_bytes())
+    from harness.correlate import correlate_run
+
+    result = correlate_run(run_dir)
+    assert any(str(stray) in w and "not in the manifest" in w for w in result.warnings)
+    assert result.summary.captures == [str(run_dir / listed.path)]
+
+
+def test_a_full_disk_stops_the_run_resumable_and_loses_nothing(bench, tmp_path: Path) -> None:
+    """The runs folder is a real 16 MiB tmpfs; the test fills it while the run speaks."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    bench.runs.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", str(bench.runs)],
+                             capture_output=True, text=True)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        script = bench.script(persona_yaml(3, texts=SHORT))
+        proc = bench.start(str(script), listen=False)
+        run_dir = wait_for(bench.runs, proc, "utterance_ended", 1)
+        before = RunDir(run_dir).events.read_bytes()
+        filler = bench.runs / "filler"
+        with open(filler, "wb") as fh:
+            with contextlib.suppress(OSError):  # ENOSPC: the disk is full now
+                while True:
+                    fh.write(bytes(1 << 16))
+                    fh.flush()
+        status, out, err = finish(proc)
+        assert status == 1
+        (line,) = err.strip().splitlines()  # one line, no traceback
+        assert "No space left on device" in line and f"--resume {run_dir}" in line
+        events = events_of(run_dir)
+        assert RunDir(run_dir).events.read_bytes().startswith(before)
+        assert events[-1].event == "run_interrupted" and events[-1].reason == "output"
+        assert read_manifest(RunDir(run_dir)).status == "interrupted"
+        filler.unlink()
+        status, _, err = finish(bench.resume(run_dir, "--output-device", "harness_out"))
+        assert status == 0, err
+        check_log(run_dir, 3)
+        assert not RunDir(run_dir).reserve.exists()
+    finally:
+        subprocess.run(["umount", "-l", str(bench.runs)], check=False)

@@ -48,8 +48,9 @@ def twin_run(lab, tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("HARNESS_LAB_DIR", str(lab.base))
     try:
-        result = run_with_twin(RunOptions(scripts=[script], runs_dir=folder / "runs"), Console(file=io.StringIO()),
-                               twin_config)
+        options = RunOptions(scripts=[script], runs_dir=folder / "runs", twin_config=twin_config, quiet_lead_s=0.0,
+                             capture_tail_s=2.0)  # fmt: skip
+        result = run_with_twin(options, Console(file=io.StringIO()))
     finally:
         mp.undo()
     assert result.status == 0

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness import __version__
 from harness.audio.devices import DeviceInfo as AudioDevice
@@ -26,8 +27,8 @@ from harness.bench.resume import RunState, run_state
 from harness.defaults import default
 from harness.errors import InputError
 from harness.files import PRIVATE_FILE, atomic_write_bytes, sha256_file
-from harness.rundir.events import E, CaptureFileInfo, ClockSample, EventLog, read_events
-from harness.rundir.layout import RunDir, new_run_id
+from harness.rundir.events import E, CaptureFileInfo, CaptureStopped, ClockSample, EventLog, read_events
+from harness.rundir.layout import RunDir, capture_siblings, new_run_id
 from harness.rundir.manifest import (
     ClockInfo,
     ClockStep,
@@ -41,7 +42,11 @@ from harness.rundir.manifest import (
     write_manifest,
 )
 
+if TYPE_CHECKING:
+    from harness.capture import CaptureFile
+
 CLOCK_SAMPLE_EVERY_S = 30.0
+RESERVE_BYTES = 1 << 20  # room for the last events and manifests of a run whose disk filled up
 
 
 def host_info() -> HostInfo:
@@ -94,8 +99,11 @@ def settings_of(options: RunOptions) -> Settings:
         transcribe=options.transcribe,
         capture=options.capture,
         capture_device=options.capture_device,
-        capture_tail_s=options.capture_tail_s,
+        capture_tail_s=options.tail_s,
         device_wait_s=options.device_wait_s,
+        twin=options.twin,
+        twin_config=str(options.twin_config) if options.twin_config else None,
+        quiet_lead_s=options.lead_s,
     )
 
 
@@ -167,7 +175,11 @@ class RunRecord:
             logged = read_events(run.events)
             state = run_state(logged.events, len(self.plan.items))
             self.torn_lines = logged.torn_lines
+        recovered = self._recover_captures()
         self._log = EventLog(run.events, self.run_id)
+        atomic_write_bytes(run.reserve, bytes(RESERVE_BYTES), PRIVATE_FILE)
+        if recovered:
+            self.emit(CaptureStopped(files=recovered))
         segment = Segment(started_wall_ns=time.time_ns(), first_seq=self._log.next_seq, argv=list(sys.argv))
         self._manifest = self.manifest.model_copy(
             update={
@@ -220,12 +232,61 @@ class RunRecord:
         )
         write_manifest(self.run, self.manifest)
 
-    def add_captures(self, files: list[CaptureFileInfo]) -> None:
-        self._captures.extend(files)
+    # ----- the captures -----------------------------------------------------------------------
+
+    def capture_opened(self, paths: list[Path], interface: str | None, started_ns: int | None,
+                       synthetic: bool = False) -> list[CaptureFileInfo]:  # fmt: skip
+        """List a capture's files in the manifest now (state ``writing``), so a crash at any later
+        moment leaves them listed; returns the entries to hand to :meth:`capture_closed`."""
+        opened = [CaptureFileInfo(path=self.run.relative(p), state="writing", interface=interface,
+                                  started_ns=started_ns, synthetic=synthetic) for p in paths]  # fmt: skip
+        self._captures.extend(opened)
+        self.write_manifest(self.manifest.status)
+        return opened
+
+    def capture_file(self, file: CaptureFile, synthetic: bool = False) -> CaptureFileInfo:
+        """The manifest's entry for a closed capture file."""
+        return CaptureFileInfo(path=self.run.relative(file.path), sha256=file.sha256, bytes=file.bytes,
+                               interface=file.interface, started_ns=file.started_ns, stopped_ns=file.stopped_ns,
+                               synthetic=synthetic)  # fmt: skip
+
+    def capture_closed(self, opened: list[CaptureFileInfo], files: list[CaptureFileInfo]) -> None:
+        """Replace a capture's ``writing`` entries by its final files (hashed)."""
+        done = {f.path for f in files}
+        gone = {o.path for o in opened}
+        self._captures = [c for c in self._captures if c.path not in gone and c.path not in done] + files
+        self.write_manifest(self.manifest.status)
+
+    def _recover_captures(self) -> list[CaptureFileInfo]:
+        """On resume: the files of captures a crash left ``writing``, hashed as they are (with the
+        files a rotating capture added under the same name); returns the entries changed."""
+        changed, kept = [], []
+        for entry in self._captures:
+            if entry.state != "writing":
+                kept.append(entry)
+                continue
+            found = capture_siblings(self.run.resolve(entry.path))
+            if not found:
+                changed.append(entry.model_copy(update={"state": "missing"}))
+            for path in found:
+                if any(k.path == self.run.relative(path) for k in kept + changed):
+                    continue
+                stat = path.stat()
+                changed.append(entry.model_copy(update={
+                    "path": self.run.relative(path), "state": "recovered", "sha256": sha256_file(path),
+                    "bytes": stat.st_size, "stopped_ns": stat.st_mtime_ns,
+                }))  # fmt: skip
+        self._captures = kept + changed
+        return changed
+
+    def release_reserve(self) -> None:
+        """Free the space held since :meth:`begin` (the disk filled up: what follows must still be recorded)."""
+        self.run.reserve.unlink(missing_ok=True)
 
     def close(self) -> None:
         if self._log is not None:
             self._log.close()
+        self.release_reserve()
 
     # ----- the clock --------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,7 +26,7 @@ from harness.bench.markers import Marker, MarkerSender
 from harness.bench.options import RunOptions
 from harness.bench.record import RunRecord, settings_of
 from harness.bench.view import RunView
-from harness.errors import HarnessError
+from harness.errors import HarnessError, OutputError
 from harness.files import PRIVATE_FILE, atomic_write_bytes, sha256_file
 from harness.rundir.events import (
     AnswerHeard,
@@ -80,6 +80,7 @@ class BenchRun:
         self._record: RunRecord | None = None
         self._guard: DeviceGuard | None = None
         self._view: RunView | None = None
+        self._completed: frozenset[int] | None = None  # plan items done before this segment, once started
 
     @property
     def record(self) -> RunRecord:
@@ -112,10 +113,24 @@ class BenchRun:
 
     # ----- the run ----------------------------------------------------------------------------
 
+    def start(self) -> None:
+        """Open the run's log and record this start or resume (the manifest says ``running`` from
+        here). :meth:`execute` does it when not done yet; call it first to record what runs beside
+        the bench (a capture) before the first utterance."""
+        if self._completed is None:
+            self._completed = self._begin()
+
+    def abandon(self, message: str) -> None:
+        """Mark a started run interrupted (resumable) when what surrounds it failed before
+        :meth:`execute` ran (the twin did not start, Ctrl-C during its start)."""
+        if self._completed is not None and self.record.manifest.status == "running":
+            self._interrupted("error", message, "interrupted", 1)
+
     def execute(self) -> int:
         """Run (or resume) to the end; returns the exit status (0 done, 130 interrupted)."""
-        record, plan = self.record, self.record.plan
-        completed = self._begin()
+        self.start()
+        record, plan, completed = self.record, self.record.plan, self._completed
+        assert completed is not None
         if self.options.marker:
             self._marker = MarkerSender(*self.options.marker)
         if self.options.transcribe:
@@ -149,6 +164,14 @@ class BenchRun:
                 self._cut(self._open, "interrupted")
             self._stop_capture(capture)
             return self._interrupted("signal", "interrupted", "interrupted", EXIT_INTERRUPTED)
+        except OutputError as exc:
+            # the disk is full or unwritable: what is logged stays the resume point; the reserve makes room to say why
+            record.release_reserve()
+            with suppress(OutputError):
+                self._stop_capture(capture)
+                self._interrupted("output", str(exc), "interrupted", 1)
+            raise HarnessError(f"{exc}; nothing recorded is lost: free space, then harness run --resume "
+                               f"{record.run.root}") from None  # fmt: skip
         except HarnessError as exc:
             if not isinstance(exc, DeviceGone):
                 record.emit(ErrorEvent(kind=type(exc).__name__, message=str(exc), fatal=True))
@@ -368,29 +391,28 @@ class BenchRun:
 
     # ----- capture ----------------------------------------------------------------------------
 
-    def _start_capture(self) -> Any:
+    def _start_capture(self) -> tuple[Any, list[CaptureFileInfo]] | None:
+        """Start the run's capture and list its files in the manifest at once."""
         opts = self.options
         if not opts.capture:
             return None
         from harness.capture import start_capture
 
-        run = self.record.run
-        run.create(run.capture)
-        handle = start_capture(opts.capture, run.capture, device=opts.capture_device)
-        self.record.emit(CaptureStarted(spec=opts.capture, device=opts.capture_device))
-        return handle
+        record = self.record
+        record.run.create(record.run.capture)
+        handle = start_capture(opts.capture, record.run.capture, device=opts.capture_device)
+        opened = record.capture_opened(handle.paths(), handle.spec.interface, handle.started_ns)
+        record.emit(CaptureStarted(spec=opts.capture, device=opts.capture_device, files=[o.path for o in opened]))
+        return handle, opened
 
-    def _stop_capture(self, handle: Any) -> None:
-        if handle is None:
+    def _stop_capture(self, capture: tuple[Any, list[CaptureFileInfo]] | None) -> None:
+        if capture is None:
             return
-        run = self.record.run
-        files = [
-            CaptureFileInfo(path=run.relative(f.path), sha256=f.sha256, bytes=f.bytes, interface=f.interface,
-                            started_ns=f.started_ns, stopped_ns=f.stopped_ns)
-            for f in handle.stop(self.options.capture_tail_s)
-        ]  # fmt: skip
-        self.record.add_captures(files)
-        self.record.emit(CaptureStopped(files=files))
+        handle, opened = capture
+        record = self.record
+        files = [record.capture_file(f) for f in handle.stop(self.options.tail_s)]
+        record.capture_closed(opened, files)
+        record.emit(CaptureStopped(files=files))
 
 
 @contextmanager

@@ -29,7 +29,7 @@ from harness.capture.tcpdump import (
 )
 from harness.children import command_line, die_with_parent, running_from_pid_file, write_pid_file
 from harness.errors import DeviceError, HarnessError, ToolMissing
-from harness.files import PRIVATE_FILE, private_dir, sha256_file
+from harness.files import PRIVATE_FILE, natural_order, private_dir, sha256_file
 
 START_TIMEOUT_S = 10.0
 SSH_START_TIMEOUT_S = 30.0
@@ -176,8 +176,14 @@ class CaptureHandle:
         self._proc.stdin.write(_CTRL_C)
         self._proc.stdin.flush()
 
+    def paths(self) -> list[Path]:
+        """Its files on this machine so far (a remote capture: where its first file will be fetched to)."""
+        if self.spec.ssh is None:
+            return self._local_files() or [self.out_dir / f"{self._prefix}.pcap"]
+        return [self.out_dir / f"{self._prefix}.pcap"]
+
     def _local_files(self) -> list[Path]:
-        return sorted(self.out_dir.glob(f"{self._prefix}*"), key=_natural_key)
+        return sorted(self.out_dir.glob(f"{self._prefix}*"), key=natural_order)
 
     def _fetch(self) -> list[Path]:
         assert self.spec.ssh is not None and self._remote_dir is not None
@@ -187,7 +193,7 @@ class CaptureHandle:
         if done.returncode != 0:
             raise DeviceError(f"could not fetch the capture from {self.spec}: {done.stderr.strip()}")
         paths = []
-        for fetched in sorted(fetch_dir.iterdir(), key=_natural_key):
+        for fetched in sorted(fetch_dir.iterdir(), key=natural_order):
             target = self.out_dir / fetched.name
             fetched.replace(target)
             paths.append(target)
@@ -295,8 +301,3 @@ def _run_as() -> str | None:
     if os.geteuid() != 0:
         return None
     return pwd.getpwuid(os.getuid()).pw_name
-
-
-def _natural_key(path: Path) -> list[int | str]:
-    # capture.pcap, capture.pcap1, ..., capture.pcap10: numbers compare as numbers.
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]

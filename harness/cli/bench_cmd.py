@@ -13,6 +13,8 @@ from harness.bench.plan import load_plan
 from harness.cli.args import capture_target, checked, seconds
 from harness.cli.console import out
 from harness.defaults import default
+from harness.rundir.layout import RunDir
+from harness.rundir.manifest import read_manifest
 from harness.script.duration import clock_text, run_duration
 
 
@@ -49,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--calibration", type=seconds(), default=default.calibration_s, metavar="S",
                    help=f"seconds of room noise measured at the start to set the threshold "
                    f"(default {default.calibration_s:g})")  # fmt: skip
-    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue this run where it stopped")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue this run where it stopped (a --twin run starts its twin again)")
     p.add_argument("--twin", action="store_true",
                    help="run against the simulated Echo: lab, twin and capture are started and stopped for you")
     p.add_argument("--twin-config", type=Path, metavar="FILE", help="the twin's configuration (default: shipped)")
@@ -61,9 +63,9 @@ def run_command(args: argparse.Namespace) -> int:
         args.parser.error("--resume takes the scripts from the run directory; give no SCRIPT")
     if not args.resume and not args.scripts:
         args.parser.error("give at least one SCRIPT (or --resume RUN_DIR)")
-    if args.twin and (args.resume or args.capture):
-        args.parser.error("--twin starts a new run with its own capture; drop --resume/--capture")
-    if args.quiet_lead is not None and not args.twin:
+    if args.twin and args.capture:
+        args.parser.error("--twin runs its own capture; drop --capture")
+    if args.quiet_lead is not None and not (args.twin or args.resume):
         args.parser.error("--quiet-lead needs --twin")
     if not args.resume and not args.output_device and not args.dry_run and not args.twin:
         args.parser.error("--output-device is required")
@@ -73,16 +75,15 @@ def run_command(args: argparse.Namespace) -> int:
         scripts=args.scripts, output_device=args.output_device, input_device=args.input_device,
         backend=args.backend, runs_dir=args.runs_dir, seed=args.seed, marker=args.marker, retries=args.retries,
         transcribe=args.transcribe, capture=args.capture, capture_device=args.capture_device,
-        capture_tail_s=_or(args.capture_tail, default.twin_quiet_s if args.twin else default.capture_tail_s),
-        device_wait_s=args.device_wait, calibration_s=args.calibration,
-        resume=args.resume,
+        capture_tail_s=args.capture_tail, device_wait_s=args.device_wait, calibration_s=args.calibration,
+        twin=args.twin, twin_config=args.twin_config, quiet_lead_s=args.quiet_lead, resume=args.resume,
     )  # fmt: skip
     if args.dry_run:
         return dry_run(options)
-    if args.twin:
+    if args.twin or (args.resume and read_manifest(RunDir.existing(args.resume)).settings.twin):
         from harness.twin.session import run_with_twin  # the twin is a later stage than the bench
 
-        result = run_with_twin(options, out, args.twin_config, _or(args.quiet_lead, default.twin_quiet_s))
+        result = run_with_twin(options, out)
         out.print(result.describe(), markup=False, highlight=False, soft_wrap=True)
         return result.status
     from harness.bench.run import BenchRun  # imports the audio stack, which a dry run never touches
@@ -90,10 +91,6 @@ def run_command(args: argparse.Namespace) -> int:
     run = BenchRun(options, out)
     run.prepare()
     return run.execute()
-
-
-def _or(value: float | None, fallback: float) -> float:
-    return fallback if value is None else value
 
 
 def dry_run(options: RunOptions) -> int:

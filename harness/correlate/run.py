@@ -58,14 +58,25 @@ class Correlation:
     warnings: list[str] = field(default_factory=list)
 
 
-def capture_paths(run: RunDir, given: Sequence[str] | None) -> list[str]:
-    """The captures to read: those given, else the manifest's."""
+def capture_paths(run: RunDir, given: Sequence[str] | None, warnings: list[str]) -> list[str]:
+    """The captures to read: those given, else the manifest's (warning about files it lost, files
+    a crash cut and capture files in the folder it does not list)."""
     if given:
         return list(given)
     manifest = read_manifest(run)
-    if not manifest.captures:
+    listed = [c for c in manifest.captures if c.state != "missing"]
+    for entry in manifest.captures:
+        if entry.state == "missing":
+            warnings.append(f"capture {entry.path} was started but its file never arrived (read without it)")
+        elif entry.state == "writing":
+            warnings.append(f"capture {entry.path} is still being written, or its run crashed and was not resumed")
+    known = {run.resolve(c.path) for c in manifest.captures}
+    for path in run.capture_files():
+        if path not in known:
+            warnings.append(f"{path} is in the capture folder but not in the manifest (not read; give it with --pcap)")
+    if not listed:
         raise InputError(run.manifest, "the run lists no capture files; give them with --pcap")
-    return [str(run.resolve(c.path)) for c in manifest.captures]
+    return [str(run.resolve(c.path)) for c in listed]
 
 
 def _spoken(run: RunDir) -> tuple[str, pd.DataFrame, np.ndarray]:
@@ -143,17 +154,19 @@ def correlate_run(
     settings = settings or AttributionSettings()
     run = RunDir.existing(run_dir)
     run_id, spoken, stops = _spoken(run)
-    paths = capture_paths(run, pcaps)
+    warnings: list[str] = []
+    paths = capture_paths(run, pcaps, warnings)
     if device is None and run.manifest.is_file():
         device = read_manifest(run).settings.capture_device
     view = read_capture(paths, device)
-    warnings = list(view.warnings)
+    warnings += view.warnings
     bench_onsets = np.sort(np.concatenate([spoken["onset_ns"].to_numpy(np.int64), stops]))
     clock = align(view, run_id, clock_offset, bench_onsets, detector, warnings)
     if spoken.empty:
         warnings.append("the run logged no spoken utterances")
     elif len(view.packets):
-        require_overlap((int(bench_onsets[0]), int(bench_onsets[-1])), (view.first_ns, view.last_ns), clock)
+        spoken_until = max(int(spoken["end_ns"].max()), int(bench_onsets[-1]))
+        require_overlap((int(bench_onsets[0]), spoken_until), (view.first_ns, view.last_ns), clock)
     spoken["onset_capture_ns"] = clock.to_capture_ns(spoken["onset_ns"].to_numpy(np.int64))
     # every request the bench spoke starts its own activation, the stop phrase included
     requests = clock.to_capture_ns(bench_onsets)

@@ -216,17 +216,26 @@ class CaptureStarted(_Event):
     event: Literal["capture_started"] = "capture_started"
     spec: str
     device: str | None
+    files: list[str] = Field(default_factory=list, description="its files so far, relative to the run directory")
 
 
 class CaptureFileInfo(BaseModel):
+    """One capture file of the run, listed from the moment its capture starts."""
+
     model_config = ConfigDict(extra="forbid")
 
-    path: str
-    sha256: str
-    bytes: NonNegInt
+    path: str = Field(description="relative to the run directory")
+    state: Literal["writing", "closed", "recovered", "missing"] = Field(
+        "closed",
+        description="writing: its capture runs (or the run crashed since); closed: stopped normally; recovered: "
+        "the run crashed while it was written and a resume hashed what was there; missing: listed while its "
+        "capture ran but absent on resume (a remote capture never fetched, a synthetic one never written)",
+    )
+    sha256: str | None = Field(None, description="of the whole file once it is closed or recovered")
+    bytes: NonNegInt | None = None
     interface: str | None = None
-    started_ns: int | None = None
-    stopped_ns: int | None = None
+    started_ns: int | None = Field(None, description="UTC ns when its capture was listening")
+    stopped_ns: int | None = Field(None, description="UTC ns when its capture stopped (recovered: its last write)")
     synthetic: bool = Field(default=False, description="written by the twin from its own packets, not by tcpdump")
 
 
@@ -245,7 +254,9 @@ class ErrorEvent(_Event):
 
 class RunInterrupted(_Event):
     event: Literal["run_interrupted"] = "run_interrupted"
-    reason: Literal["signal", "device_lost", "error"]
+    reason: Literal["signal", "device_lost", "output", "error"] = Field(
+        description="output: a file could not be written (disk full, unwritable); resumable like a signal"
+    )
     next_index: NonNegInt
     message: str
 

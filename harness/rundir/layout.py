@@ -17,13 +17,14 @@ Paths stored inside the run's files are relative to the run directory (:meth:`Ru
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.files import private_dir
+from harness.files import natural_order, private_dir
 
 MANIFEST = "manifest.json"
 EVENTS = "events.jsonl"
@@ -107,6 +108,12 @@ class RunDir:
     def capture(self) -> Path:
         return self.root / "capture"
 
+    def capture_files(self) -> list[Path]:
+        """Every capture file in the capture folder (not the hidden pid files and fetch folders), in order."""
+        if not self.capture.is_dir():
+            return []
+        return sorted((p for p in self.capture.iterdir() if p.is_file() and not p.name.startswith(".")), key=natural_order)
+
     @property
     def analysis(self) -> Path:
         return self.root / "analysis"
@@ -115,6 +122,11 @@ class RunDir:
     def twin_work(self) -> Path:
         """The twin's scratch folder (its prepared answers)."""
         return self.root / ".twin"
+
+    @property
+    def reserve(self) -> Path:
+        """Space the bench holds while it runs, freed to record how it stopped when the disk is full."""
+        return self.root / ".reserve"
 
     @property
     def twin_log(self) -> Path:
@@ -136,3 +148,16 @@ class RunDir:
         """A path stored in the run's files, as a path to open (absolute ones stay)."""
         path = Path(stored)
         return path if path.is_absolute() else self.root / path
+
+
+# a rotating tcpdump names its files after the first: x.pcap, x.pcap1, ... or x-<UTC time>.pcap
+_ROTATED = re.compile(r"(-\d{8}T\d{6}Z)?\.pcap\d*$")
+
+
+def capture_siblings(path: Path) -> list[Path]:
+    """``path`` and the files a rotating capture wrote after it under the same name, in order."""
+    stem = _ROTATED.sub("", path.name)
+    if not path.parent.is_dir():
+        return []
+    found = [p for p in path.parent.iterdir() if p.is_file() and _ROTATED.sub("", p.name) == stem]
+    return sorted(found, key=natural_order)

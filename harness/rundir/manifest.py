@@ -59,13 +59,18 @@ class DeviceInfo(_Model):
 
 
 class Settings(_Model):
+    """What the run was asked to do (``harness run`` options); a resume takes what it is not given from here."""
+
     retries: int | None = Field(description="--retries (None: each script's session.retries)")
-    marker: str | None
-    transcribe: bool
-    capture: str | None
-    capture_device: str | None
-    capture_tail_s: float
+    marker: str | None = Field(description="--marker HOST:PORT the sync markers go to (None: no markers)")
+    transcribe: bool = Field(description="--transcribe: answers transcribed offline")
+    capture: str | None = Field(description="--capture: the tcpdump target the bench ran (None: none, or the twin's)")
+    capture_device: str | None = Field(description="the speaker's address the capture keeps (the twin's for --twin)")
+    capture_tail_s: float = Field(description="seconds captured after the last answer")
     device_wait_s: float = Field(description="how long a lost device is waited for before the run stops")
+    twin: bool = Field(False, description="--twin: run against the digital twin, which a resume starts again")
+    twin_config: str | None = Field(None, description="--twin-config (None: the shipped configuration)")
+    quiet_lead_s: float = Field(0.0, description="with --twin: seconds of background captured before the first utterance")
 
 
 class ClockInfo(_Model):

@@ -38,8 +38,8 @@ class Synthesis:
 
 def default_cache_dir() -> Path:
     """``$HARNESS_CACHE/speech``, else ``~/.cache/harness/speech`` (kept 0700, its files 0600: a voice)."""
-    root = os.environ.get("HARNESS_CACHE")
-    return Path(root) / "speech" if root else Path.home() / ".cache" / "harness" / "speech"
+    root = Path(os.environ["HARNESS_CACHE"]) if os.environ.get("HARNESS_CACHE") else Path.home() / ".cache" / "harness"
+    return root.joinpath("speech")
 
 
 def cache_key(text: str, settings: SpeechSettings, engine_version: str) -> str:

@@ -1,5 +1,5 @@
-"""A bench run against the twin: lab up, capture and twin started, the script run, all stopped,
-and the run directory completed with the capture files and the truth."""
+"""A bench run against the twin, or its resume: lab up, capture and twin started around the
+bench, the script run, all stopped; the capture files are in the manifest from their start."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ from typing import Any
 from harness.audio import lab_status, lab_up
 from harness.bench.options import RunOptions
 from harness.bench.run import BenchRun
+from harness.capture import CaptureFile
 from harness.defaults import default
 from harness.errors import HarnessError
 from harness.files import PRIVATE_FILE, sha256_file
 from harness.rundir.events import CaptureFileInfo
 from harness.rundir.layout import RunDir
-from harness.rundir.manifest import read_manifest, write_manifest
 from harness.twin.config import load_config
 from harness.twin.process import TwinProcess
 
@@ -27,7 +27,6 @@ from harness.twin.process import TwinProcess
 CAPTURE_FLUSH_S = 1.0
 # The run's last words (often the stop phrase) are still being heard when the bench finishes.
 SETTLE_S = 1.5
-SYNTHETIC_NAME = "twin-synthetic.pcap"
 
 
 @dataclass(frozen=True)
@@ -59,67 +58,101 @@ def real_capture_possible() -> bool:
     return os.geteuid() == 0 and shutil.which("tcpdump") is not None
 
 
-def run_with_twin(options: RunOptions, console: Any, config_path: Path | None = None, quiet_lead_s: float = 0.0) -> TwinRun:
-    """Run ``options.scripts`` against the twin; devices default to the lab's.
+def run_with_twin(options: RunOptions, console: Any) -> TwinRun:
+    """Run ``options.scripts`` against the twin, or resume the twin run ``options.resume``;
+    devices default to the lab's.
 
     The capture (tcpdump on ``lo`` filtered on the twin's address, or the twin's synthetic one)
-    spans the whole life of the twin, so every flow in the truth is in it. The twin runs
-    ``quiet_lead_s`` before the first utterance and ``options.capture_tail_s`` (at least
-    :data:`SETTLE_S`) after the last answer: quiet time holding only background traffic, which
-    the correlation learns the background from.
+    spans the whole life of the twin, so every flow in the truth is in it; its files are in the
+    manifest from the moment it starts. The twin runs ``options.lead_s`` before the first
+    utterance and ``options.tail_s`` (at least :data:`SETTLE_S`) after the last answer: quiet
+    time holding only background traffic, which the correlation learns the background from.
+    The first error is the one raised; the run is left resumable.
     """
-    if options.resume:
-        raise HarnessError("--twin cannot resume a run: start a new one")
-    config = load_config(config_path)
     began = time.monotonic()
     if not lab_status().running:
         console.print(f"starting the virtual lab in {lab_up().base}", markup=False, highlight=False)
-    options = dataclasses.replace(
-        options, output_device=options.output_device or default.lab_output,
-        input_device=options.input_device or default.lab_input,
-        capture=None,  # the capture is started here, around the twin, not by the bench
-    )  # fmt: skip
+    options = dataclasses.replace(options, twin=True, capture=None)  # the capture is started here, around the twin
+    if not options.resume:
+        config = load_config(options.twin_config)
+        options = dataclasses.replace(
+            options, output_device=options.output_device or default.lab_output,
+            input_device=options.input_device or default.lab_input, capture_device=config.network.device,
+        )  # fmt: skip
     bench = BenchRun(options, console)
     bench.prepare()
-    run = bench.run_dir
-    run.create(run.capture)
-    device = config.network.device
-    synthetic = not real_capture_possible()
-    handle = None
-    if not synthetic:
-        from harness.capture import start_capture
-
-        handle = start_capture("lo", run.capture, device=device)
-    synthetic_path = run.capture / SYNTHETIC_NAME
-    twin = TwinProcess(options.scripts, run, config_path, synthetic_path if synthetic else None,
-                       options.backend or default.backend)  # fmt: skip
-    files: list[CaptureFileInfo] = []
+    options, run = bench.options, bench.run_dir
+    device = load_config(options.twin_config).network.device
+    segment = _Segment(bench, real_capture_possible())
     status = 1
     try:
-        console.print(f"starting the twin ({device}); its log: {twin.log_path}", markup=False, highlight=False)
-        twin.start()
-        if quiet_lead_s > 0:
-            console.print(f"quiet lead: {quiet_lead_s:g} s of background only", markup=False, highlight=False)
-            time.sleep(quiet_lead_s)
+        bench.start()
+        segment.start_capture(device)
+        scripts = [run.resolve(s.path) for s in bench.record.manifest.scripts]
+        segment.twin = TwinProcess(scripts, run, options.twin_config, segment.synthetic_path,
+                                   options.backend or default.backend)  # fmt: skip
+        console.print(f"starting the twin ({device}); its log: {segment.twin.log_path}", markup=False, highlight=False)
+        segment.twin.start()
+        if options.lead_s > 0:
+            console.print(f"quiet lead: {options.lead_s:g} s of background only", markup=False, highlight=False)
+            time.sleep(options.lead_s)
         status = bench.execute()
-        time.sleep(max(SETTLE_S, options.capture_tail_s))
-    finally:
-        twin.stop()
-        if handle is not None:
-            for f in handle.stop(CAPTURE_FLUSH_S):
-                files.append(CaptureFileInfo(path=run.relative(f.path), sha256=f.sha256, bytes=f.bytes,
-                                             interface=f.interface, started_ns=f.started_ns, stopped_ns=f.stopped_ns))
-        elif synthetic_path.exists():
-            os.chmod(synthetic_path, PRIVATE_FILE)
-            files.append(CaptureFileInfo(path=run.relative(synthetic_path), sha256=sha256_file(synthetic_path),
-                                         bytes=synthetic_path.stat().st_size, interface="lo", synthetic=True))
-        _record_capture(run, files, device, synthetic)
-    return TwinRun(status, run, [run.resolve(f.path) for f in files], synthetic, time.monotonic() - began)
+        time.sleep(max(SETTLE_S, options.tail_s))
+    except BaseException as exc:
+        segment.stop(failed=True)
+        bench.abandon(str(exc) or type(exc).__name__)
+        raise
+    segment.stop(failed=False)
+    files = [run.resolve(c.path) for c in bench.record.manifest.captures if c.state != "missing"]
+    return TwinRun(status, run, files, segment.synthetic_path is not None, time.monotonic() - began)
 
 
-def _record_capture(run: RunDir, files: list[CaptureFileInfo], device: str, synthetic: bool) -> None:
-    """Add the capture to the manifest the bench wrote, so later stages find it and the device."""
-    manifest = read_manifest(run)
-    settings = manifest.settings.model_copy(update={"capture": "twin-synthetic" if synthetic else "lo",
-                                                    "capture_device": device})  # fmt: skip
-    write_manifest(run, manifest.model_copy(update={"captures": [*manifest.captures, *files], "settings": settings}))
+class _Segment:
+    """This process's twin and capture around the bench, stopped in order (twin, then capture)."""
+
+    def __init__(self, bench: BenchRun, real_capture: bool) -> None:
+        self.bench = bench
+        self.real_capture = real_capture
+        self.twin: TwinProcess | None = None
+        self.synthetic_path: Path | None = None
+        self._handle: Any = None
+        self._opened: list[CaptureFileInfo] = []
+
+    def start_capture(self, device: str) -> None:
+        """Start the capture (or name the twin's synthetic one) and list it in the manifest at once."""
+        record = self.bench.record
+        run = record.run
+        run.create(run.capture)
+        if self.real_capture:
+            from harness.capture import start_capture
+
+            self._handle = start_capture("lo", run.capture, device=device)
+            self._opened = record.capture_opened(self._handle.paths(), "lo", self._handle.started_ns)
+        else:
+            self.synthetic_path = run.capture / f"twin-synthetic-{len(record.manifest.segments)}.pcap"
+            self._opened = record.capture_opened([self.synthetic_path], "lo", time.time_ns(), synthetic=True)
+
+    def stop(self, failed: bool) -> None:
+        """Stop the twin, then the capture, and close the capture's entries. After a failure
+        (``failed``) an error here is only shown, so the first one stays the one reported."""
+        try:
+            if self.twin is not None:
+                self.twin.stop()
+            self._close_capture()
+        except HarnessError as exc:
+            if not failed:
+                raise
+            self.bench.console.print(f"also: {exc}", markup=False, highlight=False, soft_wrap=True)
+
+    def _close_capture(self) -> None:
+        record, files = self.bench.record, []
+        if self._handle is not None:
+            files = [record.capture_file(f) for f in self._handle.stop(CAPTURE_FLUSH_S)]
+        elif self.synthetic_path is not None and self.synthetic_path.exists():
+            os.chmod(self.synthetic_path, PRIVATE_FILE)
+            stat = self.synthetic_path.stat()
+            files = [record.capture_file(CaptureFile(self.synthetic_path, sha256_file(self.synthetic_path), stat.st_size,
+                                                     "lo", self._opened[0].started_ns or 0, stat.st_mtime_ns),
+                                         synthetic=True)]  # fmt: skip
+        if self._opened:
+            record.capture_closed(self._opened, files)
