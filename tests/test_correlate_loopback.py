@@ -27,7 +27,15 @@ from harness.correlate import AttributionSettings, correlate_run
 from harness.net import synth
 from harness.report import write_report
 from harness.rundir.analysis import TABLES, read_analysis, write_analysis
-from harness.rundir.events import CaptureFileInfo, EventLog, MarkerSent, RunStarted, UtteranceEnded, UtteranceStarted
+from harness.rundir.events import (
+    CaptureFileInfo,
+    EventLog,
+    MarkerSent,
+    RunStarted,
+    StopSpoken,
+    UtteranceEnded,
+    UtteranceStarted,
+)
 from harness.rundir.layout import RunDir
 from harness.rundir.manifest import Settings, write_manifest
 
@@ -153,6 +161,25 @@ def _heartbeat(stop: threading.Event) -> None:
             s.sendto(b"hb" * 60, HEARTBEAT)
 
 
+def _upload(voice: socket.socket) -> None:
+    """A request as an Echo sends it: an opening burst (wake word and context), then the speech
+    streamed in small records for as long as it is spoken (the shape the detector looks for)."""
+    voice.sendall(b"v" * 22_000)
+    for _ in range(24):
+        time.sleep(0.05)
+        voice.sendall(b"v" * 500)
+
+
+def _stop(log: EventLog, voice: socket.socket, index: int, skill: str) -> None:
+    """The bench's own "Alexa, stop" after an answer that ran too long: a request the device hears."""
+    onset = time.time_ns()
+    _upload(voice)
+    log.emit(StopSpoken(plan_index=index, persona_id="loop", skill_id=skill, utterance_id=f"{skill}/{index}",
+             reason="too_long", text="Alexa, stop", audio_path="speech/stop.wav", audio_sha256="0" * 64,
+             onset_wall_ns=onset, end_wall_ns=onset + 500_000_000, onset_mono_ns=0, end_mono_ns=500_000_000,
+             latency_s=0.0, device="lo", sample_rate=22050, frames=11025, backend="loopback"))  # fmt: skip
+
+
 def _utterance(log: EventLog, marker_sock: socket.socket, voice: socket.socket, index: int, skill: str) -> None:
     name, host, _, sni = SKILLS[skill]
     common = {"plan_index": index, "persona_id": "loop", "skill_id": skill, "utterance_id": f"{skill}/{index}"}
@@ -164,12 +191,7 @@ def _utterance(log: EventLog, marker_sock: socket.socket, voice: socket.socket, 
     marker_sock.sendto(payload, ("127.0.66.9", 9999))
     log.emit(MarkerSent(**common, started_seq=started.seq, destination="127.0.66.9:9999", onset_wall_ns=onset,
              sent_wall_ns=marker.sent_wall_ns, payload_hex=payload.hex()))  # fmt: skip
-    # the request as an Echo sends it: an opening burst (wake word and context), then the speech
-    # streamed in small records for as long as it is spoken (the shape the detector looks for)
-    voice.sendall(b"v" * 22_000)
-    for _ in range(24):
-        time.sleep(0.05)
-        voice.sendall(b"v" * 500)
+    _upload(voice)
     log.emit(UtteranceEnded(**common, started_seq=started.seq, onset_wall_ns=onset, end_wall_ns=onset + 500_000_000,
              onset_mono_ns=0, end_mono_ns=500_000_000, latency_s=0.0, device="lo", sample_rate=22050, frames=11025,
              backend="loopback"))  # fmt: skip
@@ -204,7 +226,9 @@ def loop_run(tmp_path_factory) -> RunDir:
             for i, skill in enumerate(ORDER):
                 time.sleep(max(0.0, start + LEAD_S + i * SPACING_S - time.monotonic()))
                 _utterance(log, marker_sock, voice, i, skill)
-            time.sleep(max(0.0, start + LEAD_S + len(ORDER) * SPACING_S + TAIL_S - time.monotonic()))
+            time.sleep(max(0.0, start + LEAD_S + len(ORDER) * SPACING_S - time.monotonic()))
+            _stop(log, voice, len(ORDER) - 1, ORDER[-1])
+            time.sleep(max(0.0, start + LEAD_S + (len(ORDER) + 1) * SPACING_S + TAIL_S - time.monotonic()))
     finally:
         stop.set()
         beat.join()
@@ -234,17 +258,29 @@ def test_markers_align_loopback_clocks(loop_run):
 def test_every_utterance_has_its_activation(loop_run):
     summary, tables = read_analysis(loop_run)
     u = tables["utterances"]
-    assert len(u) == len(ORDER) and u["activation_id"].notna().all()
-    assert summary.counts.activations == len(ORDER)
+    assert len(u) == len(ORDER) + 1 and u["activation_id"].notna().all()
+    assert summary.counts.activations == len(ORDER) + 1
     assert summary.activations.voice_endpoints == ["avs-alexa-na.amazon.com"]
     assert ((u["activation_lag_s"] > -0.3) & (u["activation_lag_s"] < 0.5)).all()
+
+
+@pytest.mark.root
+def test_the_benchs_stop_phrase_is_an_utterance_of_the_run_not_a_spontaneous_wake(loop_run):
+    summary, tables = read_analysis(loop_run)
+    u = tables["utterances"]
+    (stop,) = u[u["kind"] == "stop"].itertuples()
+    assert stop.text == "Alexa, stop" and stop.plan_index == len(ORDER) - 1 and pd.notna(stop.activation_id)
+    assert summary.counts.activations_without_utterance == 0
+    assert list(stop.endpoint_ids) == []  # it asks no skill anything: skills are scored on the plan's requests
+    at = tables["attributions"]
+    assert set(at["utterances"]) == {ORDER.count("weather"), ORDER.count("evil")}
 
 
 @pytest.mark.root
 def test_attribution_matches_what_each_skill_contacted(loop_run):
     _, tables = read_analysis(loop_run)
     u = tables["utterances"]
-    for row in u.itertuples():
+    for row in u[u["kind"] == "request"].itertuples():
         expected = SKILLS[row.skill_id][3]
         assert expected in list(row.endpoint_ids), (row.skill_id, list(row.endpoint_ids))
         other = SKILLS["evil" if row.skill_id == "weather" else "weather"][3]
@@ -267,7 +303,7 @@ def test_analysis_files_are_written(loop_run):
         csv = pd.read_csv(loop_run.table(name, "csv"))
         assert len(csv) == len(pd.read_parquet(loop_run.table(name, "parquet")))
     summary = json.loads(loop_run.summary.read_text())
-    assert summary["counts"]["utterances"] == len(ORDER)
+    assert summary["counts"]["utterances"] == len(ORDER) + 1
 
 
 @pytest.mark.root
@@ -287,7 +323,7 @@ def test_analysis_tables_load_with_their_dtypes_and_every_key_resolves(loop_run)
     assert set(u["activation_id"].dropna()) <= set(a["activation_id"])
     assert set(a["utterance_seq"].dropna()) <= set(u["utterance_seq"])
     linked = u.dropna(subset=["activation_id"]).merge(a, on="activation_id", suffixes=("", "_a"))
-    assert (linked["utterance_seq"] == linked["utterance_seq_a"]).all() and len(linked) == len(ORDER)
+    assert (linked["utterance_seq"] == linked["utterance_seq_a"]).all() and len(linked) == len(ORDER) + 1
     endpoint_ids = set(e["endpoint_id"])
     assert set(at["endpoint_id"]) <= endpoint_ids and set(c["endpoint_id"]) <= endpoint_ids
     assert {x for ids in u["endpoint_ids"] for x in ids} <= endpoint_ids

@@ -39,7 +39,7 @@ def hostile_tables() -> tuple[Summary, dict[str, pd.DataFrame]]:
     run_id = PAYLOAD
     rows = {
         "utterances": [{
-            "run_id": run_id, "utterance_seq": 3, "plan_index": 0, "turn": 0, "attempt": 1, "persona_id": PAYLOAD,
+            "run_id": run_id, "utterance_seq": 3, "kind": "request", "plan_index": 0, "turn": 0, "attempt": 1, "persona_id": PAYLOAD,
             "skill_id": "evil", "skill_name": SKILL, "utterance_id": "evil/0", "text": f"Alexa, open {SKILL}",
             "onset_ns": 1000 * 10**9, "end_ns": 1001 * 10**9, "onset_capture_ns": 1000_100_000_000,
             "answer_onset_ns": 1002 * 10**9, "answer_duration_s": 1.5, "activation_id": 0, "activation_lag_s": 0.1,
@@ -47,7 +47,7 @@ def hostile_tables() -> tuple[Summary, dict[str, pd.DataFrame]]:
         }],
         "activations": [{
             "run_id": run_id, "activation_id": 0, "onset_capture_ns": 1000_200_000_000, "end_capture_ns": 1001 * 10**9,
-            "bytes_up": 30000, "bursts": 1, "endpoint_ids": ["avs-alexa-na.amazon.com"], "utterance_seq": 3,
+            "bytes_up": 30000, "bursts": 1, "confidence": 0.9, "endpoint_ids": ["avs-alexa-na.amazon.com"], "utterance_seq": 3,
         }],
         "endpoints": [
             {"run_id": run_id, "endpoint_id": SNI, "named": True, "name_sources": ["sni"], "addresses": ["10.9.9.9"],

@@ -43,7 +43,7 @@ from harness.rundir.manifest import read_manifest
 MAX_LAG_S = 8.0  # an activation later than this after an onset is not that utterance's
 MIN_ONSET_CONFIDENCE = 0.5  # below it an onset fit is as likely a schedule's echo as the offset
 SPOKEN_COLUMNS = [
-    "utterance_seq", "plan_index", "turn", "attempt", "persona_id", "skill_id", "skill_name", "utterance_id", "text",
+    "utterance_seq", "kind", "plan_index", "turn", "attempt", "persona_id", "skill_id", "skill_name", "utterance_id", "text",
     "onset_ns", "end_ns", "answer_onset_ns", "answer_duration_s",
 ]  # fmt: skip
 
@@ -79,32 +79,36 @@ def capture_paths(run: RunDir, given: Sequence[str] | None, warnings: list[str])
     return [str(run.resolve(c.path)) for c in listed]
 
 
-def _spoken(run: RunDir) -> tuple[str, pd.DataFrame, np.ndarray]:
-    """Run id, one row per played turn (bench clock, ns) with its answer, and the onsets of the
-    stop phrases spoken (bench clock, ns): requests too, though no utterance of the plan."""
+def _spoken(run: RunDir) -> tuple[str, pd.DataFrame]:
+    """Run id and one row per sound the bench played (bench clock, ns), in onset order: every try
+    of the plan (``kind`` request, with its answer) and every stop phrase (``kind`` stop), which
+    the device hears as a request too."""
     if not run.events.is_file():
         raise InputError(run.events, "no event log: not a run directory")
     logged = read_events(run.events).events
     run_id = next((e.run_id for e in logged if isinstance(e, RunStarted)), logged[0].run_id if logged else "")
     started = {e.seq: e for e in logged if isinstance(e, UtteranceStarted)}
     answers = {e.started_seq: e for e in logged if isinstance(e, AnswerHeard)}
+    names = {e.skill_id: e.skill_name for e in started.values()}
     rows = []
     for e in logged:
-        if not isinstance(e, UtteranceEnded):
+        if isinstance(e, UtteranceEnded):
+            seq, kind, s, a = e.started_seq, "request", started.get(e.started_seq), answers.get(e.started_seq)
+            text = s.text if s else ""
+        elif isinstance(e, StopSpoken):
+            seq, kind, a, text = e.seq, "stop", None, e.text
+        else:
             continue
-        s, a = started.get(e.started_seq), answers.get(e.started_seq)
         rows.append(
             {
-                "utterance_seq": e.started_seq, "plan_index": e.plan_index, "turn": e.turn, "attempt": e.attempt,
-                "persona_id": e.persona_id, "skill_id": e.skill_id, "skill_name": s.skill_name if s else e.skill_id,
-                "utterance_id": e.utterance_id, "text": s.text if s else "", "onset_ns": e.onset_wall_ns,
-                "end_ns": e.end_wall_ns, "answer_onset_ns": a.onset_wall_ns if a else None,
-                "answer_duration_s": a.duration_s if a else None,
+                "utterance_seq": seq, "kind": kind, "plan_index": e.plan_index, "turn": e.turn, "attempt": e.attempt,
+                "persona_id": e.persona_id, "skill_id": e.skill_id, "skill_name": names.get(e.skill_id, e.skill_id),
+                "utterance_id": e.utterance_id, "text": text, "onset_ns": e.onset_wall_ns, "end_ns": e.end_wall_ns,
+                "answer_onset_ns": a.onset_wall_ns if a else None, "answer_duration_s": a.duration_s if a else None,
             }
         )  # fmt: skip
-    stops = np.array([e.onset_wall_ns for e in logged if isinstance(e, StopSpoken)], np.int64)
     spoken = pd.DataFrame(rows, columns=SPOKEN_COLUMNS).astype({"answer_onset_ns": "Int64"})
-    return run_id, spoken, stops
+    return run_id, spoken.sort_values("onset_ns", kind="stable").reset_index(drop=True)
 
 
 def align(
@@ -153,30 +157,31 @@ def correlate_run(
     """Correlate one run directory; captures default to the manifest's, the device to the one the run captured."""
     settings = settings or AttributionSettings()
     run = RunDir.existing(run_dir)
-    run_id, spoken, stops = _spoken(run)
+    run_id, spoken = _spoken(run)
     warnings: list[str] = []
     paths = capture_paths(run, pcaps, warnings)
     if device is None and run.manifest.is_file():
         device = read_manifest(run).settings.capture_device
     view = read_capture(paths, device)
     warnings += view.warnings
-    bench_onsets = np.sort(np.concatenate([spoken["onset_ns"].to_numpy(np.int64), stops]))
+    bench_onsets = spoken["onset_ns"].to_numpy(np.int64)
     clock = align(view, run_id, clock_offset, bench_onsets, detector, warnings)
     if spoken.empty:
         warnings.append("the run logged no spoken utterances")
     elif len(view.packets):
-        spoken_until = max(int(spoken["end_ns"].max()), int(bench_onsets[-1]))
-        require_overlap((int(bench_onsets[0]), spoken_until), (view.first_ns, view.last_ns), clock)
-    spoken["onset_capture_ns"] = clock.to_capture_ns(spoken["onset_ns"].to_numpy(np.int64))
-    # every request the bench spoke starts its own activation, the stop phrase included
-    requests = clock.to_capture_ns(bench_onsets)
-    detection = detect_activations(view, detector, requests)
+        require_overlap((int(bench_onsets[0]), int(spoken["end_ns"].max())), (view.first_ns, view.last_ns), clock)
+    spoken["onset_capture_ns"] = clock.to_capture_ns(bench_onsets)
+    # every sound the bench played starts its own activation, the stop phrase included
+    detection = detect_activations(view, detector, spoken["onset_capture_ns"].to_numpy(np.int64))
     warnings.extend(detection.warnings)
     matched = _match_activations(spoken["onset_capture_ns"].to_numpy(np.int64), detection, settings.lead_s)
     episodes = contact_episodes(view.packets, detection.voice_endpoints, detection.activations, settings.episode_gap_s)
     times = contact_times(view.packets, detection.voice_endpoints, detection.activations, settings.contact_slot_s)
-    result = attribute(spoken["onset_capture_ns"].tolist(), spoken["skill_id"].tolist(), times,
-                       (view.first_ns, view.last_ns), settings)  # fmt: skip
+    # skills are scored on the plan's requests; a stop phrase ends a session, it asks the skill nothing
+    requests = spoken.index[spoken["kind"] == "request"].to_numpy()
+    result = attribute(spoken["onset_capture_ns"].iloc[requests].tolist(), spoken["skill_id"].iloc[requests].tolist(),
+                       times, (view.first_ns, view.last_ns), settings)  # fmt: skip
+    result.contacts["utterance"] = requests[result.contacts["utterance"].to_numpy(int)] if len(requests) else []
     if result.background_s < settings.max_window_s:
         warnings.append(f"only {result.background_s:.1f} s of background traffic outside utterance windows: "
                         "scores and p-values are weak")  # fmt: skip
@@ -186,7 +191,7 @@ def correlate_run(
         "activations": activation_table(run_id, detection, {i: int(spoken["utterance_seq"].iat[row])
                                                             for i, row in matched.items()}),
         "endpoints": endpoints,
-        "attributions": _attribution_table(run_id, spoken, result.skills),
+        "attributions": _attribution_table(run_id, spoken.iloc[requests], result.skills),
         "contacts": _contact_table(run_id, view, episodes, endpoints, detection),
     }
     summary = Summary(

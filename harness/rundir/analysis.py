@@ -59,7 +59,8 @@ _CLASS = [
 TABLES: dict[str, list[Column]] = {
     "utterances": [
         _c("run_id", "str", "the run"),
-        _c("utterance_seq", "int", "seq of the try's utterance_started event: the key of a spoken try"),
+        _c("utterance_seq", "int", "seq of the try's utterance_started (or stop_spoken) event: the key of a spoken try"),
+        _c("kind", "str", "request: a try of the plan; stop: the bench's stop phrase (the device hears it too)"),
         _c("plan_index", "int", "0-based plan item"),
         _c("turn", "int", "0 the utterance, k its k-th follow-up"),
         _c("attempt", "int", "1-based try"),
