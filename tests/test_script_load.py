@@ -8,8 +8,14 @@ from pathlib import Path
 import pytest
 
 from harness.errors import Place
-from harness.script import ScriptErrors, check_file, check_paths, load_persona, load_personas
-from harness.script.source import MAX_BYTES
+from harness.script import (
+    ScriptErrors,
+    check_file,
+    check_paths,
+    load_persona,
+    load_personas,
+)
+from harness.yamlsource import MAX_BYTES
 
 VALID = """\
 persona:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import InputError, Place
-from harness.script.source import read_source
+from harness.yamlsource import read_source
 
 _CODE = re.compile(r"^[A-Z]{3}$")
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from harness.errors import InputError, Place
 from harness.script.problems import problem
-from harness.script.source import read_source
+from harness.yamlsource import read_source
 
 M = TypeVar("M", bound=BaseModel)
 

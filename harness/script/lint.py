@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from harness.script.models import BUILTIN_SKILL_ID, Persona, Utterance
-from harness.script.source import Loc
 from harness.script.wake import spoken_text, starts_with_wake_word, words
+from harness.yamlsource import Loc
 
 #: An utterance longer than this when spoken is probably cut off by the speaker.
 MAX_SPOKEN_S = 15.0

@@ -14,7 +14,7 @@ from harness.errors import HarnessError, InputError
 from harness.script.lint import lint
 from harness.script.models import Persona
 from harness.script.problems import problem
-from harness.script.source import Source, read_source, script_files
+from harness.yamlsource import Source, read_source
 
 
 class ScriptErrors(HarnessError):
@@ -159,3 +159,12 @@ def load_personas(paths: Iterable[str | os.PathLike[str]]) -> list[Persona]:
     if errors:
         raise ScriptErrors(errors)
     return [check.persona for check in checks if check.persona is not None]
+
+
+def script_files(folder: Path) -> list[Path]:
+    """The scripts of a folder: its ``*.yaml`` and ``*.yml`` files, sorted by name."""
+    return sorted(
+        (p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and not p.name.startswith(".")),
+        key=lambda p: p.name,
+    )
+

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 
 from harness.errors import Place
-from harness.script.source import Loc, Source, is_date
+from harness.yamlsource import Loc, Source, is_date
 
 _EXPECTED = {
     "string_type": "text",

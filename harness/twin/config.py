@@ -11,12 +11,20 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from harness.errors import InputError
 from harness.script import ScriptErrors
 from harness.script.problems import problem
-from harness.script.source import read_source
+from harness.yamlsource import read_source
 
 DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
 Probability = float

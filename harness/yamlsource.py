@@ -1,4 +1,5 @@
-"""Reading a YAML script into plain data plus the position of every key and value.
+"""Reading a YAML file (a persona script, a twin configuration, a list, a rates file) into plain
+data plus the position of every key and value.
 
 Only PyYAML's safe loader composes the file (no object construction, no custom tags); the
 node tree is then turned into dicts, lists and scalars here, refusing what the format never
@@ -24,7 +25,7 @@ from yaml.resolver import Resolver
 
 from harness.errors import InputError, Place
 
-#: Largest script read; persona scripts are a few kilobytes.
+#: Largest file read; persona scripts and configurations are a few kilobytes.
 MAX_BYTES = 5 * 1024 * 1024
 #: Deepest nesting of lists and mappings (the format needs 6).
 MAX_DEPTH = 64
@@ -297,18 +298,9 @@ class _Builder:
 
     def _bad_tag(self, node: Node, loc: Loc) -> None:
         self.source.refused.add(loc)
-        self.source.error(f"tag '{node.tag.replace('tag:yaml.org,2002:', '!!')}' is not allowed: scripts hold only text, numbers, lists and mappings", _mark_place(node.start_mark))
+        self.source.error(f"tag '{node.tag.replace('tag:yaml.org,2002:', '!!')}' is not allowed: these files hold only text, numbers, lists and mappings", _mark_place(node.start_mark))
 
 
 def is_date(value: Any) -> bool:
     """Whether YAML turned a plain value into a date or time."""
     return isinstance(value, (datetime.date, datetime.datetime))
-
-
-def script_files(folder: Path) -> list[Path]:
-    """The scripts of a folder: its ``*.yaml`` and ``*.yml`` files, sorted by name."""
-    return sorted(
-        (p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and not p.name.startswith(".")),
-        key=lambda p: p.name,
-    )
-
