@@ -36,7 +36,7 @@ from harness.rundir.manifest import read_manifest
 ROOT = Path(__file__).resolve().parents[1]
 NETWORK = {"device": "127.0.93.2", "resolver": "127.0.93.53", "platform_pool": "127.0.94.0/24",
            "vendor_pool": "127.0.95.0/24"}  # fmt: skip
-GONE_WITHIN_S = 10.0  # a child of a killed bench must be gone this long after the kill
+GONE_WITHIN_S = 30.0  # a child of a killed bench must be gone this long after the kill (the twin finishes its truth)
 
 
 def persona(folder: Path) -> Path:
@@ -106,6 +106,21 @@ def check_finished(run: Path) -> list[str]:
     return faults
 
 
+def all_done(run: Path) -> bool:
+    """Whether the run had finished and closed its captures before it was killed."""
+    manifest = read_manifest(RunDir(run))
+    return manifest.status == "finished" and all(c.state != "writing" for c in manifest.captures)
+
+
+def finish(run: Path, finished: list[Path]) -> list[str]:
+    """Check a finished run, print it and return its faults."""
+    problems = check_finished(run)
+    finished.append(run)
+    print(f"run {run.name} finished after {len(read_manifest(RunDir(run)).segments)} segments: "
+          f"{'ok' if not problems else '; '.join(problems)}", flush=True)  # fmt: skip
+    return [f"{run.name}: {p}" for p in problems]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=20)
@@ -157,6 +172,9 @@ def main() -> int:
                     shutil.rmtree(current)
                     current = None
                 print(f"kill {kills} at {delay:.1f} s: {current.name if current else 'before the manifest'}", flush=True)
+                if current is not None and all_done(current):  # killed on its way out: nothing left to resume
+                    faults += finish(current, finished)
+                    current = None
                 continue
             err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
             run = current or max(runs.glob("*"))
@@ -164,11 +182,7 @@ def main() -> int:
                 faults.append(f"{run.name}: exit {status}: {err.splitlines()[-1] if err else ''}")
                 current = None
                 continue
-            problems = check_finished(run)
-            faults += [f"{run.name}: {p}" for p in problems]
-            finished.append(run)
-            print(f"run {run.name} finished after {len(read_manifest(RunDir(run)).segments)} segments: "
-                  f"{'ok' if not problems else '; '.join(problems)}", flush=True)  # fmt: skip
+            faults += finish(run, finished)
             current = None
     finally:
         lab_down(lab.base)

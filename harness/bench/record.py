@@ -131,6 +131,7 @@ class RunRecord:
         self._clock_last: ClockPair | None = None
         self._clock_steps: list[ClockStep] = list(manifest.clock.steps) if manifest else []
         self._captures: list[CaptureFileInfo] = list(manifest.captures) if manifest else []
+        self.recovered: list[CaptureFileInfo] = []  # capture files a crash left open, closed by begin()
         self.torn_lines = 0
 
     @classmethod
@@ -165,7 +166,8 @@ class RunRecord:
 
     def begin(self, options: RunOptions, output: AudioDevice, input_: AudioDevice | None) -> RunState | None:
         """Create (or reopen) the folders, open the log and record this segment; returns where a
-        resumed run stands (None for a new run)."""
+        resumed run stands (None for a new run). A resumed run that had finished (killed while
+        its capture was closing) gets only its captures recovered (:attr:`recovered`), no segment."""
         run = self.run
         run.create(run.answers, run.speech)
         state = None
@@ -175,11 +177,14 @@ class RunRecord:
             logged = read_events(run.events)
             state = run_state(logged.events, len(self.plan.items))
             self.torn_lines = logged.torn_lines
-        recovered = self._recover_captures()
+        self.recovered = self._recover_captures()
         self._log = EventLog(run.events, self.run_id)
+        if self.recovered:
+            self.emit(CaptureStopped(files=self.recovered))
+        if state is not None and state.finished:
+            self.write_manifest(self.manifest.status)
+            return state
         atomic_write_bytes(run.reserve, bytes(RESERVE_BYTES), PRIVATE_FILE)
-        if recovered:
-            self.emit(CaptureStopped(files=recovered))
         segment = Segment(started_wall_ns=time.time_ns(), first_seq=self._log.next_seq, argv=list(sys.argv))
         self._manifest = self.manifest.model_copy(
             update={

@@ -81,6 +81,7 @@ class BenchRun:
         self._guard: DeviceGuard | None = None
         self._view: RunView | None = None
         self._completed: frozenset[int] | None = None  # plan items done before this segment, once started
+        self.finished_before = False  # a resume found the run finished (only its captures were recovered)
 
     @property
     def record(self) -> RunRecord:
@@ -129,6 +130,9 @@ class BenchRun:
     def execute(self) -> int:
         """Run (or resume) to the end; returns the exit status (0 done, 130 interrupted)."""
         self.start()
+        if self.finished_before:
+            self.record.close()
+            return 0
         record, plan, completed = self.record, self.record.plan, self._completed
         assert completed is not None
         if self.options.marker:
@@ -206,7 +210,12 @@ class BenchRun:
                    "input_device": guard.input.name if guard.input else None}  # fmt: skip
         if state is not None:
             if state.finished:
-                raise HarnessError(f"{record.run.root}: this run has already finished")
+                if not record.recovered:
+                    raise HarnessError(f"{record.run.root}: this run has already finished")
+                self.finished_before = True  # killed while its capture was closing: only that was left to do
+                self.console.print(f"this run had finished; {len(record.recovered)} capture files it left open are "
+                                   f"now listed: {record.run.root}", markup=False, highlight=False)  # fmt: skip
+                return frozenset(item.index for item in record.plan.items)
             self._counts = {"answers": state.answers, "no_answers": state.no_answers}
             if state.last_answer is not None:
                 samples, _ = read_wav(record.run.resolve(state.last_answer.path))

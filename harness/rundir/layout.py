@@ -129,6 +129,11 @@ class RunDir:
         return self.root / ".reserve"
 
     @property
+    def twin_pid(self) -> Path:
+        """The running twin's process id (a resume waits for a twin its killed bench left stopping)."""
+        return self.root / ".twin.pid"
+
+    @property
     def twin_log(self) -> Path:
         return self.root / "twin.log"
 

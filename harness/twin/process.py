@@ -12,7 +12,7 @@ import time
 from collections import deque
 from pathlib import Path
 
-from harness.children import die_with_parent
+from harness.children import command_line, die_with_parent, running_from_pid_file, write_pid_file
 from harness.defaults import default
 from harness.errors import HarnessError
 from harness.files import PRIVATE_FILE, output_error, private_dir
@@ -61,6 +61,7 @@ class TwinProcess:
         if synthetic_capture is not None:
             self.argv += ["--synthetic-capture", str(synthetic_capture)]
         self.log_path = run.twin_log
+        self.pid_path = run.twin_pid
         self._lines: deque[str] = deque(maxlen=20)
         self._proc: subprocess.Popen[str] | None = None
 
@@ -68,6 +69,7 @@ class TwinProcess:
         """Start the twin and return once it listens; raises HarnessError with its last words if not
         (e.g. its address is in use by a twin an earlier run left). The twin gets SIGTERM when
         the thread calling this ends, so call it from one that outlives the twin."""
+        self._wait_for_earlier()
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC  # never through a link
         try:
             log = os.open(self.log_path, flags, PRIVATE_FILE)
@@ -78,6 +80,7 @@ class TwinProcess:
                                           start_new_session=True, preexec_fn=die_with_parent())  # fmt: skip
         finally:
             os.close(log)
+        write_pid_file(self.pid_path, self._proc.pid)
         ready = threading.Event()
 
         def read() -> None:
@@ -96,6 +99,17 @@ class TwinProcess:
                 said = " ".join(tail).removeprefix("harness: error: ")  # its own first error, e.g. address in use
                 raise HarnessError(f"the twin did not start: {said or 'no message'} (log: {self.log_path})")
 
+    def _wait_for_earlier(self) -> None:
+        """Wait for a twin of this run that a killed bench left behind: it got the parent-death
+        signal and is finishing its truth; one that outlives :data:`STOP_TIMEOUT_S` is reported."""
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while (pid := running_from_pid_file(self.pid_path)) is not None:
+            if time.monotonic() > deadline:
+                raise HarnessError(f"a twin of this run still runs (pid {pid}: {command_line(pid)}); stop it first "
+                                   f"(kill {pid})")  # fmt: skip
+            time.sleep(0.1)
+        self.pid_path.unlink(missing_ok=True)
+
     def stop(self) -> int | None:
         """Ask the twin to finish (its truth is complete afterwards); returns its exit status."""
         if self._proc is None:
@@ -107,4 +121,5 @@ class TwinProcess:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
+        self.pid_path.unlink(missing_ok=True)
         return self._proc.returncode

@@ -87,6 +87,9 @@ def run_with_twin(options: RunOptions, console: Any) -> TwinRun:
     status = 1
     try:
         bench.start()
+        if bench.finished_before:
+            bench.record.close()
+            return TwinRun(0, run, _capture_paths(bench), segment.synthetic_path is not None, time.monotonic() - began)
         segment.start_capture(device)
         scripts = [run.resolve(s.path) for s in bench.record.manifest.scripts]
         segment.twin = TwinProcess(scripts, run, options.twin_config, segment.synthetic_path,
@@ -103,8 +106,11 @@ def run_with_twin(options: RunOptions, console: Any) -> TwinRun:
         bench.abandon(str(exc) or type(exc).__name__)
         raise
     segment.stop(failed=False)
-    files = [run.resolve(c.path) for c in bench.record.manifest.captures if c.state != "missing"]
-    return TwinRun(status, run, files, segment.synthetic_path is not None, time.monotonic() - began)
+    return TwinRun(status, run, _capture_paths(bench), segment.synthetic_path is not None, time.monotonic() - began)
+
+
+def _capture_paths(bench: BenchRun) -> list[Path]:
+    return [bench.run_dir.resolve(c.path) for c in bench.record.manifest.captures if c.state != "missing"]
 
 
 class _Segment:
