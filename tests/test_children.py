@@ -19,6 +19,7 @@ from harness.capture import start_capture
 from harness.children import running_from_pid_file, write_pid_file
 from harness.errors import DeviceError, HarnessError
 from harness.twin.config import DEFAULT_CONFIG
+from harness.rundir.layout import RunDir
 from harness.twin.process import TwinProcess
 
 DEMO = Path(__file__).resolve().parents[1] / "utterances" / "demo.yaml"
@@ -35,8 +36,9 @@ time.sleep(600)
 PARENT_TWIN = """
 import sys, time
 from pathlib import Path
+from harness.rundir.layout import RunDir
 from harness.twin.process import TwinProcess
-twin = TwinProcess([Path(sys.argv[1])], Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]))
+twin = TwinProcess([Path(sys.argv[1])], RunDir(Path(sys.argv[2])), Path(sys.argv[3]), Path(sys.argv[4]))
 twin.start()
 print(twin._proc.pid, flush=True)
 time.sleep(600)
@@ -131,7 +133,7 @@ def test_the_first_error_of_a_twin_whose_address_is_taken_is_address_in_use(tmp_
             holder.bind(("127.0.61.53", 53))
         except PermissionError:
             holder.bind(("127.0.61.53", 53 + 10000))
-        twin = TwinProcess([DEMO], tmp_path / "truth.jsonl", config, tmp_path / "synthetic.pcap")
+        twin = TwinProcess([DEMO], RunDir(tmp_path), config, tmp_path / "synthetic.pcap")
         with pytest.raises(HarnessError) as caught:
             twin.start(timeout_s=60)
     finally:
@@ -147,10 +149,10 @@ def test_the_twin_dies_with_a_killed_bench(lab, tmp_path, monkeypatch):
     require_tool("openssl")
     monkeypatch.setenv("HARNESS_LAB_DIR", str(lab.base))
     config = _twin_config(tmp_path, 62)
-    child = _kill_parent_and_check_child(PARENT_TWIN, str(DEMO), str(tmp_path / "truth.jsonl"), str(config),
+    child = _kill_parent_and_check_child(PARENT_TWIN, str(DEMO), str(tmp_path), str(config),
                                          str(tmp_path / "synthetic.pcap"))  # fmt: skip
     # Its address is free again: a new twin starts.
-    twin = TwinProcess([DEMO], tmp_path / "again" / "truth.jsonl", config, tmp_path / "again.pcap")
+    twin = TwinProcess([DEMO], RunDir(tmp_path / "again"), config, tmp_path / "again.pcap")
     (tmp_path / "again").mkdir()
     try:
         twin.start()
