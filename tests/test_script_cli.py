@@ -98,11 +98,27 @@ def test_schema_is_the_persona_schema(capsys: pytest.CaptureFixture[str]) -> Non
         "title": "Rate", "type": "integer"}
 
 
-def test_schema_events_prints_a_schema(capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("harness.bench.events")
-    assert main(["schema", "--events"]) == 0
+@pytest.mark.parametrize("of", ["events", "truth", "manifest", "summary"])
+def test_schema_of_each_run_file_is_a_json_schema(of: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema", "--of", of]) == 0
     schema = json.loads(capsys.readouterr().out)
     assert schema["$schema"].endswith("2020-12/schema") and schema != persona_json_schema()
+
+
+def test_schema_events_is_kept_for_old_scripts(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema", "--events"]) == 0
+    from harness.rundir.events import events_json_schema
+
+    assert json.loads(capsys.readouterr().out) == events_json_schema()
+
+
+def test_schema_of_analysis_lists_every_table(capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.rundir.analysis import TABLE_NAMES
+
+    assert main(["schema", "--of", "analysis"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [t["table"] for t in doc["tables"]] == list(TABLE_NAMES)
+    assert all(c["dtype"] and c["description"] for t in doc["tables"] for c in t["columns"])
 
 
 def test_shipped_schema_file_is_current(repo: Path) -> None:

@@ -17,6 +17,7 @@ from harness.bench.view import RunView
 from harness.cli.console import _InertConsole, plain
 from harness.report.terminal import summary_renderable
 from harness.textsafe import csv_cell, csv_safe_frame, csv_safe_row, terminal_text
+from test_report_html import SNI, hostile_tables
 
 OSC_TITLE = "\x1b]0;pwned\x07"
 OSC_LINK = "\x1b]8;;https://evil.example/\x1b\\click\x1b]8;;\x1b\\"
@@ -117,12 +118,12 @@ def test_the_live_view_and_its_plain_lines_show_names_inert():
     item = PlanItem.model_construct(index=0, persona_id=f"p{OSC_TITLE}", utterance_id="u", repeat=1,
                                     skill_name=f"s{CONCEALED}", text=f"Alexa, {OSC_LINK}")  # fmt: skip
     plain_console = _InertConsole(file=io.StringIO(), width=200)
-    view = RunView(plain_console, 1, 0)
+    view = RunView(plain_console, 1, 0, {0: 3.0})
     view.item(item, "name")
     view.answer(f"answer {CONCEALED}")
     assert "\x1b" not in plain_console.file.getvalue() and "\\x1b]0;pwned" in plain_console.file.getvalue()
     live = Console(file=io.StringIO(), force_terminal=True, width=200)  # a plain rich console: the view's own escaping
-    view = RunView(live, 1, 0)
+    view = RunView(live, 1, 0, {0: 3.0})
     with view:
         view.item(item, f"n{OSC_TITLE}")
         view.answer(f"answer {OSC_LINK}")
@@ -131,11 +132,12 @@ def test_the_live_view_and_its_plain_lines_show_names_inert():
 
 
 def test_the_run_summary_shows_captured_names_inert():
-    contacts = pd.DataFrame({"endpoint": [OSC_LINK], "category": ["ads"], "ad_or_tracking": [True], "onset": [0]})
-    endpoints = pd.DataFrame(columns=["endpoint", "party", "organization", "attributed", "skill_name"])
-    summary = {"run_id": f"r{OSC_TITLE}", "counts": {}, "clock": {}, "warnings": [f"odd name {CONCEALED}"]}
+    summary, tables = hostile_tables()
+    summary = summary.model_copy(update={"run_id": f"r{OSC_TITLE}", "warnings": [f"odd name {CONCEALED}"]})
+    for name in ("endpoints", "attributions", "contacts"):
+        tables[name]["endpoint_id"] = tables[name]["endpoint_id"].replace(SNI, OSC_LINK)
     console = Console(file=io.StringIO(), force_terminal=True, width=200)
-    console.print(summary_renderable(summary, {"endpoints": endpoints, "contacts": contacts}))
+    console.print(summary_renderable(summary, tables))
     shown = console.file.getvalue()
     assert "\x1b]" not in shown and "\x07" not in shown
     assert "\\x1b]8;;https://evil.example/" in shown and "\\x1b[8mhidden" in shown

@@ -36,9 +36,9 @@ def serve(scripts: list[Path], truth: Path, config: Path | None = None, syntheti
     twin = Twin(personas, settings, truth, work, backend, synthetic_capture=synthetic_capture,
                 config_path=config, **extra)  # fmt: skip
     done = threading.Event()
+    twin.start()  # SIGTERM until here (its bench died while it started) ends it at once: nothing ran yet
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: done.set())
-    twin.start()
     print(READY, flush=True)
     try:
         while not done.wait(0.5):
