@@ -605,3 +605,28 @@ def test_a_full_disk_stops_the_run_resumable_and_loses_nothing(bench, tmp_path: 
         assert not RunDir(run_dir).reserve.exists()
     finally:
         subprocess.run(["umount", "-l", str(bench.runs)], check=False)
+
+
+def test_a_rotating_capture_is_listed_file_by_file_and_read_as_one(bench) -> None:
+    require_root()
+    require_tool("tcpdump")
+    script = bench.script(persona_yaml(4, texts=SHORT))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx:
+        rx.bind(("127.0.0.1", 0))
+        status, _, err = finish(bench.start(str(script), "--marker", f"127.0.0.1:{rx.getsockname()[1]}",
+                                            "--capture", "lo", "--capture-device", "127.0.0.1", "--capture-tail", "0.3",
+                                            "--capture-rotate-s", "1", "--capture-filter", "udp",
+                                            listen=False))  # fmt: skip
+    assert status == 0, err
+    (run_dir,) = run_dirs(bench.runs)
+    run = RunDir(run_dir)
+    manifest = read_manifest(run)
+    assert manifest.settings.capture_rotate_s == 1 and manifest.settings.capture_filter == "udp"
+    files = manifest.captures
+    assert len(files) >= 2 and {f.state for f in files} == {"closed"}
+    assert [run.resolve(f.path) for f in files] == run.capture_files()  # every file, in order
+    assert all(sha256_file(run.resolve(f.path)) == f.sha256 for f in files)
+    from harness.correlate import correlate_run
+
+    result = correlate_run(run_dir)
+    assert result.summary.clock.markers == len(of(events_of(run_dir), MarkerSent)) == 4

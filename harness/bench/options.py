@@ -39,6 +39,12 @@ class RunOptions:
     """Capture spec (local interface or ``ssh://``) for tcpdump during the run."""
     capture_device: str | None = None
     """The speaker's address, to filter the capture."""
+    capture_filter: str | None = None
+    """An extra BPF filter for the capture (checked by ``tcpdump -d``)."""
+    capture_rotate_mb: int | None = None
+    """Start a new capture file after this many megabytes (10^6 bytes); None: one file."""
+    capture_rotate_s: int | None = None
+    """Start a new capture file after this many seconds; None: one file."""
     capture_tail_s: float | None = None
     """Seconds the capture goes on after the last answer; None: the run's on a resume, else
     ``default.capture_tail_s`` (with ``twin``: ``default.twin_quiet_s``). See :attr:`tail_s`."""
@@ -82,8 +88,11 @@ class RunOptions:
             except HarnessError as exc:
                 raise InputError(run.manifest, f"settings.marker: {exc}") from None
         capture, capture_device = self.capture, self.capture_device or saved.capture_device
+        rotation = {"capture_filter": self.capture_filter, "capture_rotate_mb": self.capture_rotate_mb,
+                    "capture_rotate_s": self.capture_rotate_s}  # fmt: skip
         if capture is None and saved.capture:
             capture = saved.capture
+            rotation = {key: value if value is not None else getattr(saved, key) for key, value in rotation.items()}
         input_device = self.input_device
         if input_device is None and manifest.input_device is not None:
             input_device = manifest.input_device.spec
@@ -91,7 +100,7 @@ class RunOptions:
             self, output_device=self.output_device or manifest.output_device.spec, input_device=input_device,
             backend=self.backend or manifest.backend, retries=saved.retries if self.retries is None else self.retries,
             transcribe=self.transcribe or saved.transcribe, marker=marker, capture=capture,
-            capture_device=capture_device, twin=self.twin or saved.twin,
+            capture_device=capture_device, **rotation, twin=self.twin or saved.twin,
             twin_config=self.twin_config or (Path(saved.twin_config) if saved.twin_config else None),
             quiet_lead_s=_or(self.quiet_lead_s, saved.quiet_lead_s),
             capture_tail_s=_or(self.capture_tail_s, saved.capture_tail_s),

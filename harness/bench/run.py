@@ -13,6 +13,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -152,6 +153,8 @@ class BenchRun:
                     if item.index in completed:
                         continue
                     self._item(item)
+                    if capture is not None:
+                        capture.list_rotated(record)
                     view.advance(item.index)
                     if item.index + 1 < len(plan.items):
                         self._gap(plan.persona(item).session.gap_s)
@@ -400,7 +403,7 @@ class BenchRun:
 
     # ----- capture ----------------------------------------------------------------------------
 
-    def _start_capture(self) -> tuple[Any, list[CaptureFileInfo]] | None:
+    def _start_capture(self) -> _Capture | None:
         """Start the run's capture and list its files in the manifest at once."""
         opts = self.options
         if not opts.capture:
@@ -409,19 +412,34 @@ class BenchRun:
 
         record = self.record
         record.run.create(record.run.capture)
-        handle = start_capture(opts.capture, record.run.capture, device=opts.capture_device)
-        opened = record.capture_opened(handle.paths(), handle.spec.interface, handle.started_ns)
-        record.emit(CaptureStarted(spec=opts.capture, device=opts.capture_device, files=[o.path for o in opened]))
-        return handle, opened
+        handle = start_capture(opts.capture, record.run.capture, device=opts.capture_device, bpf=opts.capture_filter,
+                               rotate_mb=opts.capture_rotate_mb, rotate_s=opts.capture_rotate_s)  # fmt: skip
+        capture = _Capture(handle, record.capture_opened(handle.paths(), handle.spec.interface, handle.started_ns))
+        record.emit(CaptureStarted(spec=opts.capture, device=opts.capture_device, files=[o.path for o in capture.opened]))
+        return capture
 
-    def _stop_capture(self, capture: tuple[Any, list[CaptureFileInfo]] | None) -> None:
+    def _stop_capture(self, capture: _Capture | None) -> None:
         if capture is None:
             return
-        handle, opened = capture
         record = self.record
-        files = [record.capture_file(f) for f in handle.stop(self.options.tail_s)]
-        record.capture_closed(opened, files)
+        files = [record.capture_file(f) for f in capture.handle.stop(self.options.tail_s)]
+        record.capture_closed(capture.opened, files)
         record.emit(CaptureStopped(files=files))
+
+
+@dataclass
+class _Capture:
+    """The run's running capture and its files listed so far."""
+
+    handle: Any
+    opened: list[CaptureFileInfo]
+
+    def list_rotated(self, record: RunRecord) -> None:
+        """List the files a rotating capture started since the last look."""
+        known = {o.path for o in self.opened}
+        new = [p for p in self.handle.paths() if record.run.relative(p) not in known]
+        if new:
+            self.opened += record.capture_opened(new, self.handle.spec.interface, self.handle.started_ns)
 
 
 @contextmanager

@@ -37,6 +37,11 @@ def seconds(low: float | None = 0.0) -> Callable[[str], float]:
     return number(float, low)
 
 
+def whole(low: int = 1) -> Callable[[str], float]:
+    """An argparse ``type`` for a whole number ``>= low``."""
+    return number(int, low)
+
+
 def checked(parse: Callable[[str], T]) -> Callable[[str], T]:
     """An argparse ``type`` from a parser that raises :class:`HarnessError`: its message becomes the usage error."""
 

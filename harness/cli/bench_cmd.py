@@ -10,7 +10,7 @@ from rich.table import Table
 from harness.bench.markers import parse_target
 from harness.bench.options import RunOptions
 from harness.bench.plan import load_plan
-from harness.cli.args import capture_target, checked, seconds
+from harness.cli.args import capture_target, checked, seconds, whole
 from harness.cli.console import out
 from harness.defaults import default
 from harness.rundir.layout import RunDir
@@ -40,6 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--capture", type=capture_target, metavar="SPEC",
                    help="capture the speaker's traffic during the run (tcpdump)")
     p.add_argument("--capture-device", metavar="ADDR", help="the speaker's address, to filter the capture")
+    p.add_argument("--capture-filter", metavar="BPF", help="an extra tcpdump filter, e.g. 'not port 22'")
+    p.add_argument("--capture-rotate-mb", type=whole(), metavar="N", help="a new capture file after N megabytes")
+    p.add_argument("--capture-rotate-s", type=whole(), metavar="S", help="a new capture file after S seconds")
     p.add_argument("--capture-tail", type=seconds(), metavar="S",
                    help=f"keep capturing S seconds after the last answer (default {default.capture_tail_s:g}; "
                    f"with --twin {default.twin_quiet_s:g})")  # fmt: skip
@@ -65,6 +68,9 @@ def run_command(args: argparse.Namespace) -> int:
         args.parser.error("give at least one SCRIPT (or --resume RUN_DIR)")
     if args.twin and args.capture:
         args.parser.error("--twin runs its own capture; drop --capture")
+    rotation = args.capture_filter or args.capture_rotate_mb or args.capture_rotate_s
+    if rotation and not (args.capture or args.resume):
+        args.parser.error("--capture-filter and --capture-rotate-* need --capture")
     if args.quiet_lead is not None and not (args.twin or args.resume):
         args.parser.error("--quiet-lead needs --twin")
     if not args.resume and not args.output_device and not args.dry_run and not args.twin:
@@ -75,6 +81,8 @@ def run_command(args: argparse.Namespace) -> int:
         scripts=args.scripts, output_device=args.output_device, input_device=args.input_device,
         backend=args.backend, runs_dir=args.runs_dir, seed=args.seed, marker=args.marker, retries=args.retries,
         transcribe=args.transcribe, capture=args.capture, capture_device=args.capture_device,
+        capture_filter=args.capture_filter, capture_rotate_mb=args.capture_rotate_mb,
+        capture_rotate_s=args.capture_rotate_s,
         capture_tail_s=args.capture_tail, device_wait_s=args.device_wait, calibration_s=args.calibration,
         twin=args.twin, twin_config=args.twin_config, quiet_lead_s=args.quiet_lead, resume=args.resume,
     )  # fmt: skip
