@@ -18,6 +18,14 @@ from harness.errors import InputError, Place
 from harness.files import PRIVATE_FILE, output_error, private_dir, write_all
 
 
+def text_lines(text: str) -> list[str]:
+    """``text`` split into lines as editors and ``grep -n`` count them: at ``\n`` only (a ``\r``
+    before it dropped). ``str.splitlines`` also splits at U+2028, U+2029, U+0085 and form feeds,
+    which JSON allows raw inside strings: a record would be cut in two and every later line
+    number shifted."""
+    return [line.removesuffix("\r") for line in text.split("\n")]
+
+
 class JsonlLog:
     """An append-only, fsynced JSON-lines file (created with ``mode``, in a private folder if new).
 

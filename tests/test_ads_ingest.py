@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,19 @@ def test_times_become_exact_utc_epoch_nanoseconds(value, expected):
 def test_ambiguous_or_invalid_times_are_rejected(value):
     with pytest.raises(ValueError):
         to_epoch_ns(value)
+
+
+def test_line_separators_inside_json_strings_neither_split_records_nor_shift_line_numbers(tmp_path):
+    """JSON allows U+2028, U+2029 and U+0085 raw inside strings; lines are counted at newlines only,
+    as editors and grep -n count them."""
+    rows = [
+        {"persona": "health", "time": "2023-05-01T10:00:00Z", "advertiser": "A\u2028B", "transcript": "one\u2029two"},
+        {"persona": "health", "time": "2023-05-01T10:01:00Z", "advertiser": "C\x85D", "transcript": "three"},
+        {"persona": "health", "advertiser": "E", "transcript": "no time"},
+        {"persona": "vanilla", "time": "2023-05-01T10:02:00Z", "advertiser": "F\u2028G", "transcript": "four"},
+    ]
+    path = tmp_path / "audio_ads.jsonl"
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    data = load_files([path], USD)
+    assert [ad.advertiser for ad in data.audio_ads] == ["A\u2028B", "C\x85D", "F\u2028G"]
+    assert _skipped(data) == ["audio_ads.jsonl:3: time: missing"]

@@ -26,6 +26,7 @@ from harness.ads.models import (
 )
 from harness.ads.records import BadRecord, Record, csv_header, file_format, normalise_key, read_text, records
 from harness.errors import InputError, Place
+from harness.jsonl import text_lines
 
 PREBID_KEYS = {"bid_responses", "getBidResponses", "bidResponses", "winning_bids", "getAllWinningBids", "winningBids"}
 M = TypeVar("M", bound=BaseModel)
@@ -92,7 +93,7 @@ def _load_file(path: Path, rates: Rates, strict: bool, data: AdsData) -> None:
         if not rows:
             raise InputError(path, "no records")
         if fmt == "csv":  # the header is the culprit
-            line = next((n for n, raw in enumerate(text.splitlines(), 1) if raw.strip(",; \t")), 1)
+            line = next((n for n, raw in enumerate(text_lines(text), 1) if raw.strip(",; \t")), 1)
         elif first is None:  # not one readable record: say why the first one is not
             bad = next(row for row in rows if isinstance(row, BadRecord))
             raise InputError(path, bad.message, Place(line=bad.line))

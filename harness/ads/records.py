@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import InputError, Place
+from harness.jsonl import text_lines
 
 _KEY = re.compile(r"[\s\-]+")
 # Python's JSON decoder recurses once per level and gives up near its recursion limit.
@@ -106,7 +107,7 @@ def csv_header(text: str) -> list[str]:
 
 
 def _jsonl_records(text: str) -> Iterator[Record | BadRecord]:
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in enumerate(text_lines(text), start=1):
         if not raw.strip():
             continue
         try:
