@@ -63,7 +63,9 @@ def run_with_twin(options: RunOptions, console: Any, config_path: Path | None = 
     """Run ``options.scripts`` against the twin; devices default to the lab's.
 
     The capture (tcpdump on ``lo`` filtered on the twin's address, or the twin's synthetic one)
-    spans the whole life of the twin, so every flow in the truth is in it. The twin runs
+    starts once the twin booted, as a bench's capture starts after the Echo opened its voice
+    connection, and lasts until the twin stopped: every flow of the truth after its
+    ``twin_live`` record is in it. The twin runs
     ``quiet_lead_s`` before the first utterance and ``options.capture_tail_s`` (at least
     :data:`SETTLE_S`) after the last answer: quiet time holding only background traffic, which
     the correlation learns the background from.
@@ -86,18 +88,20 @@ def run_with_twin(options: RunOptions, console: Any, config_path: Path | None = 
     device = config.network.device
     synthetic = not real_capture_possible()
     handle = None
-    if not synthetic:
-        from harness.capture import start_capture
-
-        handle = start_capture("lo", run.capture, device=device)
     synthetic_path = run.capture / SYNTHETIC_NAME
     twin = TwinProcess(options.scripts, run, config_path, synthetic_path if synthetic else None,
-                       options.backend or default.backend)  # fmt: skip
+                       options.backend or default.backend, hold=True)  # fmt: skip
     files: list[CaptureFileInfo] = []
     status = 1
     try:
         console.print(f"starting the twin ({device}); its log: {twin.log_path}", markup=False, highlight=False)
+        # like an Echo's, its voice connection opens at boot, before the capture starts
         twin.start()
+        if not synthetic:
+            from harness.capture import start_capture
+
+            handle = start_capture("lo", run.capture, device=device)
+        twin.go()
         if quiet_lead_s > 0:
             console.print(f"quiet lead: {quiet_lead_s:g} s of background only", markup=False, highlight=False)
             time.sleep(quiet_lead_s)
