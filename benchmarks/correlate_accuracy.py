@@ -16,8 +16,8 @@ against its ``truth.jsonl``; the clocks are also fitted without markers (the utt
 phrase onsets against the detected activations, :func:`~harness.correlate.clock.align_onsets`
 with the Echo's usual wake lag) and the two mappings compared at the run's middle (``clk ms``).
 
-- ``low``: the shipped background (device metrics ~20 s, HTTPS time ~30 s, NTP ~60 s, the voice
-  keep-alive ~15 s);
+- ``low``: the shipped background (device metrics ~20 s, HTTPS time ~30 s, NTP ~60 s, the keep-alive
+  on the voice connection ~22 s);
 - ``high``: device metrics ~8 s and seven more endpoints with wide jitter, two of which are also
   contacted because of requests (the metrics event ``unagi-na.amazon.com``, Fitbit's tracker).
 
