@@ -1,16 +1,23 @@
-"""Accuracy of activation detection and endpoint attribution against ground truth, beside a
-naive baseline (every endpoint contacted within a fixed window after an onset belongs to it).
+"""Accuracy of activation detection, endpoint attribution and marker-free clock alignment
+against ground truth, beside a naive baseline (every endpoint contacted within a fixed window
+after an onset belongs to it).
 
-Default: real runs through the digital twin, one per background level. Each level is a twin
-configuration written into a temporary folder (the shipped one with its background schedule
-replaced, and its own loopback addresses so it can run beside a demo or the tests); the persona
-is the demo's (``--script``) with every utterance repeated (``--repeats``, shuffled) and short
-answer limits. The twin runs ``--quiet`` seconds before the first utterance and after the last
-(background only), in a private virtual lab started here. Each run is correlated and scored
-against its ``truth.jsonl``.
+Default: real runs through the digital twin, one per background level. The twin behaves like an
+Echo on the wire: one voice connection opened before the capture (no name in it) carries every
+request as an opening burst and a speech-rate stream, answers come down on it, metrics posts
+follow answers 10-15 s later (see docs/twin.md). Each level is a twin configuration written into
+a temporary folder (the shipped one with its background schedule replaced, and its own loopback
+addresses so it can run beside a demo or the tests); the persona is the demo's (``--script``)
+with every utterance repeated (``--repeats``, shuffled) and short answer limits. The twin runs
+``--quiet`` seconds before the first utterance and after the last (background only), in a
+private virtual lab started here. The bench sends a sync marker to the twin's address at every
+onset, so the capture holds them. Each run is correlated (clocks from the markers) and scored
+against its ``truth.jsonl``; the clocks are also fitted without markers (the utterance and stop
+phrase onsets against the detected activations, :func:`~harness.correlate.clock.align_onsets`
+with the Echo's usual wake lag) and the two mappings compared at the run's middle (``clk ms``).
 
-- ``low``: the shipped background (device metrics ~20 s, HTTPS time ~30 s, NTP ~60 s, the voice
-  keep-alive ~15 s);
+- ``low``: the shipped background (device metrics ~20 s, HTTPS time ~30 s, NTP ~60 s, the keep-alive
+  on the voice connection ~22 s);
 - ``high``: device metrics ~8 s and seven more endpoints with wide jitter, two of which are also
   contacted because of requests (the metrics event ``unagi-na.amazon.com``, Fitbit's tracker).
 
@@ -19,8 +26,9 @@ Other sources of runs with truth:
 - ``RUN_DIR...``: score existing twin run directories (``truth.jsonl`` records read: ``wake``
   with ``seq``, ``wall_ns`` (``segment_onset_ns`` for a follow-up heard without the wake word);
   ``flow`` with ``cause`` {``kind``, ``request_seq``}, ``purpose``, ``endpoint``, ``app``,
-  ``first_ns``). A wake belongs to the latest utterance whose onset precedes it; the first voice
-  flow of a wake is the true activation.
+  ``first_ns``; ``segment`` with ``part`` "upload" and ``first_ns``). A wake belongs to the
+  latest utterance whose onset precedes it; each upload segment (one per request heard, stop
+  phrases and follow-ups included) is a true activation, its first record the true onset.
 - ``--synthetic``: scenes generated here in seconds, without the lab, written as real pcap
   files (Ethernet/IPv4/TCP/UDP, DNS answers, TLS ClientHellos) plus an events.jsonl written with
   the bench's EventLog and a truth.jsonl in the twin's format. Unlike twin runs, the bench clock
@@ -31,7 +39,10 @@ Other sources of runs with truth:
   endpoints that are both caused and background (unagi every ~12 s, a skill's tracker at random).
 
 Voice endpoints are scored by the activation figures; attribution is scored on the other
-endpoints (what a skill made the device contact), as (utterance, endpoint) pairs.
+endpoints (what a skill made the device contact), as (utterance, endpoint) pairs, leaving out
+the endpoint of the voice service's metrics posts too: they follow answers 10-15 s later, so
+they fall in a later utterance's window, where no correlation by time can place them; how many
+of them were attributed to their own request is printed beside each row.
 
     python benchmarks/correlate_accuracy.py [--quick] [--levels low high] [--repeats 3] [--quiet 45]
     python benchmarks/correlate_accuracy.py --synthetic [--seed 1] [--scenes 3] [--utterances 30]
@@ -44,6 +55,7 @@ import argparse
 import io
 import json
 import os
+import socket
 import sys
 import tempfile
 import time
@@ -57,16 +69,20 @@ from rich.console import Console
 
 from harness.bench.markers import Marker, encode_marker
 from harness.correlate import correlate_run
+from harness.correlate.activations import detect_activations
 from harness.correlate.capture import read_capture
+from harness.correlate.clock import WAKE_LAG_S, align_onsets
+from harness.errors import HarnessError
 from harness.jsonl import read_jsonl
 from harness.net import synth
-from harness.rundir.events import EventLog, UtteranceEnded, UtteranceStarted
+from harness.rundir.events import EventLog, StopSpoken, UtteranceEnded, UtteranceStarted, read_events
 from harness.rundir.layout import RunDir
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "utterances" / "demo.yaml"
 # The twin's own loopback addresses, apart from the shipped ones and those of the tests.
 TWIN_NETWORK = {"device": "127.0.88.2", "resolver": "127.0.88.53", "platform_pool": "127.0.89.0/24", "vendor_pool": "127.0.90.0/24"}
+MARKER_PORT = 9999  # sync markers go to the twin's address (so the capture filter keeps them), to this port
 # Extra background of the twin's "high" level, on top of the shipped schedule (device metrics every ~8 s instead of ~20 s).
 TWIN_HIGH = [
     {"name": "api.amazonalexa.com", "every_s": 12, "jitter_s": 8, "first_s": 3, "purpose": "platform"},
@@ -179,9 +195,12 @@ def make_scene(folder: Path, level: str, count: int, seed: int) -> Path:
             upload = onset_capture + int(rng.uniform(0.3, 0.9) * 1e9)
             cause = {"kind": "request", "request_seq": s.seq}
             truth.append({"record": "wake", "seq": s.seq, "wall_ns": onset_capture + int(0.2e9)})
-            truth.append(_flow(cause, "voice", "avs-alexa-na.amazon.com", upload))
-            for k in range(int(rng.uniform(1.5, 3.0) / 0.015)):
-                scene.frame(upload + k * 15_000_000, DEVICE, voice_ip, synth.tcp(vport, 443, b"s" * 118), 6)
+            truth.append({"record": "segment", "part": "upload", "cause": cause, "first_ns": upload})
+            for k in range(4):  # the opening burst: buffered wake word and first audio, then speech-rate records
+                scene.frame(upload + k * 150_000_000, DEVICE, voice_ip, synth.tcp(vport, 443, b"o" * 6000), 6)
+            for k in range(int(rng.uniform(1.5, 3.0) / 0.08)):
+                at = upload + 40_000_000 + k * 80_000_000
+                scene.frame(at, DEVICE, voice_ip, synth.tcp(vport, 443, b"s" * 800), 6)
             answer = upload + int(3.5e9)
             for k in range(30):
                 scene.frame(answer + k * 3_000_000, voice_ip, DEVICE, synth.tcp(443, vport, b"a" * 1400), 6)
@@ -253,18 +272,22 @@ def twin_runs(folder: Path, levels: list[str], script: Path, repeats: int, quiet
     persona = bench_persona(folder, script, repeats, seed)
     lab = lab_up(folder / "lab")
     os.environ.update({**lab.environment(), "HARNESS_LAB_DIR": str(lab.base)})
+    marker = (TWIN_NETWORK["device"], MARKER_PORT)
     runs = {}
-    try:
-        for level in levels:
-            options = RunOptions(scripts=[persona], runs_dir=folder / "runs", capture_tail_s=quiet_s, quiet_lead_s=quiet_s,
-                                 twin_config=twin_config(folder, level, seed))  # fmt: skip
-            result = run_with_twin(options, Console(file=io.StringIO()))
-            if result.status != 0:
-                raise SystemExit(f"the {level} twin run failed (status {result.status}): {result.run.root}")
-            print(f"# {level}: twin run of {result.seconds:.0f} s in {result.run.root}", file=sys.stderr, flush=True)
-            runs[level] = result.run.root
-    finally:
-        lab_down(lab.base)
+    # a socket takes the markers in, so the twin's address answers them with no ICMP of its own
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink:
+        sink.bind(marker)
+        try:
+            for level in levels:
+                options = RunOptions(scripts=[persona], runs_dir=folder / "runs", capture_tail_s=quiet_s,
+                                     quiet_lead_s=quiet_s, marker=marker, twin_config=twin_config(folder, level, seed))
+                result = run_with_twin(options, Console(file=io.StringIO()))
+                if result.status != 0:
+                    raise SystemExit(f"the {level} twin run failed (status {result.status}): {result.run.root}")
+                print(f"# {level}: twin run of {result.seconds:.0f} s in {result.run.root}", file=sys.stderr, flush=True)
+                runs[level] = result.run.root
+        finally:
+            lab_down(lab.base)
     return runs
 
 
@@ -285,13 +308,8 @@ def evaluate(run: Path, pcaps: list[str] | None, device: str | None) -> dict:
     onsets = utterances["onset_capture_ns"].to_numpy()
     row_of = {seq: int(np.searchsorted(onsets, ns + 0.5e9) - 1) for seq, ns in wakes.items()}
     voice = set(result.detection.voice_endpoints) | {f["endpoint"] for f in flows if f["purpose"] == "voice"}
-    # activations: the first voice flow of each wake, matched to the nearest unmatched detection
-    first_voice: dict[int, int] = {}
-    for f in flows:
-        seq = f["cause"].get("request_seq")
-        if f["purpose"] == "voice" and seq is not None:
-            first_voice[seq] = min(first_voice.get(seq, f["first_ns"]), f["first_ns"])
-    true_onsets = sorted(first_voice.values())
+    # activations: every request's upload, matched to the nearest unmatched detection
+    true_onsets = sorted(r["first_ns"] for r in truth if r.get("record") == "segment" and r["part"] == "upload")
     used, errors = set(), []
     for a in result.detection.activations:
         free = [(abs(a.onset_ns - t), j) for j, t in enumerate(true_onsets) if j not in used]
@@ -300,16 +318,17 @@ def evaluate(run: Path, pcaps: list[str] | None, device: str | None) -> dict:
             used.add(best[1])
             errors.append((a.onset_ns - true_onsets[best[1]]) / 1e9)
     act = _prf(len(used), len(result.detection.activations) - len(used), len(true_onsets) - len(used))
-    # attribution: (utterance row, endpoint) pairs, voice and name lookups left out
-    truth_pairs = {
-        (row_of[f["cause"]["request_seq"]], f["endpoint"])
-        for f in flows
-        if f["cause"].get("kind") == "request" and f["cause"].get("request_seq") in row_of
-        and f["purpose"] not in ("voice", "dns") and f.get("app") != "dns"
-    }  # fmt: skip
-    ours = {(i, e) for i, row in utterances.iterrows() for e in row["endpoint_ids"] if e not in voice}
+    # attribution: (utterance row, endpoint) pairs; voice, name lookups and the voice service's metrics
+    # posts (after answers, 10-15 s late: in a later utterance's window) left out, the posts scored apart
+    caused = [f for f in flows if f["cause"].get("kind") == "request" and f["cause"].get("request_seq") in row_of
+              and f["purpose"] != "voice" and f.get("app") != "dns"]  # fmt: skip
+    posts = {f["endpoint"] for f in caused if f["purpose"] == "metrics"}
+    truth_pairs = {(row_of[f["cause"]["request_seq"]], f["endpoint"]) for f in caused if f["endpoint"] not in posts}
+    post_pairs = {(row_of[f["cause"]["request_seq"]], f["endpoint"]) for f in caused if f["endpoint"] in posts}
+    attributed = {(i, e) for i, row in utterances.iterrows() for e in row["endpoint_ids"]}
+    ours = {(i, e) for i, e in attributed if e not in voice | posts}
     view = read_capture(result.summary.captures, result.summary.device)
-    up = view.packets.up & ~np.isin(view.packets.endpoint, list(voice))
+    up = view.packets.up & ~np.isin(view.packets.endpoint, list(voice | posts))
     naive = set()
     for i, onset in enumerate(onsets):
         inside = up & (view.packets.ts_ns >= onset) & (view.packets.ts_ns < onset + NAIVE_WINDOW_S * 1e9)
@@ -321,7 +340,24 @@ def evaluate(run: Path, pcaps: list[str] | None, device: str | None) -> dict:
     skill_of = utterances["skill_id"].tolist()
     errors_by = Counter((kind, skill_of[i], e) for kind, pairs in (("FP", ours - truth_pairs), ("FN", truth_pairs - ours)) for i, e in pairs)
     return {"activation": act, "onset_errors": errors, "ours": score(ours), "naive": score(naive),
-            "background_s": result.summary.counts.background_s, "errors": errors_by}  # fmt: skip
+            "background_s": result.summary.counts.background_s, "errors": errors_by,
+            "posts": (len(post_pairs & attributed), len(post_pairs)),
+            "clock_ms": _clock_difference_ms(run, view, result.summary.clock)}  # fmt: skip
+
+
+def _clock_difference_ms(run: Path, view, clock) -> float:
+    """Marker-free fit minus the run's own mapping (markers), at the median spoken onset, in ms;
+    NaN when the run had no markers or the onsets do not fit."""
+    if clock.method != "markers":
+        return float("nan")
+    logged = read_events(RunDir(run).events).events
+    onsets = np.array([e.onset_wall_ns for e in logged if isinstance(e, (UtteranceEnded, StopSpoken))], np.int64)
+    try:
+        fit = align_onsets(onsets, [a.onset_ns for a in detect_activations(view).activations], lag_s=WAKE_LAG_S)
+    except HarnessError:
+        return float("nan")
+    middle = np.array([int(np.median(onsets))], np.int64)
+    return float((fit.to_capture_ns(middle) - clock.to_capture_ns(middle))[0] / 1e6)
 
 
 def _row(label: str, runs: list[dict]) -> str:
@@ -331,9 +367,11 @@ def _row(label: str, runs: list[dict]) -> str:
     errors = np.abs(np.concatenate([r["onset_errors"] for r in runs] + [[np.nan]]))
     errors = errors[~np.isnan(errors)] if (~np.isnan(errors)).any() else errors
     a, o, n = pooled("activation"), pooled("ours"), pooled("naive")
+    clock = np.array([r["clock_ms"] for r in runs])
+    worst = clock[np.argmax(np.abs(clock))] if (~np.isnan(clock)).all() else float("nan")
     return (
         f"{label:<10} {a[0]:>6.3f} {a[1]:>6.3f} {a[2]:>6.3f}   {np.median(errors) * 1000:>6.1f} {np.percentile(errors, 95) * 1000:>6.1f}"
-        f"   {o[0]:>6.3f} {o[1]:>6.3f} {o[2]:>6.3f}   {n[0]:>6.3f} {n[1]:>6.3f} {n[2]:>6.3f}"
+        f"   {o[0]:>6.3f} {o[1]:>6.3f} {o[2]:>6.3f}   {n[0]:>6.3f} {n[1]:>6.3f} {n[2]:>6.3f}   {worst:>+7.1f}"
     )
 
 
@@ -364,13 +402,16 @@ def main() -> int:
         args.repeats, args.quiet = 1, 30.0
     header = (
         f"{'level':<10} {'act P':>6} {'act R':>6} {'act F1':>6}   {'on p50':>6} {'on p95':>6}"
-        f"   {'att P':>6} {'att R':>6} {'att F1':>6}   {'nv P':>6} {'nv R':>6} {'nv F1':>6}"
+        f"   {'att P':>6} {'att R':>6} {'att F1':>6}   {'nv P':>6} {'nv R':>6} {'nv F1':>6}   {'clk ms':>7}"
     )
-    print(f"onset error in ms (|detected - true upload start|); naive = every endpoint within {NAIVE_WINDOW_S:g} s after the onset")
+    print(f"onset error in ms (|detected - true upload start|); naive = every endpoint within {NAIVE_WINDOW_S:g} s after the "
+          "onset; clk = marker-free clock fit minus the markers' at the run's middle (worst run; nan: no markers)")
     print(header, flush=True)
 
     def show(label: str, results: list[dict]) -> None:
-        print(_row(label, results) + f"   (background {np.mean([r['background_s'] for r in results]):.0f} s/run)", flush=True)
+        posts = np.sum([r["posts"] for r in results], axis=0)
+        print(_row(label, results) + f"   (background {np.mean([r['background_s'] for r in results]):.0f} s/run; "
+              f"metrics posts attributed to their request: {posts[0]}/{posts[1]})", flush=True)  # fmt: skip
         if args.details:
             _details(results)
 

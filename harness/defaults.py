@@ -28,9 +28,10 @@ class Defaults:
     """The bench microphone in the virtual lab: hears speaker_answer."""
     capture_tail_s: float = 2.0
     """Seconds the capture goes on after the last answer."""
-    twin_quiet_s: float = 20.0
+    twin_quiet_s: float = 30.0
     """With the twin: seconds of background-only capture before the first and after the last
-    utterance, which attribution learns the background from."""
+    utterance, which attribution learns the background from (the last utterance's window takes
+    part of the tail; with 20 s a run held under the 30 s of background attribution needs)."""
     device_wait_s: float = 60.0
     """How long a lost device is waited for before the run stops (resumable)."""
     calibration_s: float = 2.0

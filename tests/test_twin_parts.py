@@ -3,17 +3,22 @@ a synthetic capture that the net stage reads back."""
 
 from __future__ import annotations
 
+import random
+import time
 from pathlib import Path
 
 import pytest
 
 from harness.cli.main import main
+from harness.correlate.activations import detect_activations
+from harness.correlate.capture import read_capture
 from harness.net import read_traffic
 from harness.script import ScriptErrors, load_persona
 from harness.rundir.truth import Cause
 from harness.twin.client import Network
 from harness.twin.config import DEFAULT_CONFIG, load_config
 from harness.twin.grammar import Catalogue, pronounce, request_words
+from harness.twin.link import Link
 from harness.twin.servers import AddressBook, Servers
 from harness.twin.wire import Wire
 
@@ -75,7 +80,8 @@ def loopback(tmp_path):
     require_tool("openssl")
     book = AddressBook("127.0.9.0/28", "127.0.9.16/28", ["amazon.com"])
     servers = Servers(book, "127.0.9.53", tmp_path)
-    servers.start(["avs-alexa-14-na.amazon.com", "dts.podtrac.com", "hung.skill.test"], ["ntp-g7g.amazon.com"])
+    servers.start(["avs-alexa-14-na.amazon.com", "unagi-na.amazon.com", "dts.podtrac.com", "hung.skill.test"],
+                  ["ntp-g7g.amazon.com"])
     flows = []
     wire = Wire()
     yield Network("127.0.0.9", servers, flows.append, wire), flows, wire, book
@@ -106,3 +112,61 @@ def test_synthetic_capture_names_every_flow_like_the_truth(loopback, tmp_path):
             assert row.name_source == ("sni" if flow.app == "tls" else "dns")
     voice = next(f for f in flows if f.purpose == "voice")
     assert voice.bytes_up > 5000 and voice.bytes_down > 20000
+
+
+def test_voice_connection_carries_requests_in_the_echo_shape(loopback, tmp_path):
+    """Boot (unrecorded), then two requests, a keep-alive and a metrics post: the detector finds
+    exactly the two uploads, on an endpoint with no name, with the truth's onsets and bytes."""
+    net, flows, wire, _ = loopback
+    wire._recording = False  # as the twin boots: nothing is captured before it goes live
+    config = load_config()
+    session = net.connect("avs-alexa-14-na.amazon.com", Cause(kind="background"), "voice")
+    segments = []
+    link = Link(session, config.voice, segments.append, random.Random(1))
+    wire.record()
+    for seq, speech_s in ((1, 1.6), (2, 1.0)):
+        upload = link.upload(Cause(kind="request", request_seq=seq))
+        time.sleep(speech_s)
+        answer = link.finish(upload, 8000, 4000, 20000)
+        assert answer is not None
+        time.sleep(2.5)  # the answer plays
+    link.keepalive(Cause(kind="background"), 40, 40)
+    net.connect("unagi-na.amazon.com", Cause(kind="request", request_seq=2), "metrics").post(15000, 4000, 0.8, 200)
+    time.sleep(0.3)
+    link.close()
+
+    uploads = [s for s in segments if s.part == "upload"]
+    answers = [s for s in segments if s.part == "answer"]
+    assert [s.cause.request_seq for s in uploads] == [1, 2] and [s.cause.request_seq for s in answers] == [1, 2]
+    assert all(20_000 <= s.opening_bytes <= 32_000 for s in uploads)
+    assert all(not s.cut and s.bytes_down > 8000 for s in answers)
+    assert [s.part for s in segments].count("keepalive") == 1
+    voice = next(f for f in flows if f.purpose == "voice")
+    assert all(s.connection.src_port == voice.src_port for s in segments)
+    # every byte of the connection after its handshake is in one segment
+    assert sum(s.bytes_up for s in segments) < voice.bytes_up < sum(s.bytes_up for s in segments) + 3000
+
+    pcap = wire.write(tmp_path / "voice.pcap")
+    view = read_capture([pcap], "127.0.0.9")
+    found = detect_activations(view)
+    assert [a.onset_ns for a in found.activations] == [s.first_ns for s in uploads]
+    assert found.voice_source == "shape"  # no lookup, no ClientHello: the name is not in the capture
+    assert found.voice_endpoints == [voice.dst_ip]
+    address = view.flows.loc[view.flows["remote_ip"] == voice.dst_ip]
+    assert address["name"].isna().all()
+
+
+def test_stream_rate_looks_like_speech(loopback):
+    net, _, _, _ = loopback
+    config = load_config()
+    segments = []
+    link = Link(net.connect("avs-alexa-14-na.amazon.com", Cause(kind="background"), "voice"), config.voice,
+                segments.append, random.Random(2))  # fmt: skip
+    upload = link.upload(Cause(kind="request", request_seq=1))
+    time.sleep(3.0)
+    link.finish(upload, 0, 0, 0)
+    link.close()
+    (segment,) = segments
+    stream_bps = (segment.bytes_up - segment.opening_bytes) / ((segment.last_ns - segment.first_ns) / 1e9)
+    assert 8_500 <= stream_bps <= 11_000  # ~9-10 KB/s on the wire beside the opening, like an Echo's speech
+    assert 20_000 <= segment.opening_bytes <= 32_000 and segment.records_up >= 30

@@ -30,6 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--backend", choices=default.backends, default=default.backend)
     serve.add_argument("--ear-device", metavar="NAME", help=f"input the twin hears (default {default.lab_output_monitor})")
     serve.add_argument("--mouth-device", metavar="NAME", help=f"output the twin speaks on (default {default.lab_answer_output})")
+    serve.add_argument("--hold", action="store_true",
+                       help="after booting (voice connection open, 'twin ready' printed) send nothing else until a "
+                       "line arrives on stdin: a capture started in between misses the boot, as with a real Echo")  # fmt: skip
     serve.set_defaults(func=serve_command)
     check = sub.add_parser("check", help="validate a twin configuration file and print where it is wrong")
     check.add_argument("config", type=Path, nargs="?", metavar="FILE", help="default: the shipped configuration")
@@ -56,7 +59,7 @@ def serve_command(args: argparse.Namespace) -> int:
     from harness.twin.process import serve
 
     return serve(args.scripts, args.truth, args.config, args.synthetic_capture, args.backend,
-                 args.ear_device, args.mouth_device)  # fmt: skip
+                 args.ear_device, args.mouth_device, args.hold)  # fmt: skip
 
 
 def check_command(args: argparse.Namespace) -> int:

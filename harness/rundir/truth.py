@@ -112,6 +112,46 @@ class Flow(_Record):
     error: str | None
 
 
+class Connection(BaseModel):
+    """One TCP connection from the device: the endpoint it reaches (its SNI) and its 5-tuple."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    endpoint: str
+    src_ip: str
+    src_port: int
+    dst_ip: str
+    dst_port: int
+
+
+class TwinLive(_Record):
+    """The twin booted and began its traffic: what it sent before this record (the voice
+    connection's lookup and handshake) predates the capture, as a real Echo's voice connection,
+    opened at boot, predates a bench's capture."""
+
+    record: Literal["twin_live"] = "twin_live"
+    voice: Connection = Field(description="the long-lived voice connection every request and answer travels on")
+    voice_opened_ns: int = Field(description="its first packet (SYN), before the capture")
+
+
+class Segment(_Record):
+    """Bytes of one purpose on a long-lived connection, written when the segment ends: a
+    request's upload (opening burst, then the speech stream), its answer coming down, or one
+    keep-alive exchange. Bytes are TLS record bytes (the TCP payload), as in a flow."""
+
+    record: Literal["segment"] = "segment"
+    cause: Cause = Field(description="the request (its wake's seq) for uploads and answers; background for keep-alives")
+    part: Literal["upload", "answer", "keepalive"]
+    connection: Connection
+    first_ns: int = Field(description="first record sent (upload, keep-alive) or received (answer)")
+    last_ns: int = Field(description="last record sent or received")
+    bytes_up: int
+    bytes_down: int
+    opening_bytes: int = Field(0, description="upload: bytes of the opening burst (buffered wake word and first audio)")
+    records_up: int = Field(description="records sent")
+    cut: bool = Field(False, description="answer: cancelled before all of it came down (a new request, stop)")
+
+
 class Failure(_Record):
     record: Literal["failure"] = "failure"
     kind: Literal["missed_wake", "no_answer", "hang"]
@@ -127,7 +167,8 @@ class TwinStopped(_Record):
 
 
 TruthRecord = Annotated[
-    TwinStarted | Wake | Request | Answer | Flow | Failure | TwinStopped, Field(discriminator="record")
+    TwinStarted | TwinLive | Wake | Request | Answer | Flow | Segment | Failure | TwinStopped,
+    Field(discriminator="record"),
 ]
 TRUTH_ADAPTER: TypeAdapter[TruthRecord] = TypeAdapter(TruthRecord)
 R = TypeVar("R", bound=_Record)

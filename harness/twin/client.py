@@ -8,7 +8,10 @@ tcpdump.
 
 from __future__ import annotations
 
+import itertools
+import math
 import os
+import select
 import socket
 import ssl
 import threading
@@ -20,10 +23,19 @@ from typing import Any
 from harness.net.synth import dns_query
 from harness.rundir import truth
 from harness.rundir.truth import Cause
-from harness.twin.servers import DNS_TTL_S, HEADER, Servers
+from harness.twin.servers import DNS_TTL_S, FRAME, MESSAGE, OP_CANCEL, OP_SEND, TLS_RECORD_OVERHEAD, Servers
 from harness.twin.wire import TcpTrace, Wire
 
 RECV_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class Received:
+    """One frame that came down: its job, its bytes on the wire (TLS record), whether it ended the job."""
+
+    job: int
+    wire_bytes: int
+    end: bool
 
 
 @dataclass
@@ -50,6 +62,10 @@ class Flow:
         """The flow as the truth records it."""
         fields = {k: v for k, v in vars(self).items() if k != "cause"}
         return truth.Flow(cause=self.cause, **fields)
+
+    def connection(self) -> truth.Connection:
+        return truth.Connection(endpoint=self.endpoint, src_ip=self.src_ip, src_port=self.src_port,
+                                dst_ip=self.dst_ip, dst_port=self.dst_port)  # fmt: skip
 
 
 @dataclass
@@ -129,8 +145,9 @@ class Network:
 
 
 class TlsSession:
-    """A TLS connection from the device; :meth:`exchange` sends and receives, :meth:`close` ends
-    it and reports the flow."""
+    """A TLS connection from the device; :meth:`send`, :meth:`receive`, :meth:`exchange` and
+    :meth:`post` talk, :meth:`close` ends it and reports the flow. ``sent_ns``/``received_ns``:
+    when the last bytes went out and came in (the instants traced)."""
 
     def __init__(self, net: Network, name: str, address: str, cause: Cause, purpose: str,
                  stall_s: float | None) -> None:  # fmt: skip
@@ -143,6 +160,9 @@ class TlsSession:
         self.flow = Flow(cause, purpose, name, "tcp", "tls", local[0], local[1], *remote, time.time_ns())
         self.trace: TcpTrace | None = net.wire.connection(local, remote) if net.wire is not None else None
         self.closed = False
+        self._jobs = itertools.count(1)
+        self._plain = bytearray()  # received application bytes not yet parsed into frames
+        self.sent_ns = self.received_ns = 0  # when the last bytes went out and came in
         if stall_s is not None:
             net.servers.stall(local)
         try:
@@ -165,22 +185,25 @@ class TlsSession:
             self._fail("stalled" if stall_s is not None else "error", str(exc) or type(exc).__name__)
             return
         self.sock.settimeout(RECV_TIMEOUT_S)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # one segment per record, as sent
 
     def _flush(self) -> None:
         data = self.outgoing.read()
         if data:
             self.sock.sendall(data)
+            self.sent_ns = time.time_ns()
             self.flow.bytes_up += len(data)
             if self.trace is not None:
-                self.trace.sent(time.time_ns(), data)
+                self.trace.sent(self.sent_ns, data)
 
     def _fill(self) -> None:
         data = self.sock.recv(65536)
         if not data:
             raise ConnectionResetError("the server closed the connection")
+        self.received_ns = time.time_ns()
         self.flow.bytes_down += len(data)
         if self.trace is not None:
-            self.trace.received(time.time_ns(), data)
+            self.trace.received(self.received_ns, data)
         self.incoming.write(data)
 
     def _io(self, step: Callable[[], Any]) -> Any:
@@ -193,18 +216,71 @@ class TlsSession:
                 self._flush()
                 self._fill()
 
-    def exchange(self, up: int, down: int) -> None:
-        """Send ``up`` bytes of application data and read ``down`` bytes back."""
+    def send(self, up: int, down: int = 0, burst: int = 0, rate: int = 0) -> tuple[int, int]:
+        """Send a message with ``up`` bytes asking for ``down`` bytes back (the first ``burst`` at
+        once, the rest at ``rate`` bytes/s; 0: all at once). Returns its job (0 when ``down`` is 0)
+        and its bytes on the wire."""
+        job = next(self._jobs) if down else 0
+        return job, self._write(MESSAGE.pack(OP_SEND, job, up, down, burst, rate) + os.urandom(up))
+
+    def cancel(self, job: int) -> int:
+        """Ask the server to stop sending ``job``; returns the bytes on the wire."""
+        return self._write(MESSAGE.pack(OP_CANCEL, job, 0, 0, 0, 0))
+
+    def _write(self, payload: bytes) -> int:
         if self.closed:
-            return
+            return 0
+        before = self.flow.bytes_up
         try:
-            payload = HEADER.pack(up, down) + os.urandom(up)
             self._io(lambda: self.tls.write(payload))
-            got = 0
-            while got < down:
-                got += len(self._io(lambda: self.tls.read(65536)))
         except (OSError, ssl.SSLError) as exc:
             self._fail("error", str(exc) or type(exc).__name__)
+        return self.flow.bytes_up - before
+
+    def receive(self, timeout_s: float) -> list[Received]:
+        """The frames that came down within ``timeout_s`` (none when nothing did)."""
+        if self.closed:
+            return []
+        try:
+            if not self.tls.pending() and select.select([self.sock], [], [], timeout_s)[0]:
+                self._fill()
+            while True:
+                self._plain += self.tls.read(65536)
+        except ssl.SSLWantReadError:
+            pass
+        except (OSError, ssl.SSLError) as exc:
+            self._fail("error", str(exc) or type(exc).__name__)
+        frames = []
+        while len(self._plain) >= FRAME.size:
+            job, size = FRAME.unpack_from(self._plain)
+            if len(self._plain) < FRAME.size + size:
+                break
+            del self._plain[: FRAME.size + size]
+            frames.append(Received(job, FRAME.size + size + TLS_RECORD_OVERHEAD, size == 0))
+        return frames
+
+    def exchange(self, up: int, down: int) -> None:
+        """Send ``up`` bytes and read ``down`` bytes back (gives up after :data:`RECV_TIMEOUT_S` of silence)."""
+        job, _ = self.send(up, down)
+        quiet_until = time.monotonic() + RECV_TIMEOUT_S
+        while job and not self.closed:
+            frames = self.receive(max(0.0, quiet_until - time.monotonic()))
+            if any(f.job == job and f.end for f in frames):
+                return
+            if frames:
+                quiet_until = time.monotonic() + RECV_TIMEOUT_S
+            elif time.monotonic() >= quiet_until:
+                self._fail("error", "no answer from the server")
+
+    def post(self, total: int, record_bytes: int, spread_s: float, down: int) -> None:
+        """Send ``total`` bytes in records of about ``record_bytes`` spread over ``spread_s`` (a
+        metrics post: a few large records), then read ``down`` bytes back."""
+        count = max(2, math.ceil(total / record_bytes))
+        size = total // count
+        for _ in range(count - 1):
+            self.send(size)
+            time.sleep(spread_s / (count - 1))
+        self.exchange(total - (count - 1) * size, down)
 
     def close(self) -> Flow:
         """Hang up (FIN), wait for the server's FIN, report the flow."""

@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -124,14 +125,45 @@ class Network(_Model):
         return value
 
 
+def _range(value: tuple[float, float], low: float, high: float, info: ValidationInfo) -> tuple[float, float]:
+    """``value`` when it is ``[min, max]`` inside ``[low, high]``."""
+    if not low <= value[0] <= value[1] <= high:
+        raise ValueError(f"{info.field_name} must be [min, max] with {low:g} <= min <= max <= {high:g}")
+    return value
+
+
 class Voice(_Model):
-    """The voice service: one TLS connection per request, uploading the speech as it is heard."""
+    """The voice service, as an Echo uses it: one long-lived connection opened at boot carries
+    every request's upload (an opening burst, then a speech-rate stream while the person speaks)
+    and its answer (a burst, then the rest at the answer audio's rate); metrics posts follow some
+    answers on their own connections."""
 
     endpoint: HostName = "avs-alexa-14-na.amazon.com"
-    upload_bytes_per_s: int = Field(default=4000, gt=0, description="compressed speech, per second of request")
-    chunk_s: float = Field(default=0.1, gt=0, le=1)
+    opening_bytes: tuple[int, int] = Field(default=(20_000, 30_000), description="[min, max] of the opening burst")
+    opening_s: tuple[float, float] = Field(default=(0.3, 0.8), description="[min, max] seconds the opening takes")
+    stream_bytes_per_s: int = Field(default=8500, gt=0, le=100_000, description="speech stream after the opening")
+    record_s: tuple[float, float] = Field(default=(0.07, 0.1), description="[min, max] seconds between stream records")
     response_bytes_per_s: int = Field(default=3000, ge=0, description="answer audio, per second of answer")
-    metrics_endpoint: HostName | None = Field(default="unagi-na.amazon.com", description="an event after each request")
+    response_burst_s: float = Field(default=2.0, ge=0, le=60, description="answer audio sent at once, then paced")
+    metrics_endpoint: HostName | None = Field(default="unagi-na.amazon.com", description="metrics posts after answers")
+    metrics_probability: Probability = Field(default=0.75, ge=0, le=1, description="chance of a post after an answer")
+    metrics_delay_s: tuple[float, float] = Field(default=(10.0, 15.0), description="[min, max] after the answer ends")
+    metrics_bytes: tuple[int, int] = Field(default=(11_000, 17_000), description="[min, max] bytes of a post")
+
+    @field_validator("opening_bytes", "metrics_bytes")
+    @classmethod
+    def _bytes(cls, value: tuple[int, int], info: ValidationInfo) -> tuple[int, int]:
+        return _range(value, 0, 10_000_000, info)  # type: ignore[return-value]
+
+    @field_validator("opening_s", "record_s")
+    @classmethod
+    def _short(cls, value: tuple[float, float], info: ValidationInfo) -> tuple[float, float]:
+        return _range(value, 0.01, 2, info)
+
+    @field_validator("metrics_delay_s")
+    @classmethod
+    def _delay(cls, value: tuple[float, float], info: ValidationInfo) -> tuple[float, float]:
+        return _range(value, 0, 120, info)
 
 
 class Hearing(_Model):
@@ -154,10 +186,8 @@ class Answers(_Model):
 
     @field_validator("delay_s")
     @classmethod
-    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
-        if not 0 <= value[0] <= value[1] <= 30:
-            raise ValueError("delay_s must be [min, max] with 0 <= min <= max <= 30")
-        return value
+    def _ordered(cls, value: tuple[float, float], info: ValidationInfo) -> tuple[float, float]:
+        return _range(value, 0, 30, info)
 
 
 class Failures(_Model):

@@ -1,8 +1,11 @@
 """The simulated Echo: hears the bench, answers it, talks to its loopback Internet, logs the truth.
 
-Threads: the ear (audio + recognition), one responder per request (voice upload, skill
-endpoints, the spoken answer), the background scheduler, and the servers. Everything the twin
-does is written to the truth log as it happens.
+Like an Echo, it opens its voice connection at boot (:meth:`Twin.start`), before a bench's
+capture starts, and sends nothing else until :meth:`Twin.go`; every request's upload and answer
+then travel on that connection (:mod:`harness.twin.link`). Threads: the ear (audio +
+recognition), the voice connection's, one responder per request (skill endpoints, the spoken
+answer), metrics posts, the background scheduler, and the servers. Everything the twin does is
+written to the truth log as it happens.
 """
 
 from __future__ import annotations
@@ -21,12 +24,14 @@ from harness.audio import open_backend, resolve_device
 from harness.script import BUILTIN_SKILL_ID, Persona, SpeechSettings, spoken_text
 from harness.speech import synthesize, synthesize_many
 from harness.defaults import default
+from harness.errors import HarnessError
 from harness.rundir import truth
 from harness.rundir.truth import Cause, TruthLog
-from harness.twin.client import Flow, Network, TlsSession
+from harness.twin.client import Flow, Network
 from harness.twin.config import Reply, TwinConfig
 from harness.twin.ear import Ear, Heard, Wake
 from harness.twin.grammar import Catalogue, Request
+from harness.twin.link import Answer, Link, Upload
 from harness.twin.mouth import Mouth
 from harness.twin.servers import AddressBook, Servers
 from harness.twin.wire import Wire
@@ -35,18 +40,18 @@ from harness.wav import read_wav
 EAR_DEVICE = default.lab_output_monitor
 MOUTH_DEVICE = default.lab_answer_output
 LONG_ANSWER_PAUSE_S = 0.5
-
+DIRECTIVE_BYTES = 800  # what to do and say, ahead of the answer's audio
+METRICS_RECORD_BYTES = 4000  # a metrics post goes out in a few records of about this size
+METRICS_SPREAD_S = (0.6, 1.0)  # ... within about a second
 
 
 @dataclass
 class _Turn:
-    """One request in progress: its voice upload and what it was heard as."""
+    """One request in progress: its wake's seq in the truth and its upload on the voice connection."""
 
-    wake: Wake | None
-    voice: TlsSession | None
-    uploading: threading.Event
-    upload_thread: threading.Thread | None = None
-    seq: int | None = None
+    seq: int
+    upload: Upload
+    follow_up: bool = False
 
 
 def vendor_name(template: str, skill_id: str) -> str:
@@ -76,7 +81,7 @@ class Twin:
         self._missed: Wake | None = None
         self._answering: threading.Thread | None = None
         self._threads: list[threading.Thread] = []
-        self._keepalive: dict[str, TlsSession] = {}
+        self._links: dict[str, Link] = {}
         self._lock = threading.Lock()
 
     # ----- set-up ------------------------------------------------------------------------------
@@ -88,6 +93,8 @@ class Twin:
         return names
 
     def start(self) -> None:
+        """Boot: servers, the voice connection (its lookup and handshake), answers, hearing. The
+        twin sends nothing else until :meth:`go`."""
         cfg = self.config
         book = AddressBook(cfg.network.platform_pool, cfg.network.vendor_pool, cfg.network.platform_domains)
         tls_names = [cfg.voice.endpoint, *([cfg.voice.metrics_endpoint] if cfg.voice.metrics_endpoint else [])]
@@ -96,13 +103,17 @@ class Twin:
         tls_names = list(dict.fromkeys(tls_names))
         self.servers = Servers(book, cfg.network.resolver, self.work_dir)
         self.servers.start(tls_names, ntp_names)
-        self.wire = Wire() if self.synthetic_capture else None
+        self.wire = Wire(recording=False) if self.synthetic_capture else None
         self.net = Network(cfg.network.device, self.servers, self._flow, self.wire)
+        voice = self._open_link(cfg.voice.endpoint, "voice")
+        if voice is None:
+            raise HarnessError(f"the twin could not connect to its voice service {cfg.voice.endpoint}")
+        self.voice = voice
         self._prepare_answers()
         backend = open_backend(self.backend_name)
         self.mouth = Mouth(backend, resolve_device(self.mouth_device, "output", self.backend_name))
         self.ear = Ear(backend, resolve_device(self.ear_device, "input", self.backend_name), self.catalogue,
-                       cfg.hearing, self._on_wake, self._on_heard)  # fmt: skip
+                       cfg.hearing, self._on_wake, self._on_open_speech, self._on_heard)  # fmt: skip
         for persona in self.personas:
             first = next((u.text for s in persona.skills for u in s.utterances), None)
             if first is not None:
@@ -121,7 +132,25 @@ class Twin:
         self.ear.start()
         if not self.ear.ready.wait(10) or self.ear.error is not None:
             raise RuntimeError(f"the twin's ear did not start: {self.ear.error}")
+
+    def go(self) -> None:
+        """Begin the traffic a capture should see: the synthetic capture records from here, the
+        background schedule starts."""
+        if self.wire is not None:
+            self.wire.record()
+        self.truth.write(truth.TwinLive(voice=self.voice.connection, voice_opened_ns=self.voice.session.flow.first_ns))
         self._spawn(self._background, "twin-background")
+
+    def _open_link(self, name: str, purpose: str) -> Link | None:
+        """A long-lived connection to ``name`` (None when it cannot be made)."""
+        session = self.net.connect(name, Cause(kind="background"), purpose)
+        if session is None or session.closed:
+            return None
+        with self._rng_lock:
+            seed = self.rng.getrandbits(64)
+        link = Link(session, self.config.voice, self.truth.write, random.Random(seed))
+        self._links[name] = link
+        return link
 
     def _prepare_answers(self) -> None:
         """Synthesise every possible answer up front, so answering costs no synthesis time."""
@@ -158,13 +187,13 @@ class Twin:
         self.mouth.stop.set()
         self.ear.stop()
         turn, self._turn = self._turn, None
-        if turn is not None:  # a request cut off by the stop: end its upload so its flow is logged
+        if turn is not None:  # a request cut off by the stop: end its upload so its segment is logged
             self._finish_upload(turn, 0.0)
         deadline = time.monotonic() + 15
         for thread in list(self._threads):
             thread.join(max(0.1, deadline - time.monotonic()))
-        for session in self._keepalive.values():
-            session.close()
+        for link in self._links.values():
+            link.close()
         self.servers.stop()
         if self.wire is not None and self.synthetic_capture is not None:
             self.wire.write(self.synthetic_capture)
@@ -193,6 +222,8 @@ class Twin:
     # ----- hearing -----------------------------------------------------------------------------
 
     def _on_wake(self, wake: Wake) -> None:
+        if self._turn is not None and self._turn.follow_up:
+            return  # the wake word said in an open-mic segment: its upload already runs
         if self._chance(self.config.failures.missed_wake):
             self._missed = wake
             self.truth.write(truth.Failure(kind="missed_wake", wake_wall_ns=wake.wall_ns))
@@ -200,36 +231,23 @@ class Twin:
         seq = self.truth.write(truth.Wake(wall_ns=wake.wall_ns, noticed_ns=wake.noticed_ns,
                                           segment_onset_ns=wake.segment_onset_ns, while_answering=self._is_answering()))  # fmt: skip
         self.mouth.ducked.set()
-        self._turn = self._open_turn(wake, Cause(kind="request", request_seq=seq))
+        self._turn = _Turn(seq, self.voice.upload(Cause(kind="request", request_seq=seq)))
+
+    def _on_open_speech(self, onset_ns: int) -> None:
+        """Speech began while the microphone was open (a skill asked a question): upload it as it is spoken."""
+        seq = self.truth.write(truth.Wake(wall_ns=None, noticed_ns=None, segment_onset_ns=onset_ns,
+                                          while_answering=self._is_answering(), follow_up=True))  # fmt: skip
+        self._turn = _Turn(seq, self.voice.upload(Cause(kind="request", request_seq=seq)), follow_up=True)
 
     def _is_answering(self) -> bool:
         return self._answering is not None and self._answering.is_alive()
 
-    def _open_turn(self, wake: Wake | None, cause: Cause) -> _Turn:
-        """Open the voice connection and stream the speech up while it is being heard."""
-        turn = _Turn(wake, None, threading.Event())
-        turn.uploading.set()
-        turn.seq = cause.request_seq
-        turn.upload_thread = self._spawn(self._upload, "twin-upload", turn, cause)
-        return turn
-
-    def _upload(self, turn: _Turn, cause: Cause) -> None:
-        voice = self.config.voice
-        turn.voice = self.net.connect(voice.endpoint, cause, "voice")
-        chunk = max(1, int(voice.upload_bytes_per_s * voice.chunk_s))
-        while turn.uploading.is_set() and turn.voice is not None and not self._stop.is_set():
-            turn.voice.exchange(chunk, 0)
-            time.sleep(voice.chunk_s)
-
     def _on_heard(self, heard: Heard) -> None:
         if heard.wake is not None and heard.wake is self._missed:
             return
-        turn = self._turn if heard.wake is not None else None
-        self._turn = None
-        if turn is None:  # a follow-up without the wake word: the mic was open
-            seq = self.truth.write(truth.Wake(wall_ns=None, noticed_ns=None, segment_onset_ns=heard.onset_ns,
-                                              while_answering=self._is_answering(), follow_up=True))  # fmt: skip
-            turn = self._open_turn(None, Cause(kind="request", request_seq=seq))
+        turn, self._turn = self._turn, None
+        if turn is None:
+            return
         request = self.catalogue.match(heard.hypothesis)
         outcome = "matched" if request else "unknown"
         if request is not None and self._chance(self.config.failures.misheard):
@@ -261,11 +279,9 @@ class Twin:
             self.truth.write(truth.Failure(kind="no_answer", request_seq=turn.seq))
             speak = False
         answer_s = len(samples) / rate if speak else 0.0
-        self._finish_upload(turn, answer_s)
+        answer = self._finish_upload(turn, answer_s)
         if request is not None and request.skill_id != BUILTIN_SKILL_ID:
             self._contact_skill(request, cause)
-        if cfg.voice.metrics_endpoint:
-            self._spawn(self._session, "twin-metrics", cfg.voice.metrics_endpoint, cause, "metrics", 900, 200, 1.0)
         if not speak:
             return
         delay = self._uniform(*cfg.answers.delay_s)
@@ -274,6 +290,8 @@ class Twin:
             return
         self._answering = threading.current_thread()
         spoken = self.mouth.say(samples, rate)
+        if spoken.cut and answer is not None:
+            self.voice.cancel(answer)
         self.truth.write(truth.Answer(
             request_seq=turn.seq, text=text, onset_wall_ns=spoken.onset_wall_ns,
             end_wall_ns=spoken.end_wall_ns, cut=spoken.cut, seconds=round(spoken.seconds_played, 3),
@@ -281,17 +299,32 @@ class Twin:
         ))  # fmt: skip
         if request is not None and request.has_follow_ups and not spoken.cut:
             self.ear.open_mic(cfg.hearing.follow_up_s)
+        self._spawn(self._post_metrics, "twin-metrics", cause)
 
-    def _finish_upload(self, turn: _Turn, answer_s: float) -> None:
-        """The rest of the speech up, the answer (directive + audio) down, then hang up."""
-        turn.uploading.clear()
-        if turn.upload_thread is not None:
-            turn.upload_thread.join(5)
-        if turn.voice is None:
-            return
+    def _finish_upload(self, turn: _Turn, answer_s: float) -> Answer | None:
+        """End the upload; the answer (directive, a burst of audio, then the rest at the audio's
+        rate) comes down on the voice connection."""
         voice = self.config.voice
-        turn.voice.exchange(int(voice.upload_bytes_per_s * 0.3), 800 + int(voice.response_bytes_per_s * answer_s))
-        turn.voice.close()
+        audio = voice.response_bytes_per_s
+        down = DIRECTIVE_BYTES + int(audio * answer_s)
+        burst = DIRECTIVE_BYTES + int(audio * min(answer_s, voice.response_burst_s))
+        return self.voice.finish(turn.upload, down, burst, audio)
+
+    def _post_metrics(self, cause: Cause) -> None:
+        """Sometimes, seconds after an answer, a single-second post of a few large records to the
+        metrics endpoint: bursts, no speech-rate stream after them."""
+        voice = self.config.voice
+        if not voice.metrics_endpoint or not self._chance(voice.metrics_probability):
+            return
+        if self._stop.wait(self._uniform(*voice.metrics_delay_s)):
+            return
+        session = self.net.connect(voice.metrics_endpoint, cause, "metrics")
+        if session is None:
+            return
+        with self._rng_lock:
+            total = self.rng.randint(*voice.metrics_bytes)
+        session.post(total, METRICS_RECORD_BYTES, self._uniform(*METRICS_SPREAD_S), 200)
+        session.close()
 
     def _contact_skill(self, request: Request, cause: Cause) -> None:
         cfg = self.config
@@ -334,13 +367,12 @@ class Twin:
         cause = Cause(kind="background")
         if item.kind == "ntp":
             self.net.time_query(item.name, cause)
-        elif item.kind == "keepalive":
-            session = self._keepalive.get(item.name)
-            if session is None or session.closed:
-                session = self.net.connect(item.name, cause, item.purpose)
-                if session is None:
+        elif item.kind == "keepalive":  # on the long-lived connection to its name (the voice one, opened at boot)
+            link = self._links.get(item.name)
+            if link is None or link.closed:
+                link = self._open_link(item.name, item.purpose)
+                if link is None:
                     return
-                self._keepalive[item.name] = session
-            session.exchange(item.bytes_up, item.bytes_down)
+            link.keepalive(cause, item.bytes_up, item.bytes_down)
         else:
             self._session(item.name, cause, item.purpose, item.bytes_up, item.bytes_down, 0.0)

@@ -4,8 +4,9 @@ spotted in them, the request after it recognised against the grammar.
 Audio arrives at the device's rate, is resampled to 16 kHz mono s16 (pocketsphinx's model
 rate) and split into segments by energy: a segment ends after ``end_silence_s`` of quiet.
 The keyphrase search runs on each segment as it grows, so the wake word is noticed while the
-request is still being spoken; when the segment ends, the audio after the wake word is decoded
-with the JSGF grammar. Recognition runs on this thread, never in the audio callback.
+request is still being spoken; a segment that starts while the microphone is open (a follow-up)
+is reported as it starts. When the segment ends, the audio after the wake word is decoded with
+the JSGF grammar. Recognition runs on this thread, never in the audio callback.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ from harness.twin.grammar import Catalogue, pronounce
 RATE = 16000
 FRAME = 320  # 20 ms at 16 kHz
 PRE_ROLL_S = 0.3
+# Frames the keyphrase search waits to confirm the wake word (pocketsphinx's default 10 made the
+# twin start uploading ~0.65 s after an utterance's onset; with 3, ~0.57 s, near an Echo's 0.5 s;
+# fewer cut the word's end short on espeak voices).
+KWS_DELAY_FRAMES = 3
 DITHER_LSB = 8.0  # about -72 dBFS
 # Decoder beams that keep long grammar alternatives alive; the two-pass search off, because its
 # second pass rejected whole-sentence matches on synthetic voices.
@@ -87,16 +92,20 @@ class Resampler:
 
 
 class Ear:
-    """Listens to ``device`` until :meth:`stop`; calls ``on_wake`` and ``on_heard`` from its thread."""
+    """Listens to ``device`` until :meth:`stop`; calls ``on_wake``, ``on_open_speech`` (a segment
+    began while the microphone was open: its onset, ns) and ``on_heard`` from its thread. Every
+    segment reported by ``on_wake`` or ``on_open_speech`` ends with one ``on_heard``."""
 
     def __init__(self, backend: AudioBackend, device: DeviceInfo, catalogue: Catalogue, settings: Hearing,
-                 on_wake: Callable[[Wake], None], on_heard: Callable[[Heard], None]) -> None:  # fmt: skip
+                 on_wake: Callable[[Wake], None], on_open_speech: Callable[[int], None],
+                 on_heard: Callable[[Heard], None]) -> None:  # fmt: skip
         from pocketsphinx import Decoder
 
         self.backend, self.device, self.settings = backend, device, settings
-        self.on_wake, self.on_heard = on_wake, on_heard
+        self.on_wake, self.on_open_speech, self.on_heard = on_wake, on_open_speech, on_heard
         quiet = dict(loglevel="FATAL")
-        self.kws = Decoder(keyphrase=settings.wake_word.lower(), kws_threshold=settings.kws_threshold, **quiet)
+        self.kws = Decoder(keyphrase=settings.wake_word.lower(), kws_threshold=settings.kws_threshold,
+                           kws_delay=KWS_DELAY_FRAMES, **quiet)  # fmt: skip
         self.grammar = Decoder(**GRAMMAR_OPTIONS, **quiet)
         for word in sorted(catalogue.words()):
             if self.grammar.lookup_word(word) is None:
@@ -173,6 +182,7 @@ class Ear:
         pre_roll: deque[np.ndarray] = deque(maxlen=int(PRE_ROLL_S * RATE / FRAME))
         segment: list[np.ndarray] | None = None
         seg_start = quiet = 0
+        mic_open = False  # the segment began while a request needed no wake word
         wake: Wake | None = None
         wake_cut = 0
         end_frames = int(self.settings.end_silence_s * RATE / FRAME)
@@ -200,6 +210,9 @@ class Ear:
                         quiet, wake, wake_cut = 0, None, 0
                         self.kws.start_utt()
                         self.kws.process_raw(np.concatenate(segment).tobytes(), False, False)
+                        mic_open = time.monotonic() < self._open_until
+                        if mic_open:
+                            self.on_open_speech(self._wall_ns(max(seg_start, 0)))
                     else:
                         pre_roll.append(frame)
                 else:
@@ -215,14 +228,13 @@ class Ear:
                             self.on_wake(wake)
                     if quiet >= end_frames or len(segment) >= max_frames:
                         self.kws.end_utt()
-                        self._finish(np.concatenate(segment), seg_start, wake, wake_cut, quiet)
+                        self._finish(np.concatenate(segment), seg_start, wake, wake_cut, quiet, mic_open)
                         segment = None
                         pre_roll.clear()
                 position += FRAME
 
-    def _finish(self, audio: np.ndarray, start: int, wake: Wake | None, cut: int, quiet: int) -> None:
-        open_mic = time.monotonic() < self._open_until
-        if wake is None and not open_mic:
+    def _finish(self, audio: np.ndarray, start: int, wake: Wake | None, cut: int, quiet: int, mic_open: bool) -> None:
+        if wake is None and not mic_open:
             return  # speech without the wake word: a real speaker ignores it
         request = audio[cut:] if wake is not None else audio
         began = time.monotonic()

@@ -27,20 +27,30 @@ STOP_TIMEOUT_S = 30.0
 
 
 def serve(scripts: list[Path], truth: Path, config: Path | None = None, synthetic_capture: Path | None = None,
-          backend: str = default.backend, ear_device: str | None = None, mouth_device: str | None = None) -> int:  # fmt: skip
-    """Run the twin until SIGTERM or SIGINT; prints :data:`READY` once it listens."""
+          backend: str = default.backend, ear_device: str | None = None, mouth_device: str | None = None,
+          hold: bool = False) -> int:  # fmt: skip
+    """Run the twin until SIGTERM or SIGINT; prints :data:`READY` once it booted (voice connection
+    open, listening). ``hold``: it then waits for a line on stdin before sending anything else."""
     personas = load_personas(scripts)
     settings = load_config(config)
     work = private_dir(RunDir(truth.parent).twin_work)
     extra = {k: v for k, v in (("ear_device", ear_device), ("mouth_device", mouth_device)) if v}
     twin = Twin(personas, settings, truth, work, backend, synthetic_capture=synthetic_capture,
                 config_path=config, **extra)  # fmt: skip
-    done = threading.Event()
+    done, go = threading.Event(), threading.Event()
     twin.start()  # SIGTERM until here (its bench died while it started) ends it at once: nothing ran yet
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: done.set())
     print(READY, flush=True)
+    if hold:
+        threading.Thread(target=lambda: (sys.stdin.readline(), go.set()), daemon=True).start()
+    else:
+        go.set()
     try:
+        while not done.is_set() and not go.wait(0.05):
+            pass
+        if not done.is_set():
+            twin.go()
         while not done.wait(0.5):
             if twin.ear.error is not None:
                 raise HarnessError(f"the twin's ear failed: {twin.ear.error}")
@@ -53,9 +63,10 @@ class TwinProcess:
     """The twin as a child process (``python -m harness.cli.main twin serve ...``)."""
 
     def __init__(self, scripts: list[Path], run: RunDir, config: Path | None = None,
-                 synthetic_capture: Path | None = None, backend: str = default.backend) -> None:  # fmt: skip
+                 synthetic_capture: Path | None = None, backend: str = default.backend,
+                 hold: bool = False) -> None:  # fmt: skip
         self.argv = [sys.executable, "-m", "harness.cli.main", "twin", "serve", *map(str, scripts),
-                     "--truth", str(run.truth), "--backend", backend]  # fmt: skip
+                     "--truth", str(run.truth), "--backend", backend, *(["--hold"] if hold else [])]  # fmt: skip
         if config is not None:
             self.argv += ["--config", str(config)]
         if synthetic_capture is not None:
@@ -76,7 +87,7 @@ class TwinProcess:
         except OSError as exc:
             raise output_error(self.log_path, exc, "cannot open the twin's log") from None
         try:
-            self._proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=log, text=True,
+            self._proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
                                           start_new_session=True, preexec_fn=die_with_parent())  # fmt: skip
         finally:
             os.close(log)
@@ -109,6 +120,12 @@ class TwinProcess:
                                    f"(kill {pid})")  # fmt: skip
             time.sleep(0.1)
         self.pid_path.unlink(missing_ok=True)
+
+    def go(self) -> None:
+        """Let a twin started with ``hold`` begin its traffic."""
+        assert self._proc is not None and self._proc.stdin is not None
+        self._proc.stdin.write("go\n")
+        self._proc.stdin.flush()
 
     def stop(self) -> int | None:
         """Ask the twin to finish (its truth is complete afterwards); returns its exit status."""

@@ -2,14 +2,19 @@
 
 Every endpoint name gets its own loopback address from a pool (Amazon's names from one, all
 others from another), so flows can be told apart by address as well as by SNI. The servers
-speak a tiny protocol inside TLS: the client sends an 8-byte header (bytes it will send, bytes
-it wants back), then its bytes; the server answers with that many bytes; repeat until EOF.
+speak a tiny protocol inside TLS, full duplex so one connection can carry uploads while an
+answer streams down: the client sends messages (:data:`MESSAGE`, then ``up`` bytes); a message
+asking for ``down`` bytes opens a *job*, which the server sends in frames (:data:`FRAME`, one TLS
+record each), the first ``burst`` bytes at once and the rest at ``rate`` bytes/s (0: at once),
+then an empty frame that ends the job. :data:`OP_CANCEL` ends a job early (a cut answer).
 """
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
 import os
+import select
 import shutil
 import socket
 import ssl
@@ -17,11 +22,17 @@ import struct
 import subprocess
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import HarnessError, ToolMissing
 
-HEADER = struct.Struct("!II")
+MESSAGE = struct.Struct("!BIIIII")  # op, job, up, down, burst, rate
+FRAME = struct.Struct("!II")  # job, size (0: the job is over)
+OP_SEND, OP_CANCEL = 1, 2
+FRAME_DATA = 16384 - FRAME.size  # a frame fills at most one TLS record
+TLS_RECORD_OVERHEAD = 22  # TLS 1.3 with AEAD: 5-byte header, content type, 16-byte tag
+PACE_S = 0.2  # a paced job sends a frame this often
 DNS_TTL_S = 300
 # Privileged ports move up by this much when the twin is not allowed to bind them.
 UNPRIVILEGED_OFFSET = 10000
@@ -199,15 +210,7 @@ class Servers:
                 return
             try:
                 with self._context.wrap_socket(conn, server_side=True) as tls:
-                    while True:
-                        header = _recv_exact(tls, HEADER.size)
-                        if header is None:
-                            return
-                        up, down = HEADER.unpack(header)
-                        if up and _recv_exact(tls, up) is None:
-                            return
-                        if down:
-                            tls.sendall(os.urandom(down))
+                    _Duplex(tls, self._stop).run()
             except (ssl.SSLError, OSError):
                 return
 
@@ -219,6 +222,114 @@ class Servers:
             thread.join(1.0)
 
 
+@dataclass(order=True)
+class _Job:
+    """Bytes still owed on one job; ``due`` is when its next paced frame goes."""
+
+    due: float
+    job: int
+    left: int
+    rate: int
+
+
+class _Duplex:
+    """One server connection: reads messages and sends jobs' frames in one thread (a TLS
+    object must not be read and written from two)."""
+
+    def __init__(self, tls: ssl.SSLSocket, stop: threading.Event) -> None:
+        self.tls, self.stop = tls, stop
+        self.inbox = bytearray()
+        self.skip = 0  # payload bytes of the current message still to read
+        self.jobs: list[_Job] = []
+        self.outbox: list[bytes] = []
+
+    def run(self) -> None:
+        self.tls.setblocking(False)
+        while not self.stop.is_set():
+            self._produce(time.monotonic())
+            if not self._write():
+                return
+            wait = max(0.0, min([j.due for j in self.jobs], default=time.monotonic() + 0.2) - time.monotonic())
+            if not self.tls.pending():
+                readable, _, _ = select.select([self.tls], [self.tls] if self.outbox else [], [], min(wait, 0.2))
+                if not readable:
+                    continue
+            if not self._read():
+                return
+
+    def _read(self) -> bool:
+        """Take in what arrived; False when the client hung up."""
+        while True:
+            try:
+                data = self.tls.recv(65536)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                break
+            except ssl.SSLZeroReturnError:
+                return False
+            if not data:
+                return False
+            self.inbox += data
+        self._parse()
+        return True
+
+    def _parse(self) -> None:
+        while True:
+            if self.skip:
+                used = min(self.skip, len(self.inbox))
+                del self.inbox[:used]
+                self.skip -= used
+                if self.skip:
+                    return
+            if len(self.inbox) < MESSAGE.size:
+                return
+            op, job, up, down, burst, rate = MESSAGE.unpack_from(self.inbox)
+            del self.inbox[: MESSAGE.size]
+            self.skip = up
+            if op == OP_CANCEL:
+                self._end(job)
+            elif down:
+                first = min(burst, down) if rate else down
+                self._frames(job, first)
+                if down > first:
+                    heapq.heappush(self.jobs, _Job(time.monotonic() + PACE_S, job, down - first, rate))
+                else:
+                    self.outbox.append(FRAME.pack(job, 0))
+
+    def _end(self, job: int) -> None:
+        kept = [j for j in self.jobs if j.job != job]
+        if len(kept) < len(self.jobs):
+            heapq.heapify(kept)
+            self.jobs = kept
+            self.outbox.append(FRAME.pack(job, 0))
+
+    def _frames(self, job: int, size: int) -> None:
+        for start in range(0, size, FRAME_DATA):
+            n = min(FRAME_DATA, size - start)
+            self.outbox.append(FRAME.pack(job, n) + os.urandom(n))
+
+    def _produce(self, now: float) -> None:
+        while self.jobs and self.jobs[0].due <= now:
+            job = heapq.heappop(self.jobs)
+            n = min(job.left, max(1, int(job.rate * PACE_S)))
+            self._frames(job.job, n)
+            if job.left > n:
+                heapq.heappush(self.jobs, _Job(job.due + PACE_S, job.job, job.left - n, job.rate))
+            else:
+                self.outbox.append(FRAME.pack(job.job, 0))
+
+    def _write(self) -> bool:
+        """Send what is queued, as far as the socket takes it; False when the client is gone."""
+        while self.outbox:
+            try:
+                self.tls.send(self.outbox[0])
+            except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                return True
+            except OSError:
+                return False
+            self.outbox.pop(0)
+        return True
+
+
 def _recv_some(conn: socket.socket) -> bool:
     try:
         return bool(conn.recv(65536))
@@ -226,17 +337,3 @@ def _recv_some(conn: socket.socket) -> bool:
         return True
     except OSError:
         return False
-
-
-def _recv_exact(sock, size: int) -> bytes | None:
-    parts, got = [], 0
-    while got < size:
-        try:
-            chunk = sock.recv(min(size - got, 65536))
-        except (ssl.SSLZeroReturnError, ConnectionError):
-            return None
-        if not chunk:
-            return None
-        parts.append(chunk)
-        got += len(chunk)
-    return b"".join(parts)

@@ -63,11 +63,13 @@ def run_with_twin(options: RunOptions, console: Any) -> TwinRun:
     devices default to the lab's.
 
     The capture (tcpdump on ``lo`` filtered on the twin's address, or the twin's synthetic one)
-    spans the whole life of the twin, so every flow in the truth is in it; its files are in the
-    manifest from the moment it starts. The twin runs ``options.lead_s`` before the first
-    utterance and ``options.tail_s`` (at least :data:`SETTLE_S`) after the last answer: quiet
-    time holding only background traffic, which the correlation learns the background from.
-    The first error is the one raised; the run is left resumable.
+    starts once the twin booted, as a bench's capture starts after the Echo opened its voice
+    connection, and lasts until the twin stopped: every flow of the truth after its ``twin_live``
+    record is in it; its files are in the manifest from the moment it starts. The twin runs
+    ``options.lead_s`` before the first utterance and ``options.tail_s`` (at least
+    :data:`SETTLE_S`) after the last answer: quiet time holding only background traffic, which
+    the correlation learns the background from. The first error is the one raised; the run is
+    left resumable.
     """
     began = time.monotonic()
     if not lab_status().running:
@@ -89,13 +91,14 @@ def run_with_twin(options: RunOptions, console: Any) -> TwinRun:
         bench.start()
         if bench.finished_before:
             bench.record.close()
-            return TwinRun(0, run, _capture_paths(bench), segment.synthetic_path is not None, time.monotonic() - began)
-        segment.start_capture(device)
+            return TwinRun(0, run, _capture_paths(bench), not segment.real_capture, time.monotonic() - began)
         scripts = [run.resolve(s.path) for s in bench.record.manifest.scripts]
         segment.twin = TwinProcess(scripts, run, options.twin_config, segment.synthetic_path,
-                                   options.backend or default.backend)  # fmt: skip
+                                   options.backend or default.backend, hold=True)  # fmt: skip
         console.print(f"starting the twin ({device}); its log: {segment.twin.log_path}", markup=False, highlight=False)
-        segment.twin.start()
+        segment.twin.start()  # like an Echo's, its voice connection opens at boot, before the capture starts
+        segment.start_capture(device)
+        segment.twin.go()
         if options.lead_s > 0:
             console.print(f"quiet lead: {options.lead_s:g} s of background only", markup=False, highlight=False)
             time.sleep(options.lead_s)
@@ -106,7 +109,7 @@ def run_with_twin(options: RunOptions, console: Any) -> TwinRun:
         bench.abandon(str(exc) or type(exc).__name__)
         raise
     segment.stop(failed=False)
-    return TwinRun(status, run, _capture_paths(bench), segment.synthetic_path is not None, time.monotonic() - began)
+    return TwinRun(status, run, _capture_paths(bench), not segment.real_capture, time.monotonic() - began)
 
 
 def _capture_paths(bench: BenchRun) -> list[Path]:
@@ -120,7 +123,9 @@ class _Segment:
         self.bench = bench
         self.real_capture = real_capture
         self.twin: TwinProcess | None = None
-        self.synthetic_path: Path | None = None
+        run, segments = bench.run_dir, len(bench.record.manifest.segments) if bench.record.resuming else 0
+        # the twin writes it when it stops, numbered per run segment (a resume adds one)
+        self.synthetic_path = None if real_capture else run.capture / f"twin-synthetic-{segments + 1}.pcap"
         self._handle: Any = None
         self._opened: list[CaptureFileInfo] = []
 
@@ -135,7 +140,7 @@ class _Segment:
             self._handle = start_capture("lo", run.capture, device=device)
             self._opened = record.capture_opened(self._handle.paths(), "lo", self._handle.started_ns)
         else:
-            self.synthetic_path = run.capture / f"twin-synthetic-{len(record.manifest.segments)}.pcap"
+            assert self.synthetic_path is not None
             self._opened = record.capture_opened([self.synthetic_path], "lo", time.time_ns(), synthetic=True)
 
     def stop(self, failed: bool) -> None:

@@ -27,14 +27,24 @@ def tcp_segment(sport: int, dport: int, seq: int, ack: int, flags: int, payload:
 
 
 class Wire:
-    """Packets traced so far, as (time ns, IPv4 packet); safe to use from many threads."""
+    """Packets traced so far, as (time ns, IPv4 packet); safe to use from many threads.
 
-    def __init__(self) -> None:
+    ``recording`` False: packets are dropped (connections keep their sequence numbers) until
+    :meth:`record`, as a capture started later would miss them."""
+
+    def __init__(self, recording: bool = True) -> None:
         self._packets: list[tuple[int, bytes]] = []
         self._lock = threading.Lock()
         self._ident = 0
+        self._recording = recording
+
+    def record(self) -> None:
+        """Keep every packet from now on."""
+        self._recording = True
 
     def add(self, ts_ns: int, src: str, dst: str, proto: int, segment: bytes) -> None:
+        if not self._recording:
+            return
         with self._lock:
             self._ident = (self._ident + 1) & 0xFFFF
             self._packets.append((ts_ns, ipv4(src, dst, proto, segment, self._ident)))
