@@ -7,16 +7,14 @@ import csv
 import sys
 from typing import TYPE_CHECKING
 
-from rich import box
-from rich.table import Table
-from rich.text import Text
-
 from harness.cli.args import number
-from harness.cli.console import out, plain, print_json, warn
 from harness.errors import HarnessError
 from harness.textsafe import csv_safe_row, terminal_text
 
 if TYPE_CHECKING:
+    from rich.table import Table
+    from rich.text import Text
+
     from harness.ads.result import AdsResult, CpmComparison
 
 CSV_FIELDS = [
@@ -62,6 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here: the statistics and plotting stack would slow every `harness` start.
+    from harness.cli.console import print_json, warn
     from harness.ads import Options, Rates, analyse, load_files, load_rates, read_runs, write_report
 
     rates = load_rates(args.rates, args.currency) if args.rates else Rates(target=args.currency)
@@ -126,11 +125,16 @@ def _ratio(ratio: float | None, ci: list[float | None]) -> str:
 
 
 def _yes(flag: bool) -> Text:
+    from rich.text import Text
+
     return Text("yes", style="bold red") if flag else Text("no")
 
 
 def _table(title: str | Text, columns: list[str], left: int) -> Table:
     """A table whose first ``left`` columns are names (left-aligned, folded, never cut)."""
+    from rich import box
+    from rich.table import Table
+
     table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False)
     for index, column in enumerate(columns):
         if index < left:
@@ -141,6 +145,8 @@ def _table(title: str | Text, columns: list[str], left: int) -> Table:
 
 
 def _print_tables(result: AdsResult) -> None:
+    from harness.cli.console import out, plain
+
     control = f"control: {result.control}"
     if result.comparisons:
         table = _table(

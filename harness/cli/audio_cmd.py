@@ -5,10 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rich.table import Table
-
 from harness.defaults import default
-from harness.cli.console import err, out
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _lab(args: argparse.Namespace) -> int:
+    from harness.cli.console import err, out
     from harness.audio.lab import lab_down, lab_status, lab_up, shell_exports
 
     if args.action == "up":
@@ -48,6 +46,9 @@ def _lab(args: argparse.Namespace) -> int:
 
 
 def _devices(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from harness.cli.console import out
     from harness.audio import list_devices
 
     table = Table(title=f"Audio devices ({args.backend})")

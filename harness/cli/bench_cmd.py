@@ -1,21 +1,21 @@
-"""``harness run``: speak persona scripts to the speaker and log every instant."""
+"""``harness run``: speak persona scripts to the speaker and log every instant.
+
+The command imports what it uses when it runs, so that ``harness --help`` starts fast.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from rich.table import Table
+from typing import TYPE_CHECKING
 
 from harness.bench.markers import parse_target
-from harness.bench.options import RunOptions
-from harness.bench.plan import load_plan
 from harness.cli.args import capture_target, checked, seconds, whole
-from harness.cli.console import out
 from harness.defaults import default
-from harness.rundir.layout import RunDir
-from harness.rundir.manifest import read_manifest
-from harness.script.duration import clock_text, run_duration
+
+if TYPE_CHECKING:
+    from harness.bench.options import RunOptions
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -62,6 +62,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    from harness.bench.options import RunOptions
+    from harness.cli.console import out
+    from harness.rundir.layout import RunDir
+    from harness.rundir.manifest import read_manifest
+
     if args.resume and args.scripts:
         args.parser.error("--resume takes the scripts from the run directory; give no SCRIPT")
     if not args.resume and not args.scripts:
@@ -104,7 +109,12 @@ def run_command(args: argparse.Namespace) -> int:
 def dry_run(options: RunOptions) -> int:
     """Print the plan, its duration (the same estimate as ``harness plan``) and the run's settings;
     opens no device and writes nothing."""
+    from rich.table import Table
+
+    from harness.bench.plan import load_plan
+    from harness.cli.console import out
     from harness.cli.speech_cmd import ESTIMATE_NOTE, speech_seconds
+    from harness.script.duration import clock_text, run_duration
 
     if options.resume:
         from harness.bench.record import RunRecord

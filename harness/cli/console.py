@@ -9,57 +9,79 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
-
-from rich.console import Console, ConsoleOptions, RenderableType
-from rich.segment import Segment
-from rich.text import Text
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from harness.textsafe import csv_safe_frame, terminal_text
 
 if TYPE_CHECKING:
     import pandas as pd
+    from rich.console import Console
+    from rich.text import Text
 
 
-class _InertConsole(Console):
-    """A rich console that passes the text of every rendered segment through :func:`terminal_text`."""
+@cache
+def _inert_console_class() -> type[Console]:
+    """A rich console that passes the text of every rendered segment through :func:`terminal_text`
+    (made on first use: rich loads only for commands that print with it)."""
+    from rich.console import Console, ConsoleOptions, RenderableType
+    from rich.segment import Segment
 
-    def render(self, renderable: RenderableType, options: ConsoleOptions | None = None) -> Iterable[Segment]:
-        for segment in super().render(renderable, options):
-            if segment.control is None:
-                text = terminal_text(segment.text, keep_newlines=True)
-                if text != segment.text:
-                    segment = Segment(text, segment.style)
-            yield segment
+    class _InertConsole(Console):
+        def render(self, renderable: RenderableType, options: ConsoleOptions | None = None) -> Iterable[Segment]:
+            for segment in super().render(renderable, options):
+                if segment.control is None:
+                    text = terminal_text(segment.text, keep_newlines=True)
+                    if text != segment.text:
+                        segment = Segment(text, segment.style)
+                yield segment
+
+    return _InertConsole
 
 
-out = _InertConsole(highlight=False)
-err = _InertConsole(stderr=True, highlight=False)
+@cache
+def _console(stderr: bool) -> Console:
+    return _inert_console_class()(stderr=stderr, highlight=False)
+
+
+def __getattr__(name: str) -> Any:
+    """``out`` (results, stdout) and ``err`` (messages, stderr), and the console class, made on first use."""
+    if name == "out":
+        return _console(False)
+    if name == "err":
+        return _console(True)
+    if name == "_InertConsole":
+        return _inert_console_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def plain(value: object, style: str = "") -> Text:
     """``value`` as a table cell or message part: never markup, control characters inert (so the
     cell's width is measured on what is shown)."""
+    from rich.text import Text
+
     return Text(terminal_text(str(value)), style=style)
 
 
 def warn(message: str) -> None:
     """Print a warning line on stderr (the message is text, never markup)."""
-    err.print(Text.assemble(("warning:", "yellow"), " ", plain(message)), soft_wrap=True)
+    from rich.text import Text
+
+    _console(True).print(Text.assemble(("warning:", "yellow"), " ", plain(message)), soft_wrap=True)
 
 
 def error_line(message: str) -> None:
     """Print an error as exactly one line on stderr (no markup interpretation of the text)."""
-    err.print(f"harness: error: {terminal_text(message)}", markup=False, soft_wrap=True)
+    _console(True).print(f"harness: error: {terminal_text(message)}", markup=False, soft_wrap=True)
 
 
 def print_json(doc: object) -> None:
     """A command's ``--format json`` output: one JSON document on stdout, indented, UTF-8 as is."""
-    out.file.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    _console(False).file.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
 
 
 def print_csv(frame: pd.DataFrame) -> None:
     """A command's ``--format csv`` output: the table with list cells joined by ';', safe to open in a spreadsheet."""
     lists = {c: frame[c].map(lambda v: ";".join(map(str, v)) if isinstance(v, (list, tuple)) else v) for c in frame.columns
              if frame[c].map(lambda v: isinstance(v, (list, tuple))).any()}  # fmt: skip
-    out.file.write(csv_safe_frame(frame.assign(**lists)).to_csv(index=False))
+    _console(False).file.write(csv_safe_frame(frame.assign(**lists)).to_csv(index=False))

@@ -9,12 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
-from rich.table import Table
-from rich.text import Text
-
 from harness.cli.args import seconds
-from harness.cli.console import out, plain, print_csv, print_json, warn
 from harness.errors import InputError
 
 if TYPE_CHECKING:
@@ -71,6 +66,9 @@ ACTIVATION_FIELDS = ["activation_id", "onset_capture_ns", "end_capture_ns", "byt
 
 
 def run_activations(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from harness.cli.console import out, plain, print_csv, print_json, warn
     from harness.correlate import detect_activations, read_capture
     from harness.correlate.run import activation_table
     from harness.net.addresses import parse_address
@@ -103,6 +101,9 @@ def run_activations(args: argparse.Namespace) -> int:
 
 
 def run_correlate(args: argparse.Namespace) -> int:
+    from rich.text import Text
+
+    from harness.cli.console import out
     from harness.correlate import correlate_run
     from harness.net.addresses import parse_address
     from harness.report import summary_renderable
@@ -120,6 +121,8 @@ def run_correlate(args: argparse.Namespace) -> int:
 
 
 def _ads(path: str) -> AdsResult:
+    from pydantic import ValidationError
+
     from harness.ads.result import AdsResult
 
     try:
@@ -132,6 +135,9 @@ def _ads(path: str) -> AdsResult:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    from rich.text import Text
+
+    from harness.cli.console import out
     from harness.correlate import correlate_run
     from harness.report import summary_renderable, write_report
     from harness.rundir.analysis import has_analysis, read_analysis, write_analysis

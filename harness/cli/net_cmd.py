@@ -9,14 +9,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rich.table import Table
-
-from harness.cli.console import out, print_csv, print_json, warn
 from harness.errors import HarnessError
 from harness.files import atomic_write_bytes
 
 if TYPE_CHECKING:
     import pandas as pd
+    from rich.table import Table
 
 # The reader and classifier (numpy, pandas, filter lists) are imported inside the functions:
 # importing them here would slow every `harness` start.
@@ -58,6 +56,7 @@ def write_flows(flows: pd.DataFrame, path: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from harness.cli.console import out, print_csv, print_json, warn
     from harness.classify import classify_flows
     from harness.net import read_traffic
     from harness.net.addresses import parse_address
@@ -99,6 +98,8 @@ def _when(ns: int) -> str:
 
 
 def _table(frame: pd.DataFrame, device: str | None) -> Table:
+    from rich.table import Table
+
     table = Table(title=f"endpoints of {device}" if device else "endpoints")
     rows = frame.to_dict("records")
     # names stay whole (up to 40 characters); the other columns give way on narrow terminals

@@ -1,15 +1,18 @@
-"""`harness validate` and `harness schema`: check persona scripts, and describe their format."""
+"""`harness validate` and `harness schema`: check persona scripts, and describe their format.
+
+The commands import what they use when they run, so that ``harness --help`` starts fast.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.text import Text
 
-from harness.cli.console import err, out, print_json
-from harness.errors import InputError
-from harness.script import check_paths, persona_json_schema
+    from harness.errors import InputError
 
 VALIDATE_EXAMPLES = """\
 examples:
@@ -62,6 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _line(problem: InputError, severity: str) -> Text:
+    from rich.text import Text
+
     style = "bold red" if severity == "error" else "yellow"
     where = str(problem.place)
     prefix = f"{problem.path}:{where}: " if problem.place.line is not None else (
@@ -71,6 +76,9 @@ def _line(problem: InputError, severity: str) -> Text:
 
 
 def run_validate(args: argparse.Namespace) -> int:
+    from harness.cli.console import err, out
+    from harness.script import check_paths
+
     checks = check_paths(args.paths)
     show_warnings = args.strict or not args.quiet
     n_errors = n_warnings = invalid = 0
@@ -104,7 +112,9 @@ SCHEMAS = ("persona", "events", "truth", "manifest", "summary", "analysis")
 
 
 def run_schema(args: argparse.Namespace) -> int:
+    from harness.cli.console import print_json
     from harness.rundir import analysis, events, manifest, truth
+    from harness.script import persona_json_schema
 
     schemas = {
         "persona": persona_json_schema,

@@ -1,30 +1,21 @@
-"""`harness synth`, `harness voices`, `harness plan`: hear what the personas will say, and when."""
+"""`harness synth`, `harness voices`, `harness plan`: hear what the personas will say, and when.
+
+The commands import what they use when they run, so that ``harness --help`` starts fast.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from rich.text import Text
+from harness.speech.cachedir import default_cache_dir
+from harness.speech.engine import ENGINE_NAMES, default_engine_name
 
-from harness.cli.console import err, out
-from harness.files import atomic_write_bytes
-from harness.script import Persona, PlanItem, build_plan, load_personas
-from harness.script.duration import Duration, clock_text, run_duration
-from harness.script.models import SpeechSettings
-from harness.speech import (
-    ENGINE_NAMES,
-    SpokenText,
-    Synthesis,
-    cached_path,
-    default_cache_dir,
-    default_engine_name,
-    get_engine,
-    spoken_texts,
-    synthesize_many,
-)
+if TYPE_CHECKING:
+    from harness.script import Persona, PlanItem
+    from harness.script.models import SpeechSettings
+    from harness.speech import SpokenText, Synthesis
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -73,6 +64,11 @@ def _settings(persona: Persona, args: argparse.Namespace) -> SpeechSettings:
 
 def _synthesise(texts: list[SpokenText], cache: Path | None) -> list[Synthesis]:
     """Synthesise ``texts`` with a progress bar on stderr."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from harness.cli.console import err
+    from harness.speech import cached_path, synthesize_many
+
     columns = (TextColumn("synthesising"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as progress:
         distinct = len({cached_path(t.text, t.settings, cache) for t in texts})
@@ -83,6 +79,14 @@ def _synthesise(texts: list[SpokenText], cache: Path | None) -> list[Synthesis]:
 
 
 def run_synth(args: argparse.Namespace) -> int:
+    from rich.table import Table
+    from rich.text import Text
+
+    from harness.cli.console import out
+    from harness.files import atomic_write_bytes
+    from harness.script import build_plan, load_personas
+    from harness.speech import spoken_texts
+
     personas = load_personas(args.paths)
     texts = [t for p in personas for t in spoken_texts(p, build_plan(p), _settings(p, args))]
     results = _synthesise(texts, args.cache)
@@ -107,6 +111,12 @@ def run_synth(args: argparse.Namespace) -> int:
 
 
 def run_voices(args: argparse.Namespace) -> int:
+    from rich.table import Table
+    from rich.text import Text
+
+    from harness.cli.console import out
+    from harness.speech import get_engine
+
     voices = get_engine(args.engine).voices()
     if args.language:
         prefix = args.language.lower()
@@ -123,11 +133,20 @@ def run_voices(args: argparse.Namespace) -> int:
 def speech_seconds(plans: list[tuple[Persona, list[PlanItem], SpeechSettings]], cache: Path | None) -> dict[tuple[str, str], float]:
     """Seconds each text of each persona's plan takes to say, keyed by (persona id, text), from the
     speech cache (synthesised where missing, with a progress bar)."""
+    from harness.speech import spoken_texts
+
     texts = [t for persona, plan, settings in plans for t in spoken_texts(persona, plan, settings)]
     return {(t.persona_id, t.text): s.duration_s for t, s in zip(texts, _synthesise(texts, cache), strict=True)}
 
 
 def run_plan(args: argparse.Namespace) -> int:
+    from rich.table import Table
+    from rich.text import Text
+
+    from harness.cli.console import out
+    from harness.script import build_plan, load_personas
+    from harness.script.duration import Duration, clock_text, run_duration
+
     personas = load_personas(args.paths)
     plans = [(p, build_plan(p, args.seed), _settings(p, args)) for p in personas]
     seconds = speech_seconds(plans, args.cache)

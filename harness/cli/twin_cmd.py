@@ -7,7 +7,6 @@ from pathlib import Path
 
 from harness.defaults import default
 from harness.cli.args import seconds
-from harness.cli.console import err, out
 
 DEMO_SCRIPT = Path("utterances") / "demo.yaml"
 
@@ -63,6 +62,7 @@ def serve_command(args: argparse.Namespace) -> int:
 
 
 def check_command(args: argparse.Namespace) -> int:
+    from harness.cli.console import err, out
     from harness.script import ScriptErrors
     from harness.twin.config import DEFAULT_CONFIG, load_config
 
@@ -78,6 +78,7 @@ def check_command(args: argparse.Namespace) -> int:
 
 
 def demo_command(args: argparse.Namespace) -> int:
+    from harness.cli.console import out
     from harness.errors import HarnessError
     from harness.report import summary_renderable
     from harness.rundir.analysis import read_analysis

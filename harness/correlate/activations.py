@@ -32,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from harness.classify import classify_name
 from harness.correlate.capture import CaptureView, DevicePackets
@@ -123,9 +124,12 @@ def _window_sums(t: np.ndarray, total: np.ndarray, span_ns: int) -> tuple[np.nda
 
 def _chains(packets: DevicePackets, settings: DetectorSettings, requests: np.ndarray | None) -> _Chains:
     keep = np.flatnonzero(packets.up & (packets.length >= settings.min_record_bytes))
-    names, code = np.unique(packets.endpoint[keep].astype(str), return_inverse=True)
-    order = np.lexsort((packets.ts_ns[keep], code))
-    ts, length, code = packets.ts_ns[keep][order], packets.length[keep][order], code[order]
+    code, names = pd.factorize(packets.endpoint[keep], sort=True)
+    ts = packets.ts_ns[keep]
+    # packets come in time order, so a stable sort by endpoint alone (a radix sort) orders by (endpoint, time)
+    small = code.astype(np.int16) if len(names) < 2**15 else code
+    order = np.argsort(small, kind="stable") if (np.diff(ts) >= 0).all() else np.lexsort((ts, code))
+    ts, length, code = ts[order], packets.length[keep][order], code[order]
     if not len(ts):
         empty = np.array([], np.int64)
         return _Chains(np.array([], object), empty, empty, empty, empty, empty, empty)

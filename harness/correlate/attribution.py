@@ -13,6 +13,11 @@ window of prior so an endpoint never seen in the background is not certain. Cont
 causes come at similar delays after each onset, so each endpoint gets a *response window* of
 delays where its contacts pile up beyond the background rate; scores and tests use it (see
 :func:`attribute`).
+
+Cost is n log n in contacts and utterances (times endpoints x skills): windows, background and
+response windows are sorted arrays joined by binary searches and prefix sums
+(:func:`background_probabilities` evaluates every window length at once), never a Python loop over
+intervals or utterances.
 """
 
 from __future__ import annotations
@@ -69,8 +74,7 @@ def contact_episodes(
                 }
             )
         )
-    voice_rows = [(e, _flow_at(packets, e, a.onset_ns), a.onset_ns, a.end_ns, a.bytes_up, 0)
-                  for a in activations for e in a.endpoints]  # fmt: skip
+    voice_rows = _voice_episodes(packets, activations)
     if voice_rows:
         rows.append(pd.DataFrame(voice_rows, columns=EPISODE_COLUMNS))
     if not rows:
@@ -79,11 +83,20 @@ def contact_episodes(
     return out.sort_values("onset_ns", kind="stable").reset_index(drop=True)
 
 
-def _flow_at(packets: DevicePackets, endpoint: str, onset_ns: int) -> int:
-    """The flow of ``endpoint``'s first upstream packet at or after ``onset_ns`` (else its last before)."""
-    mine = np.flatnonzero((packets.endpoint == endpoint) & packets.up)
-    at = int(np.searchsorted(packets.ts_ns[mine], onset_ns))
-    return int(packets.flow[mine[min(at, len(mine) - 1)]])
+def _voice_episodes(packets: DevicePackets, activations: Sequence[Activation]) -> list[tuple]:
+    """One episode per activation and endpoint, on the flow of the endpoint's first upstream packet at
+    or after the onset (else its last before): one binary search per activation."""
+    upstream: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # an endpoint's upstream times and flows, found once
+    rows = []
+    for a in activations:
+        for e in a.endpoints:
+            if e not in upstream:
+                mine = np.flatnonzero((packets.endpoint == e) & packets.up)
+                upstream[e] = packets.ts_ns[mine], packets.flow[mine]
+            times, flows = upstream[e]
+            at = int(np.searchsorted(times, a.onset_ns))
+            rows.append((e, int(flows[min(at, len(flows) - 1)]), a.onset_ns, a.end_ns, a.bytes_up, 0))
+    return rows
 
 
 def contact_times(packets: DevicePackets, voice: Sequence[str], activations: Sequence[Activation], resolution_s: float) -> pd.DataFrame:
@@ -127,21 +140,63 @@ def background_probability(
     """Share of L-long windows placed anywhere inside the background that hold a contact, with
     half a window of prior. When no window fits in the background, ``1 - exp(-rate * L)`` from
     ``rate_per_s`` (contacts per second), else 0.5."""
-    total = covered = 0.0
-    for s, e in intervals:
-        room = e - length_ns - s
-        if room <= 0:
-            continue
-        total += room
-        inside = np.sort(times_ns[(times_ns >= s) & (times_ns < e)])
-        # window start t holds contact c when c - L < t <= c; clip to the allowed starts [s, e - L]
-        lo = np.clip(inside - length_ns, s, e - length_ns)
-        hi = np.clip(inside, s, e - length_ns)
-        previous = np.concatenate([[s], hi[:-1]])  # hi is sorted, so this is the union so far
-        covered += float(np.maximum(hi - np.maximum(lo, previous), 0).sum())
-    if total == 0 and rate_per_s is not None:
-        return float(-np.expm1(-rate_per_s * length_ns / 1e9))
-    return (covered + 0.5 * length_ns) / (total + length_ns)
+    starts = np.array([s for s, _ in intervals], np.int64)
+    ends = np.array([e for _, e in intervals], np.int64)
+    return float(background_probabilities(times_ns, starts, ends, np.array([length_ns], np.int64), rate_per_s)[0])
+
+
+def background_probabilities(
+    times_ns: np.ndarray,
+    starts_ns: np.ndarray,
+    ends_ns: np.ndarray,
+    lengths_ns: np.ndarray,
+    rate_per_s: float | None = None,
+) -> np.ndarray:
+    """:func:`background_probability` of every window length in ``lengths_ns`` (ns, at least 1) over
+    the intervals ``[starts_ns[i], ends_ns[i])``, at a cost of n log n in contacts, intervals and lengths.
+
+    A window of length L starting at t holds contact c when c - L < t <= c. Inside one interval
+    [s, e), the starts that hold c but no earlier contact measure max(0, min(L, u, w - L)), with p
+    the previous contact in the interval (else s), u = min(c - p, e - c) and w = e - p: a trapezoid
+    in L, which is a sum of four ramps max(0, L - x). An interval's room for starts is
+    max(0, e - s - L), one more ramp. Sums of ramps over sorted breakpoints are prefix sums, so
+    every length is one binary search; all sums are exact integers (as long as they stay below
+    2^53 ns, 104 days, the float result is the interval-by-interval one's to the last bit).
+    """
+    times = np.sort(np.asarray(times_ns, np.int64))
+    starts, ends = np.asarray(starts_ns, np.int64), np.asarray(ends_ns, np.int64)
+    lengths = np.asarray(lengths_ns, np.int64)
+    starts, ends = starts[ends > starts], ends[ends > starts]
+    lo = np.searchsorted(times, starts)
+    counts = np.searchsorted(times, ends) - lo
+    at = _ranges(lo, counts)
+    first = np.zeros(len(at), bool)
+    first[(np.cumsum(counts) - counts)[counts > 0]] = True
+    contact, end = times[at], np.repeat(ends, counts)
+    previous = np.where(first, np.repeat(starts, counts), times[np.maximum(at - 1, 0)])
+    u, w = np.minimum(contact - previous, end - contact), end - previous
+    cap = int(lengths.max()) if len(lengths) else 0
+    covered = len(at) * lengths - _ramps(u, lengths, cap) - _ramps(w - u, lengths, cap) + _ramps(w, lengths, cap)
+    span = ends - starts
+    total = int(span.sum()) - len(span) * lengths + _ramps(span, lengths, cap)
+    if rate_per_s is not None and not total.all():
+        fallback = np.array([-np.expm1(-rate_per_s * int(length) / 1e9) for length in lengths])
+    else:
+        fallback = np.zeros(len(lengths))
+    share = (covered.astype(np.float64) + 0.5 * lengths) / (total.astype(np.float64) + lengths)
+    return np.where((total == 0) & (rate_per_s is not None), fallback, share)
+
+
+def _ramps(x: np.ndarray, lengths: np.ndarray, cap: int) -> np.ndarray:
+    """``sum(max(0, L - x))`` over ``x`` for every L in ``lengths`` (none above ``cap``)."""
+    ordered = np.sort(np.minimum(x, cap))  # a breakpoint at or past every length adds nothing: no overflow
+    below = np.searchsorted(ordered, lengths)
+    return below * lengths - np.r_[0, np.cumsum(ordered)][below]
+
+
+def _ranges(lo: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The indices ``lo[i] .. lo[i] + counts[i] - 1`` of every i, concatenated."""
+    return np.repeat(lo - (np.cumsum(counts) - counts), counts) + np.arange(int(counts.sum()))
 
 
 @dataclass
@@ -170,7 +225,8 @@ def response_window(
     starts = np.arange(whole[0], max(whole[0] + step, whole[1] - width + step), step)
     delays = np.sort(delays_s)
     observed = np.searchsorted(delays, starts + width) - np.searchsorted(delays, starts)
-    covering = (lengths_s[None, :] - settings.lead_s >= np.minimum(starts + width, whole[1])[:, None]).sum(axis=1)
+    reach = np.sort(lengths_s - settings.lead_s)  # windows reaching past a delay window's end cover it
+    covering = len(reach) - np.searchsorted(reach, np.minimum(starts + width, whole[1]))
     expected = np.maximum(rate_per_s * width * covering, 1e-12)
     tests = max(1.0, (whole[1] - whole[0]) / width)  # overlapping positions are not independent tests
     significant = np.flatnonzero((observed >= 2) & (poisson.sf(observed - 1, expected) < settings.response_p / tests))
@@ -200,21 +256,24 @@ def attribute(
     onsets = np.asarray(onsets_ns, np.int64)
     starts, ends = windows(onsets, settings)
     free = background_intervals(span, starts, ends)
+    free_s, free_e = np.array([s for s, _ in free], np.int64), np.array([e for _, e in free], np.int64)
     background_s = sum(e - s for s, e in free) / 1e9
     by_endpoint = {name: np.sort(group["ts_ns"].to_numpy(np.int64)) for name, group in contacts.groupby("endpoint", sort=True)}
     skill_of = np.asarray(skills, dtype=object)
+    members = {skill: np.flatnonzero(skill_of == skill) for skill in sorted(set(skill_of.tolist()))}
     span_s = max((span[1] - span[0]) / 1e9, 1.0)
-    rows, tests = [], []
+    rows: list[pd.DataFrame] = []
+    tests = []
     for endpoint, times in by_endpoint.items():
         # episode starts, not packets: one connection is one event for the rate and the delays
         episodes = times[np.concatenate([[True], np.diff(times) > settings.episode_gap_s * 1e9])] if len(times) else times
-        quiet = sum(int(np.searchsorted(episodes, e) - np.searchsorted(episodes, s)) for s, e in free)
+        quiet = int((np.searchsorted(episodes, free_e) - np.searchsorted(episodes, free_s)).sum())
         # with little quiet time, the rate over the whole capture (caused contacts included) is the cautious null
         rate = (quiet + 0.5) / background_s if background_s >= settings.max_window_s else (len(episodes) + 0.5) / span_s
         pooled = response_window(_delays(episodes, onsets, starts, ends), (ends - onsets) / 1e9, rate, settings)
-        for skill in sorted(set(skill_of.tolist())):
-            mine = np.flatnonzero(skill_of == skill)
-            if not (np.searchsorted(times, ends[mine]) > np.searchsorted(times, starts[mine])).any():
+        contacted = np.searchsorted(times, ends) > np.searchsorted(times, starts)  # a contact anywhere in the window
+        for skill, mine in members.items():
+            if not contacted[mine].any():
                 continue
             # a skill's own endpoints answer its utterances only; a shared one (metrics after every
             # request) stands out only when all utterances are pooled
@@ -224,42 +283,48 @@ def attribute(
             sub_s = np.maximum(onsets + int(frm * 1e9), starts)
             sub_e = np.minimum(onsets + int(to * 1e9), ends)
             # outside the response window, an utterance's window is background for this endpoint too
-            off = free + [(x, y) for x, y in zip(starts, sub_s) if y > x] + [(x, y) for x, y in zip(sub_e, ends) if y > x]
-            first = [times[a] if (a := int(np.searchsorted(times, x))) < len(times) and times[a] < y else None for x, y in zip(sub_s[mine], sub_e[mine])]
-            cache: dict[int, float] = {}  # windows mostly share a length: 10 ms resolution is plenty
-            for length in {max(int(y - x), 1) // 10_000_000 for x, y in zip(sub_s[mine], sub_e[mine])}:
-                cache[length] = background_probability(times, off, max(length * 10_000_000, 1), rate)
-            probabilities = np.array([cache[max(int(y - x), 1) // 10_000_000] for x, y in zip(sub_s[mine], sub_e[mine])])
-            hit = np.array([f is not None for f in first])
+            before, after = sub_s > starts, ends > sub_e
+            off_s = np.concatenate([free_s, starts[before], sub_e[after]])
+            off_e = np.concatenate([free_e, sub_s[before], ends[after]])
+            at = np.minimum(np.searchsorted(times, sub_s[mine]), len(times) - 1)
+            hit = (times[at] >= sub_s[mine]) & (times[at] < sub_e[mine])  # the first contact at or after the start
+            # windows mostly share a length: 10 ms resolution is plenty
+            lengths, which = np.unique(np.maximum(sub_e[mine] - sub_s[mine], 1) // 10_000_000, return_inverse=True)
+            lengths = np.maximum(lengths * 10_000_000, 1)
+            probabilities = background_probabilities(times, off_s, off_e, lengths, rate)[which]
             r, b = hit.mean(), float(probabilities.mean())
             q = max(0.0, 1.0 - (1.0 - r) / (1.0 - b)) if b < 1 else 0.0
             p = binomtest(int(hit.sum()), len(mine), min(b, 1.0), alternative="greater").pvalue if hit.any() else 1.0
-            others = np.flatnonzero(skill_of != skill)
-            other_rate = float(np.mean([np.searchsorted(times, ends[j]) > np.searchsorted(times, starts[j]) for j in others])) if len(others) else None
+            others = skill_of != skill
+            other_rate = float(np.mean(contacted[others])) if others.any() else None
             tests.append((skill, endpoint, len(mine), int(hit.sum()), r, b, q, frm, to, other_rate, float(p)))
-            for i, f, prob in zip(mine, first, probabilities):
-                if f is not None:
-                    rows.append((int(i), endpoint, skill, int(f), (int(f) - int(onsets[i])) / 1e9, float(prob), q / r))
+            if hit.any():
+                first = times[at[hit]]
+                rows.append(pd.DataFrame({
+                    "utterance": mine[hit], "endpoint": endpoint, "skill": skill, "first_contact_ns": first,
+                    "delay_s": (first - onsets[mine[hit]]) / 1e9, "background_p": probabilities[hit], "score": q / r,
+                }))  # fmt: skip
     per_skill = pd.DataFrame(tests, columns=SKILL_COLUMNS)
     per_skill = per_skill[per_skill["contacted"] > 0].reset_index(drop=True)
     per_skill["p_adjusted"] = false_discovery_control(per_skill["p_value"].to_numpy()) if len(per_skill) else []
     per_skill["attributed"] = (per_skill["p_adjusted"] < settings.alpha) & (per_skill["caused_rate"] / per_skill["contact_rate"] >= settings.min_score)
     per_skill = per_skill.sort_values(["skill", "p_value", "endpoint"], kind="stable").reset_index(drop=True)
-    table = pd.DataFrame(rows, columns=["utterance", "endpoint", "skill", "first_contact_ns", "delay_s", "background_p", "score"])
+    table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame([], columns=CONTACT_COLUMNS)
     passed = per_skill[per_skill["p_adjusted"] < settings.alpha]
-    significant = set(zip(passed["skill"], passed["endpoint"]))
-    tested = np.array([(k, e) in significant for k, e in zip(table["skill"], table["endpoint"])], bool)
+    significant = list(zip(passed["skill"], passed["endpoint"]))
+    tested = pd.MultiIndex.from_arrays([table["skill"], table["endpoint"]]).isin(significant)
     table["attributed"] = (table["score"] >= settings.min_score).to_numpy() & tested
     return Attribution(table.sort_values(["utterance", "first_contact_ns"]).reset_index(drop=True), per_skill, background_s, free)
 
 
 def _delays(episodes: np.ndarray, onsets: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Delays (s) of the episodes inside each window after that window's onset."""
-    lo, hi = np.searchsorted(episodes, starts), np.searchsorted(episodes, ends)
-    parts = [(episodes[a:b] - o) / 1e9 for o, a, b in zip(onsets, lo, hi)]
-    return np.concatenate(parts) if parts else np.array([])
+    """Delays (s) of the episodes inside each window after that window's onset, window by window."""
+    lo = np.searchsorted(episodes, starts)
+    counts = np.searchsorted(episodes, ends) - lo
+    return (episodes[_ranges(lo, counts)] - np.repeat(onsets, counts)) / 1e9
 
 
+CONTACT_COLUMNS = ["utterance", "endpoint", "skill", "first_contact_ns", "delay_s", "background_p", "score"]
 SKILL_COLUMNS = [
     "skill", "endpoint", "utterances", "contacted", "contact_rate", "background_rate", "caused_rate",
     "response_from_s", "response_to_s", "other_skills_rate", "p_value",

@@ -218,20 +218,27 @@ def _counts(tables: dict[str, pd.DataFrame], background_s: float) -> Counts:
 
 
 def _match_activations(onsets: np.ndarray, detection: ActivationResult, lead_s: float) -> dict[int, int]:
-    """activation index -> spoken row: each activation to the latest free onset before it (within the lag)."""
-    matched: dict[int, int] = {}
-    taken: set[int] = set()
+    """activation index -> spoken row: each activation, in onset order, to the latest free onset
+    before it (onset - lead <= activation <= onset + lag).
+
+    One sweep: activations and onsets both sorted, the onsets an activation could reach are pushed
+    on a stack as they come within reach; the top is the latest free one, and what sinks below it
+    has fallen out of every later activation's reach too."""
     order = np.argsort(onsets, kind="stable")
     sorted_onsets = onsets[order]
-    for i, a in enumerate(detection.activations):
-        # onsets with onset - lead <= activation <= onset + lag
-        lo = int(np.searchsorted(sorted_onsets, a.onset_ns - MAX_LAG_S * 1e9, side="left"))
-        hi = int(np.searchsorted(sorted_onsets, a.onset_ns + lead_s * 1e9, side="right"))
-        free = [int(order[j]) for j in range(lo, hi) if int(order[j]) not in taken]
-        if free:
-            matched[i] = free[-1]
-            taken.add(free[-1])
-    return matched
+    times = np.array([a.onset_ns for a in detection.activations], np.int64)
+    lo = np.searchsorted(sorted_onsets, times - MAX_LAG_S * 1e9, side="left")
+    hi = np.searchsorted(sorted_onsets, times + lead_s * 1e9, side="right")
+    matched: dict[int, int] = {}
+    free: list[int] = []
+    pushed = 0
+    for i in np.argsort(times, kind="stable").tolist():
+        while pushed < hi[i]:
+            free.append(pushed)
+            pushed += 1
+        if free and free[-1] >= lo[i]:
+            matched[i] = int(order[free.pop()])
+    return dict(sorted(matched.items()))
 
 
 def _utterance_table(run_id: str, spoken: pd.DataFrame, detection: ActivationResult, matched: dict[int, int],

@@ -179,7 +179,10 @@ class Streams:
     def end_batch(self) -> None:
         """Make this batch's finished directions known to :meth:`lookup`."""
         if self._finished:
-            self.done = np.union1d(self.done, np.array(self._finished, np.uint64))
+            new = np.unique(np.array(self._finished, np.uint64))
+            new = new[~_member(self.done, new)]
+            # merged into place: a union would sort every finished key again in every batch
+            self.done = np.insert(self.done, np.searchsorted(self.done, new), new)
             self._finished.clear()
 
     def incomplete(self) -> int:

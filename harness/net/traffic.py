@@ -142,14 +142,14 @@ class _Names:
         ts = p.ts_ns[packet].tolist()
         dirs, seqs, syns, may_start = (col[t].tolist() if len(col) else [0] * len(t) for col in (dk, seq, syn, starts))
         from_dns = (sport[rows] == 53).tolist()
-        key_cols = [keys[k][rows].tolist() for k in KEY_COLUMNS]
+        flow_keys = list(zip(*(keys[k][rows].tolist() for k in KEY_COLUMNS)))
         for j in range(len(kinds)):
             kind = kinds[j]
             data = bytes(mem[begin[j] : begin[j] + sizes[j]])
             if kind == 1:
                 self.dns_answer(ts[j], data)
                 continue
-            key = tuple(col[j] for col in key_cols)
+            key = flow_keys[j]
             if kind == 5:
                 self.name_flow(key, self.quic.datagram(data), "quic")
                 continue

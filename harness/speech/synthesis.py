@@ -20,6 +20,7 @@ from pathlib import Path
 
 from harness.files import PRIVATE_FILE, private_dir, sha256_file
 from harness.script.models import SpeechSettings
+from harness.speech.cachedir import default_cache_dir
 from harness.speech.engine import SpeechError, get_engine
 from harness.speech.normalise import NORMALISATION_VERSION, SAMPLE_RATE, condition
 from harness.wav import read_wav, write_wav
@@ -34,12 +35,6 @@ class Synthesis:
     duration_s: float
     sample_rate: int
     cache_hit: bool
-
-
-def default_cache_dir() -> Path:
-    """``$HARNESS_CACHE/speech``, else ``~/.cache/harness/speech`` (kept 0700, its files 0600: a voice)."""
-    root = Path(os.environ["HARNESS_CACHE"]) if os.environ.get("HARNESS_CACHE") else Path.home() / ".cache" / "harness"
-    return root.joinpath("speech")
 
 
 def cache_key(text: str, settings: SpeechSettings, engine_version: str) -> str:
