@@ -193,3 +193,15 @@ def test_without_markers_agreeing_clocks_are_kept_and_a_periodic_schedule_is_not
         clock = align(view, "run", None, NOW + (spoken_s * 1e9).astype(np.int64), None, warnings)
         assert clock.method == "host" and clock.offset_s == 0.0
     assert any("ambiguous" in w for w in warnings)
+
+
+def test_a_request_mapped_just_after_its_opening_still_starts_its_own_activation():
+    """Back-to-back requests on one connection (the second 1.5 s after the first's stream ended):
+    the logged onsets, mapped onto the capture clock, may land a little after the opening burst
+    they caused (a device with no wake lag, a clock residual); each still starts its activation."""
+    packets = request(10.0, speech_s=1.2, answer_s=0.0) + request(12.8, speech_s=1.2, answer_s=0.0)
+    view = view_of(packets)
+    assert len(detect_activations(view).activations) == 1  # without the log: one stream
+    late = np.array([NOW + int((t + 0.02) * 1e9) for t in (10.0, 12.8)], np.int64)
+    found = detect_activations(view, None, late).activations
+    assert [round((a.onset_ns - NOW) / 1e9, 3) for a in found] == [10.0, 12.8]

@@ -56,6 +56,7 @@ class DetectorSettings:
     stream_window_s: float = 5.0  # speech streams right after its opening (a Wi-Fi stall may hold it 2-3 s)
     min_bytes: int = 16_000  # an opening and a second of speech; streaming metrics hosts post under 10 KB
     split_gap_s: float = 0.5  # a logged request in a pause this long starts a new chain
+    request_slack_s: float = 0.25  # a request this late for its pause still splits (the clock mapping's error)
     burst_gap_s: float = 0.5  # pauses this long separate the bursts counted in an activation
     clock_step_s: float = 3600.0  # a silence this long is the capture's clock stepping, not the device
 
@@ -148,7 +149,8 @@ def _chains(packets: DevicePackets, settings: DetectorSettings, requests: np.nda
     cut |= opens[1:] & ~opens[:-1]  # a new opening after quiet (e.g. a request while a long answer streams down)
     if requests is not None and len(requests):
         # a request spoken in a pause of the stream is a new request, however short the pause
-        spoken = np.diff(np.searchsorted(np.sort(requests), ts, side="right")) > 0
+        early = np.sort(requests) - int(settings.request_slack_s * SECOND_NS)
+        spoken = np.diff(np.searchsorted(early, ts, side="right")) > 0
         cut |= spoken & (gap >= settings.split_gap_s * SECOND_NS)
     starts = np.flatnonzero(np.r_[True, cut])
     ends = np.r_[starts[1:], len(ts)]
