@@ -27,10 +27,22 @@ from harness.ads.models import Bid
 
 def bids(persona: str, cpms: np.ndarray) -> list[Bid]:
     return [
-        Bid(persona=persona, site="s", visit_time_ns=i, bidder=f"b{i % 3}", cpm=float(c), currency="USD",
-            cpm_original=float(c), currency_original="USD", ad_unit="u", width=None, height=None, won=False)
+        Bid(
+            persona=persona,
+            site="s",
+            visit_time_ns=i,
+            bidder=f"b{i % 3}",
+            cpm=float(c),
+            currency="USD",
+            cpm_original=float(c),
+            currency_original="USD",
+            ad_unit="u",
+            width=None,
+            height=None,
+            won=False,
+        )
         for i, c in enumerate(cpms)
-    ]  # fmt: skip
+    ]
 
 
 def cents(values: np.ndarray) -> np.ndarray:
@@ -56,7 +68,9 @@ def null_study(count: int, seed: int, options: Options) -> None:
     started = time.perf_counter()
     for _ in range(count):
         n = int(rng.integers(20, 200))
-        data = AdsData(bids=[bid for name in ("control", *personas) for bid in bids(name, cents(rng.lognormal(-0.5, 1.0, n)))])
+        data = AdsData(
+            bids=[bid for name in ("control", *personas) for bid in bids(name, cents(rng.lognormal(-0.5, 1.0, n)))]
+        )
         result = analyse(data, options)
         rows = result.comparisons
         tests += len(rows)
@@ -104,14 +118,18 @@ def planted_study(count: int, seed: int, options: Options, n: int = 500) -> None
         f"1x ratio {same.ratio:.3f} [{same.ratio_ci[0]:.3f}, {same.ratio_ci[1]:.3f}], p_adj {same.p_adjusted:.3f}, "
         f"significant {same.significant}"
     )
-    print(f"  over {count} data sets: 30x detected {found}/{count}, ratio within 10% of 30 in {within}/{count}, "
-          f"median ratio {statistics.median(ratios):.2f}, 95% interval covers 30 in {covered}/{count}, "
-          f"1x detected {false_found}/{count}")  # fmt: skip
+    print(
+        f"  over {count} data sets: 30x detected {found}/{count}, ratio within 10% of 30 in {within}/{count}, "
+        f"median ratio {statistics.median(ratios):.2f}, 95% interval covers 30 in {covered}/{count}, "
+        f"1x detected {false_found}/{count}"
+    )
 
 
 def timing(seed: int, options: Options, n: int = 1000, repeats: int = 5) -> None:
     rng = np.random.default_rng(seed + 2)
-    data = AdsData(bids=[bid for name in ("control", "a", "b", "c") for bid in bids(name, cents(rng.lognormal(0, 1, n)))])
+    data = AdsData(
+        bids=[bid for name in ("control", "a", "b", "c") for bid in bids(name, cents(rng.lognormal(0, 1, n)))]
+    )
     x, y = rng.lognormal(0, 1, n), rng.lognormal(0, 1, n)
     full, base = [], []
     for _ in range(repeats):
@@ -122,9 +140,13 @@ def timing(seed: int, options: Options, n: int = 1000, repeats: int = 5) -> None
         sps.mannwhitneyu(x, y)
         base.append(time.perf_counter() - started)
     full_s, base_s = statistics.median(full), statistics.median(base)
-    print(f"timing: one full comparison (control + 3 personas x {n} bids, 3 bidders each, {options.resamples} resamples)")
-    print(f"  median {full_s * 1000:.0f} ms over {repeats} runs; baseline one scipy mannwhitneyu {base_s * 1000:.2f} ms; "
-          f"ratio {full_s / base_s:.0f}x")  # fmt: skip
+    print(
+        f"timing: one full comparison (control + 3 personas x {n} bids, 3 bidders each, {options.resamples} resamples)"
+    )
+    print(
+        f"  median {full_s * 1000:.0f} ms over {repeats} runs; baseline one scipy mannwhitneyu {base_s * 1000:.2f} ms; "
+        f"ratio {full_s / base_s:.0f}x"
+    )
 
 
 def main() -> None:

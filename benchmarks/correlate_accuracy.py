@@ -81,18 +81,38 @@ from harness.rundir.layout import RunDir
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "utterances" / "demo.yaml"
 # The twin's own loopback addresses, apart from the shipped ones and those of the tests.
-TWIN_NETWORK = {"device": "127.0.88.2", "resolver": "127.0.88.53", "platform_pool": "127.0.89.0/24", "vendor_pool": "127.0.90.0/24"}
+TWIN_NETWORK = {
+    "device": "127.0.88.2",
+    "resolver": "127.0.88.53",
+    "platform_pool": "127.0.89.0/24",
+    "vendor_pool": "127.0.90.0/24",
+}
 MARKER_PORT = 9999  # sync markers go to the twin's address (so the capture filter keeps them), to this port
-# Extra background of the twin's "high" level, on top of the shipped schedule (device metrics every ~8 s instead of ~20 s).
+# Extra background of the twin's "high" level, on top of the shipped schedule
+# (device metrics every ~8 s instead of ~20 s).
 TWIN_HIGH = [
     {"name": "api.amazonalexa.com", "every_s": 12, "jitter_s": 8, "first_s": 3, "purpose": "platform"},
     {"name": "msh.amazon.com", "every_s": 10, "jitter_s": 6, "first_s": 4, "purpose": "metrics", "bytes_up": 2000},
-    {"name": "d3p8zr0ffa9t17.cloudfront.net", "every_s": 25, "jitter_s": 15, "first_s": 6, "purpose": "update", "bytes_down": 20000},
+    {
+        "name": "d3p8zr0ffa9t17.cloudfront.net",
+        "every_s": 25,
+        "jitter_s": 15,
+        "first_s": 6,
+        "purpose": "update",
+        "bytes_down": 20000,
+    },
     {"name": "spectrum.s3.amazonaws.com", "every_s": 40, "jitter_s": 30, "first_s": 11, "purpose": "update"},
     {"name": "softwareupdates.amazon.com", "every_s": 90, "jitter_s": 60, "first_s": 30, "purpose": "update"},
     {"name": "unagi-na.amazon.com", "every_s": 30, "jitter_s": 20, "first_s": 8, "purpose": "metrics"},
-    {"name": "b.scorecardresearch.com", "every_s": 45, "jitter_s": 30, "first_s": 15, "purpose": "metrics", "bytes_up": 600},
-]  # fmt: skip
+    {
+        "name": "b.scorecardresearch.com",
+        "every_s": 45,
+        "jitter_s": 30,
+        "first_s": 15,
+        "purpose": "metrics",
+        "bytes_up": 600,
+    },
+]
 DEVICE, GATEWAY, BENCH, RESOLVER = "10.0.0.2", "10.0.0.1", "10.0.0.5", "10.0.0.1"
 DEV_MAC, GW_MAC, BENCH_MAC = "02:00:00:00:00:02", "02:00:00:00:00:01", "02:00:00:00:00:05"
 OFFSET_NS, DRIFT = 800_000_000, 30e-6
@@ -107,16 +127,23 @@ SKILLS = {
 LEVELS = {
     "low": [("device-metrics-us.amazon.com", 20, True), ("kindle-time.amazon.com", 30, True)],
     "high": [
-        ("device-metrics-us.amazon.com", 20, True), ("kindle-time.amazon.com", 30, True),
-        ("ntp-g7g.amazon.com", 60, True), ("firmware.amazon.com", 9, True),
-        ("api.amazonalexa.com", 25, False), ("d3p8zr0ffa9t17.cloudfront.net", 40, False),
-        ("spectrum.s3.amazonaws.com", 45, False), ("msh.amazon.com", 15, False), ("softwareupdates.amazon.com", 300, False),
+        ("device-metrics-us.amazon.com", 20, True),
+        ("kindle-time.amazon.com", 30, True),
+        ("ntp-g7g.amazon.com", 60, True),
+        ("firmware.amazon.com", 9, True),
+        ("api.amazonalexa.com", 25, False),
+        ("d3p8zr0ffa9t17.cloudfront.net", 40, False),
+        ("spectrum.s3.amazonaws.com", 45, False),
+        ("msh.amazon.com", 15, False),
+        ("softwareupdates.amazon.com", 300, False),
     ],
     "overlap": [
-        ("device-metrics-us.amazon.com", 20, True), ("kindle-time.amazon.com", 30, True),
-        ("unagi-na.amazon.com", 12, True), ("b.scorecardresearch.com", 40, False),
+        ("device-metrics-us.amazon.com", 20, True),
+        ("kindle-time.amazon.com", 30, True),
+        ("unagi-na.amazon.com", 12, True),
+        ("b.scorecardresearch.com", 40, False),
     ],
-}  # fmt: skip
+}
 
 
 @dataclass
@@ -184,11 +211,33 @@ def make_scene(folder: Path, level: str, count: int, seed: int) -> Path:
             skill = list(SKILLS)[i % len(SKILLS)]
             bench_onset = int((onset_capture - OFFSET_NS - start) / (1 + DRIFT)) + start
             common = {"plan_index": i, "persona_id": "synthetic", "skill_id": skill, "utterance_id": f"{skill}/{i}"}
-            s = log.emit(UtteranceStarted(**common, skill_name=skill.title(), text=f"Alexa, ask {skill} something",
-                         audio_path="speech/x.wav", audio_sha256="0" * 64, duration_s=2.0, cache_hit=True, device="speaker"))  # fmt: skip
-            log.emit(UtteranceEnded(**common, started_seq=s.seq, onset_wall_ns=bench_onset, end_wall_ns=bench_onset + 2 * 10**9,
-                     onset_mono_ns=0, end_mono_ns=2 * 10**9, latency_s=0.0, device="speaker", sample_rate=22050, frames=44100,
-                     backend="synthetic"))  # fmt: skip
+            s = log.emit(
+                UtteranceStarted(
+                    **common,
+                    skill_name=skill.title(),
+                    text=f"Alexa, ask {skill} something",
+                    audio_path="speech/x.wav",
+                    audio_sha256="0" * 64,
+                    duration_s=2.0,
+                    cache_hit=True,
+                    device="speaker",
+                )
+            )
+            log.emit(
+                UtteranceEnded(
+                    **common,
+                    started_seq=s.seq,
+                    onset_wall_ns=bench_onset,
+                    end_wall_ns=bench_onset + 2 * 10**9,
+                    onset_mono_ns=0,
+                    end_mono_ns=2 * 10**9,
+                    latency_s=0.0,
+                    device="speaker",
+                    sample_rate=22050,
+                    frames=44100,
+                    backend="synthetic",
+                )
+            )
             marker = encode_marker(Marker(log.run_id, s.seq, bench_onset, bench_onset, i, 1, 0))
             seen = onset_capture + int(rng.exponential(2e6))
             scene.frame(seen, BENCH, GATEWAY, synth.udp(50000, 9999, marker), 17)
@@ -256,14 +305,23 @@ def bench_persona(folder: Path, script: Path, repeats: int, seed: int) -> Path:
     """``script`` with every utterance spoken ``repeats`` times (shuffled) and short answer limits."""
     data = yaml.safe_load(script.read_text())
     data["persona"]["id"] = f"{data['persona']['id']}-accuracy"
-    data["session"] = {"gap_s": 2, "max_answer_s": 8, "answer_timeout_s": 6, "retries": 0, "repeats": repeats,
-                       "order": "shuffled", "seed": seed}  # fmt: skip
+    data["session"] = {
+        "gap_s": 2,
+        "max_answer_s": 8,
+        "answer_timeout_s": 6,
+        "retries": 0,
+        "repeats": repeats,
+        "order": "shuffled",
+        "seed": seed,
+    }
     path = folder / "persona.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 
 
-def twin_runs(folder: Path, levels: list[str], script: Path, repeats: int, quiet_s: float, seed: int) -> dict[str, Path]:
+def twin_runs(
+    folder: Path, levels: list[str], script: Path, repeats: int, quiet_s: float, seed: int
+) -> dict[str, Path]:
     """One twin run per level in a private lab; returns the run directories."""
     from harness.audio.lab import lab_down, lab_up
     from harness.bench.options import RunOptions
@@ -279,12 +337,20 @@ def twin_runs(folder: Path, levels: list[str], script: Path, repeats: int, quiet
         sink.bind(marker)
         try:
             for level in levels:
-                options = RunOptions(scripts=[persona], runs_dir=folder / "runs", capture_tail_s=quiet_s,
-                                     quiet_lead_s=quiet_s, marker=marker, twin_config=twin_config(folder, level, seed))
+                options = RunOptions(
+                    scripts=[persona],
+                    runs_dir=folder / "runs",
+                    capture_tail_s=quiet_s,
+                    quiet_lead_s=quiet_s,
+                    marker=marker,
+                    twin_config=twin_config(folder, level, seed),
+                )
                 result = run_with_twin(options, Console(file=io.StringIO()))
                 if result.status != 0:
                     raise SystemExit(f"the {level} twin run failed (status {result.status}): {result.run.root}")
-                print(f"# {level}: twin run of {result.seconds:.0f} s in {result.run.root}", file=sys.stderr, flush=True)
+                print(
+                    f"# {level}: twin run of {result.seconds:.0f} s in {result.run.root}", file=sys.stderr, flush=True
+                )
                 runs[level] = result.run.root
         finally:
             lab_down(lab.base)
@@ -320,8 +386,14 @@ def evaluate(run: Path, pcaps: list[str] | None, device: str | None) -> dict:
     act = _prf(len(used), len(result.detection.activations) - len(used), len(true_onsets) - len(used))
     # attribution: (utterance row, endpoint) pairs; voice, name lookups and the voice service's metrics
     # posts (after answers, 10-15 s late: in a later utterance's window) left out, the posts scored apart
-    caused = [f for f in flows if f["cause"].get("kind") == "request" and f["cause"].get("request_seq") in row_of
-              and f["purpose"] != "voice" and f.get("app") != "dns"]  # fmt: skip
+    caused = [
+        f
+        for f in flows
+        if f["cause"].get("kind") == "request"
+        and f["cause"].get("request_seq") in row_of
+        and f["purpose"] != "voice"
+        and f.get("app") != "dns"
+    ]
     posts = {f["endpoint"] for f in caused if f["purpose"] == "metrics"}
     truth_pairs = {(row_of[f["cause"]["request_seq"]], f["endpoint"]) for f in caused if f["endpoint"] not in posts}
     post_pairs = {(row_of[f["cause"]["request_seq"]], f["endpoint"]) for f in caused if f["endpoint"] in posts}
@@ -338,11 +410,21 @@ def evaluate(run: Path, pcaps: list[str] | None, device: str | None) -> dict:
         return _prf(len(pred & truth_pairs), len(pred - truth_pairs), len(truth_pairs - pred))
 
     skill_of = utterances["skill_id"].tolist()
-    errors_by = Counter((kind, skill_of[i], e) for kind, pairs in (("FP", ours - truth_pairs), ("FN", truth_pairs - ours)) for i, e in pairs)
-    return {"activation": act, "onset_errors": errors, "ours": score(ours), "naive": score(naive),
-            "background_s": result.summary.counts.background_s, "errors": errors_by,
-            "posts": (len(post_pairs & attributed), len(post_pairs)),
-            "clock_ms": _clock_difference_ms(run, view, result.summary.clock)}  # fmt: skip
+    errors_by = Counter(
+        (kind, skill_of[i], e)
+        for kind, pairs in (("FP", ours - truth_pairs), ("FN", truth_pairs - ours))
+        for i, e in pairs
+    )
+    return {
+        "activation": act,
+        "onset_errors": errors,
+        "ours": score(ours),
+        "naive": score(naive),
+        "background_s": result.summary.counts.background_s,
+        "errors": errors_by,
+        "posts": (len(post_pairs & attributed), len(post_pairs)),
+        "clock_ms": _clock_difference_ms(run, view, result.summary.clock),
+    }
 
 
 def _clock_difference_ms(run: Path, view, clock) -> float:
@@ -370,7 +452,8 @@ def _row(label: str, runs: list[dict]) -> str:
     clock = np.array([r["clock_ms"] for r in runs])
     worst = clock[np.argmax(np.abs(clock))] if (~np.isnan(clock)).all() else float("nan")
     return (
-        f"{label:<10} {a[0]:>6.3f} {a[1]:>6.3f} {a[2]:>6.3f}   {np.median(errors) * 1000:>6.1f} {np.percentile(errors, 95) * 1000:>6.1f}"
+        f"{label:<10} {a[0]:>6.3f} {a[1]:>6.3f} {a[2]:>6.3f}   "
+        f"{np.median(errors) * 1000:>6.1f} {np.percentile(errors, 95) * 1000:>6.1f}"
         f"   {o[0]:>6.3f} {o[1]:>6.3f} {o[2]:>6.3f}   {n[0]:>6.3f} {n[1]:>6.3f} {n[2]:>6.3f}   {worst:>+7.1f}"
     )
 
@@ -386,10 +469,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="*", metavar="RUN_DIR", help="score these twin run directories (no new runs)")
     parser.add_argument("--device", default=None, help="device address of the given runs (default: the manifest's)")
-    parser.add_argument("--levels", nargs="+", default=["low", "high"], choices=["low", "high"], help="twin background levels")
-    parser.add_argument("--script", type=Path, default=DEMO, help="persona whose utterances are repeated (default: the demo)")
+    parser.add_argument(
+        "--levels", nargs="+", default=["low", "high"], choices=["low", "high"], help="twin background levels"
+    )
+    parser.add_argument(
+        "--script", type=Path, default=DEMO, help="persona whose utterances are repeated (default: the demo)"
+    )
     parser.add_argument("--repeats", type=int, default=3, help="passes through the persona per twin run (default 3)")
-    parser.add_argument("--quiet", type=float, default=45.0, help="background-only seconds before and after (default 45)")
+    parser.add_argument(
+        "--quiet", type=float, default=45.0, help="background-only seconds before and after (default 45)"
+    )
     parser.add_argument("--quick", action="store_true", help="one pass, 30 s quiet: about 3 min per level")
     parser.add_argument("--keep", type=Path, metavar="DIR", help="leave the twin runs in DIR (default: deleted)")
     parser.add_argument("--details", action="store_true", help="list attribution errors per skill and endpoint")
@@ -404,14 +493,20 @@ def main() -> int:
         f"{'level':<10} {'act P':>6} {'act R':>6} {'act F1':>6}   {'on p50':>6} {'on p95':>6}"
         f"   {'att P':>6} {'att R':>6} {'att F1':>6}   {'nv P':>6} {'nv R':>6} {'nv F1':>6}   {'clk ms':>7}"
     )
-    print(f"onset error in ms (|detected - true upload start|); naive = every endpoint within {NAIVE_WINDOW_S:g} s after the "
-          "onset; clk = marker-free clock fit minus the markers' at the run's middle (worst run; nan: no markers)")
+    print(
+        f"onset error in ms (|detected - true upload start|); "
+        f"naive = every endpoint within {NAIVE_WINDOW_S:g} s after the "
+        "onset; clk = marker-free clock fit minus the markers' at the run's middle (worst run; nan: no markers)"
+    )
     print(header, flush=True)
 
     def show(label: str, results: list[dict]) -> None:
         posts = np.sum([r["posts"] for r in results], axis=0)
-        print(_row(label, results) + f"   (background {np.mean([r['background_s'] for r in results]):.0f} s/run; "
-              f"metrics posts attributed to their request: {posts[0]}/{posts[1]})", flush=True)  # fmt: skip
+        print(
+            _row(label, results) + f"   (background {np.mean([r['background_s'] for r in results]):.0f} s/run; "
+            f"metrics posts attributed to their request: {posts[0]}/{posts[1]})",
+            flush=True,
+        )
         if args.details:
             _details(results)
 

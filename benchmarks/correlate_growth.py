@@ -32,6 +32,7 @@ per endpoint x skill x window length) and 28 s in imports.
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import statistics
 import struct
@@ -132,8 +133,9 @@ def _upload(traffic: Traffic, rng: np.random.Generator, voice: int, t: float) ->
     ts = np.r_[ts, records]
     payload = np.r_[payload, rng.integers(500, 1000, len(records))]
     _acked(traffic, ts, voice, True, payload)
-    answer_ts, answer = _bulk(rng, stream_end + rng.uniform(0.3, 0.8), rng.uniform(1.0, 3.0),
-                              int(rng.integers(30_000, 250_000)))  # fmt: skip
+    answer_ts, answer = _bulk(
+        rng, stream_end + rng.uniform(0.3, 0.8), rng.uniform(1.0, 3.0), int(rng.integers(30_000, 250_000))
+    )
     _acked(traffic, answer_ts, voice, False, answer)
 
 
@@ -196,7 +198,7 @@ def generate(utterances: int, seed: int = 17) -> tuple[Traffic, np.ndarray, np.n
     gaps = np.where(rng.random(n) < 0.1, rng.uniform(40, 90, n), rng.uniform(12, 24, n))
     onsets = 30.0 + np.cumsum(np.r_[0.0, gaps])
     skills = rng.integers(0, SKILLS, utterances)
-    for onset, skill in zip(onsets, skills):
+    for onset, skill in zip(onsets, skills, strict=False):
         if rng.random() < 0.98:  # the rest go unheard
             _upload(traffic, rng, voice, onset + rng.uniform(0.4, 0.7))
             if rng.random() < 0.3:
@@ -225,8 +227,12 @@ def write_pcap(traffic: Traffic, path: Path, chunk: int = 200_000) -> int:
     # a TCP header template per (connection, direction, flags); sequence numbers per direction
     key = (conn * 2 + up) * 256 + flags
     keys, tpl = np.unique(key, return_inverse=True)
-    templates = np.stack([np.frombuffer(_template(traffic.conns[k // 512], bool(k // 256 % 2), int(k % 256)), np.uint8)
-                          for k in keys.tolist()])  # fmt: skip
+    templates = np.stack(
+        [
+            np.frombuffer(_template(traffic.conns[k // 512], bool(k // 256 % 2), int(k % 256)), np.uint8)
+            for k in keys.tolist()
+        ]
+    )
     direction = conn * 2 + up
     by_dir = np.argsort(direction, kind="stable")
     sent = np.cumsum(payload[by_dir])
@@ -241,8 +247,11 @@ def write_pcap(traffic: Traffic, path: Path, chunk: int = 200_000) -> int:
         fh.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 262144, 1))
         for lo in range(0, len(ts), chunk):
             part = slice(lo, min(lo + chunk, len(ts)))
-            fh.write(_records(ts[part], tpl[part], payload[part], seq[part], special[part], templates, traffic.frames,
-                              lengths))  # fmt: skip
+            fh.write(
+                _records(
+                    ts[part], tpl[part], payload[part], seq[part], special[part], templates, traffic.frames, lengths
+                )
+            )
     return len(ts)
 
 
@@ -286,28 +295,81 @@ def write_run(folder: Path, utterances: int, seed: int = 17) -> int:
     packets = write_pcap(traffic, pcap)
     run_id = folder.name
     with EventLog(run.events, run_id) as log:
-        log.emit(RunStarted(harness_version="bench", personas=["growth"], plan_items=utterances, seeds={"growth": seed},
-                            backend="synthetic", output_device="-", input_device=None, marker=None))  # fmt: skip
-        for i, (onset, skill) in enumerate(zip(onsets.tolist(), skills.tolist())):
-            ref = {"plan_index": i, "persona_id": "growth", "skill_id": f"skill{skill}",
-                   "utterance_id": f"skill{skill}/{i}"}  # fmt: skip
-            started = log.emit(UtteranceStarted(**ref, skill_name=f"Skill {skill}", text=f"Alexa, ask skill {skill}",
-                                                audio_path="speech/x.wav", audio_sha256="0" * 64, duration_s=1.5,
-                                                cache_hit=True, device="-"))  # fmt: skip
+        log.emit(
+            RunStarted(
+                harness_version="bench",
+                personas=["growth"],
+                plan_items=utterances,
+                seeds={"growth": seed},
+                backend="synthetic",
+                output_device="-",
+                input_device=None,
+                marker=None,
+            )
+        )
+        for i, (onset, skill) in enumerate(zip(onsets.tolist(), skills.tolist(), strict=False)):
+            ref = {
+                "plan_index": i,
+                "persona_id": "growth",
+                "skill_id": f"skill{skill}",
+                "utterance_id": f"skill{skill}/{i}",
+            }
+            started = log.emit(
+                UtteranceStarted(
+                    **ref,
+                    skill_name=f"Skill {skill}",
+                    text=f"Alexa, ask skill {skill}",
+                    audio_path="speech/x.wav",
+                    audio_sha256="0" * 64,
+                    duration_s=1.5,
+                    cache_hit=True,
+                    device="-",
+                )
+            )
             onset_ns = START_NS + round(onset * 1e9)
-            log.emit(UtteranceEnded(**ref, started_seq=started.seq, onset_wall_ns=onset_ns,
-                                    end_wall_ns=onset_ns + 1_500_000_000, onset_mono_ns=0, end_mono_ns=1_500_000_000,
-                                    latency_s=0.0, device="-", sample_rate=22050, frames=33075,
-                                    backend="synthetic"))  # fmt: skip
-    settings = Settings(retries=None, marker=None, transcribe=False, capture=None, capture_device=DEVICE,
-                        capture_tail_s=0.0, device_wait_s=1.0)  # fmt: skip
-    write_manifest(run, Manifest(
-        run_id=run_id, status="finished", created_wall_ns=START_NS, updated_wall_ns=START_NS, host=host_info(),
-        versions={}, scripts=[], plan=[f"growth:skill{s}/{i}" for i, s in enumerate(skills.tolist())],
-        backend="synthetic", output_device=DeviceInfo(spec="-", name="-"), input_device=None, settings=settings,
-        clock=ClockInfo(status=ClockStatus(source="unknown")),
-        captures=[CaptureFileInfo(path=run.relative(pcap), bytes=pcap.stat().st_size, interface="synthetic")],
-    ))  # fmt: skip
+            log.emit(
+                UtteranceEnded(
+                    **ref,
+                    started_seq=started.seq,
+                    onset_wall_ns=onset_ns,
+                    end_wall_ns=onset_ns + 1_500_000_000,
+                    onset_mono_ns=0,
+                    end_mono_ns=1_500_000_000,
+                    latency_s=0.0,
+                    device="-",
+                    sample_rate=22050,
+                    frames=33075,
+                    backend="synthetic",
+                )
+            )
+    settings = Settings(
+        retries=None,
+        marker=None,
+        transcribe=False,
+        capture=None,
+        capture_device=DEVICE,
+        capture_tail_s=0.0,
+        device_wait_s=1.0,
+    )
+    write_manifest(
+        run,
+        Manifest(
+            run_id=run_id,
+            status="finished",
+            created_wall_ns=START_NS,
+            updated_wall_ns=START_NS,
+            host=host_info(),
+            versions={},
+            scripts=[],
+            plan=[f"growth:skill{s}/{i}" for i, s in enumerate(skills.tolist())],
+            backend="synthetic",
+            output_device=DeviceInfo(spec="-", name="-"),
+            input_device=None,
+            settings=settings,
+            clock=ClockInfo(status=ClockStatus(source="unknown")),
+            captures=[CaptureFileInfo(path=run.relative(pcap), bytes=pcap.stat().st_size, interface="synthetic")],
+        ),
+    )
     (folder / ".packets").write_text(f"{packets}\n")
     return packets
 
@@ -315,11 +377,11 @@ def write_run(folder: Path, utterances: int, seed: int = 17) -> int:
 def time_run(folder: Path) -> dict[str, float]:
     """Seconds of ``correlate_run`` end to end, then of ``read_capture`` and ``detect_activations``."""
     from harness.correlate import correlate_run, detect_activations, read_capture
-    from harness.rundir.manifest import read_manifest
     from harness.rundir.layout import RunDir
+    from harness.rundir.manifest import read_manifest
 
     t0 = time.perf_counter()
-    result = correlate_run(folder)
+    correlate_run(folder)
     t1 = time.perf_counter()
     run = RunDir.existing(folder)
     view = read_capture([str(run.resolve(c.path)) for c in read_manifest(run).captures], DEVICE)
@@ -332,7 +394,7 @@ def time_run(folder: Path) -> dict[str, float]:
 def slope(sizes: list[int], seconds: list[float]) -> list[str]:
     """Log-log slope between consecutive sizes (blank for the first)."""
     out = [""]
-    for (n0, t0), (n1, t1) in zip(zip(sizes, seconds), zip(sizes[1:], seconds[1:])):
+    for (n0, t0), (n1, t1) in itertools.pairwise(zip(sizes, seconds, strict=True)):
         out.append(f"{math.log(t1 / t0) / math.log(n1 / n0):.2f}")
     return out
 
@@ -360,8 +422,11 @@ def main() -> None:
             runs = [time_run(folder) for _ in range(args.repeat)]
             row = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
             rows.append((n, packets, row))
-            print(f"{n} utterances, {packets:,} packets: correlate {row['correlate']:.2f} s, read {row['read']:.2f} s, "
-                  f"detect {row['detect']:.3f} s, {row['activations']:.0f} activations", flush=True)  # fmt: skip
+            print(
+                f"{n} utterances, {packets:,} packets: correlate {row['correlate']:.2f} s, read {row['read']:.2f} s, "
+                f"detect {row['detect']:.3f} s, {row['activations']:.0f} activations",
+                flush=True,
+            )
     sizes = [n for n, _, _ in rows]
     stages = ("correlate", "read", "detect")
     slopes = {s: slope(sizes, [r[s] for _, _, r in rows]) for s in stages}
@@ -369,8 +434,10 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for i, (n, packets, r) in enumerate(rows):
         per = 1000 * r["correlate"] / n
-        print(f"| {n:,} | {packets:,} | {r['correlate']:.2f} | {per:.1f} | {slopes['correlate'][i]} "
-              f"| {r['read']:.2f} | {slopes['read'][i]} | {r['detect']:.3f} | {slopes['detect'][i]} |")  # fmt: skip
+        print(
+            f"| {n:,} | {packets:,} | {r['correlate']:.2f} | {per:.1f} | {slopes['correlate'][i]} "
+            f"| {r['read']:.2f} | {slopes['read'][i]} | {r['detect']:.3f} | {slopes['detect'][i]} |"
+        )
     if len(rows) > 1:
         (n0, _, r0), (n1, _, r1) = rows[0], rows[-1]
         exponent = math.log(r1["correlate"] / r0["correlate"]) / math.log(n1 / n0)

@@ -34,8 +34,12 @@ from harness.rundir.layout import RunDir
 from harness.rundir.manifest import read_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
-NETWORK = {"device": "127.0.93.2", "resolver": "127.0.93.53", "platform_pool": "127.0.94.0/24",
-           "vendor_pool": "127.0.95.0/24"}  # fmt: skip
+NETWORK = {
+    "device": "127.0.93.2",
+    "resolver": "127.0.93.53",
+    "platform_pool": "127.0.94.0/24",
+    "vendor_pool": "127.0.95.0/24",
+}
 GONE_WITHIN_S = 30.0  # a child of a killed bench must be gone this long after the kill (the twin finishes its truth)
 
 
@@ -99,8 +103,15 @@ def check_finished(run: Path) -> list[str]:
         if entry is None:
             faults.append(f"{path.name} is not in the manifest")
         elif entry.state not in ("closed", "recovered") or entry.sha256 != sha256_file(path):
-            faults.append(f"{path.name}: state {entry.state}, hash {'matches' if entry.sha256 == sha256_file(path) else 'differs'}")
-    faults += [f"{c.path} listed but absent" for c in manifest.captures if c.state != "missing" and not rundir.resolve(c.path).exists()]
+            faults.append(
+                f"{path.name}: state {entry.state}, "
+                f"hash {'matches' if entry.sha256 == sha256_file(path) else 'differs'}"
+            )
+    faults += [
+        f"{c.path} listed but absent"
+        for c in manifest.captures
+        if c.state != "missing" and not rundir.resolve(c.path).exists()
+    ]
     if rundir.reserve.exists():
         faults.append("reserve file left")
     return faults
@@ -116,8 +127,11 @@ def finish(run: Path, finished: list[Path]) -> list[str]:
     """Check a finished run, print it and return its faults."""
     problems = check_finished(run)
     finished.append(run)
-    print(f"run {run.name} finished after {len(read_manifest(RunDir(run)).segments)} segments: "
-          f"{'ok' if not problems else '; '.join(problems)}", flush=True)  # fmt: skip
+    print(
+        f"run {run.name} finished after {len(read_manifest(RunDir(run)).segments)} segments: "
+        f"{'ok' if not problems else '; '.join(problems)}",
+        flush=True,
+    )
     return [f"{run.name}: {p}" for p in problems]
 
 
@@ -136,8 +150,19 @@ def main() -> int:
     env = {**os.environ, **lab.environment(), "HARNESS_LAB_DIR": str(lab.base), "HARNESS_CACHE": str(folder / "cache")}
     script, config, runs = persona(folder), twin_config(folder), folder / "runs"
     base = [sys.executable, "-m", "harness.cli.main", "run"]
-    new_run = [*base, str(script), "--twin", "--twin-config", str(config), "--runs-dir", str(runs),
-               "--quiet-lead", "2", "--capture-tail", "2"]  # fmt: skip
+    new_run = [
+        *base,
+        str(script),
+        "--twin",
+        "--twin-config",
+        str(config),
+        "--runs-dir",
+        str(runs),
+        "--quiet-lead",
+        "2",
+        "--capture-tail",
+        "2",
+    ]
     kills, starts, faults, delays, lost = 0, 0, [], [], []
     finished: list[Path] = []
     current: Path | None = None
@@ -171,7 +196,9 @@ def main() -> int:
                     lost.append(current.name)
                     shutil.rmtree(current)
                     current = None
-                print(f"kill {kills} at {delay:.1f} s: {current.name if current else 'before the manifest'}", flush=True)
+                print(
+                    f"kill {kills} at {delay:.1f} s: {current.name if current else 'before the manifest'}", flush=True
+                )
                 if current is not None and all_done(current):  # killed on its way out: nothing left to resume
                     faults += finish(current, finished)
                     current = None
@@ -190,8 +217,10 @@ def main() -> int:
             shutil.rmtree(folder, ignore_errors=True)
     minutes = (time.monotonic() - began) / 60
     d = np.array(delays) if delays else np.zeros(1)
-    print(f"\n{kills} kills (delay p50 {np.percentile(d, 50):.1f} s, max {d.max():.1f} s), {starts} starts, "
-          f"{len(finished)} runs finished, {len(lost)} killed before their manifest, {minutes:.1f} min")
+    print(
+        f"\n{kills} kills (delay p50 {np.percentile(d, 50):.1f} s, max {d.max():.1f} s), {starts} starts, "
+        f"{len(finished)} runs finished, {len(lost)} killed before their manifest, {minutes:.1f} min"
+    )
     print(f"faults: {len(faults)}")
     for fault in faults:
         print(f"  {fault}")

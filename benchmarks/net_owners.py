@@ -21,7 +21,9 @@ def files(args: list[str]) -> list[Path]:
     found: list[Path] = []
     for arg in map(Path, args):
         if arg.is_dir():
-            found += sorted(p for pattern in ("*.pcap", "*.pcapng", "*/*.pcap", "*/*.pcapng") for p in arg.glob(pattern))
+            found += sorted(
+                p for pattern in ("*.pcap", "*.pcapng", "*/*.pcap", "*/*.pcapng") for p in arg.glob(pattern)
+            )
         else:
             found.append(arg)
     return found
@@ -44,8 +46,10 @@ def main() -> int:
         lowest = min(lowest, (owned, path.name))
         print(f"{path.name:<75} {traffic.device or '-':<15} {size:>10,} {named:>7.1%} {owned:>7.1%}")
     if total:
-        print(f"all: {total:,} bytes, {named_bytes / total:.1%} named, {owned_bytes / total:.2%} with an owner; "
-              f"lowest owner share {lowest[0]:.2%} ({lowest[1]})")  # fmt: skip
+        print(
+            f"all: {total:,} bytes, {named_bytes / total:.1%} named, {owned_bytes / total:.2%} with an owner; "
+            f"lowest owner share {lowest[0]:.2%} ({lowest[1]})"
+        )
     return 0
 
 

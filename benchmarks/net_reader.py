@@ -100,10 +100,10 @@ def time_dpkt(path: Path) -> tuple[float, int]:
     count = 0
     t = time.perf_counter()
     with open(path, "rb") as fh:
-        for ts, buf in dpkt.pcap.Reader(fh):
+        for _ts, buf in dpkt.pcap.Reader(fh):
             if buf[12:14] == b"\x08\x00":
                 ihl = (buf[14] & 15) * 4
-                proto, src, dst = buf[23], buf[26:30], buf[30:34]
+                _proto, _src, _dst = buf[23], buf[26:30], buf[30:34]  # what a reader decodes per packet
                 sport, dport = unpack(buf, 14 + ihl)
             count += 1
     return time.perf_counter() - t, count

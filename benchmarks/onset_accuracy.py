@@ -35,9 +35,18 @@ from harness.audio.align import find_sound
 from harness.audio.clock import settled
 from harness.wav import read_wav, write_wav
 
-WORDS = ("what time is it", "play some jazz", "ask fitbit how many steps I took", "set a timer for ten minutes",
-         "what is the weather in Boston", "tell me a joke", "turn off the kitchen lights",
-         "add milk to my shopping list", "how tall is mount everest", "open daily horoscopes")
+WORDS = (
+    "what time is it",
+    "play some jazz",
+    "ask fitbit how many steps I took",
+    "set a timer for ten minutes",
+    "what is the weather in Boston",
+    "tell me a joke",
+    "turn off the kitchen lights",
+    "add milk to my shopping list",
+    "how tall is mount everest",
+    "open daily horoscopes",
+)
 
 
 def synthesise(n: int, folder: Path) -> list[Path]:
@@ -48,8 +57,9 @@ def synthesise(n: int, folder: Path) -> list[Path]:
     for i in range(n):
         text = f"Alexa, {rng.choice(WORDS)}, number {i}"
         path = folder / f"u{i:03d}.wav"
-        subprocess.run(["espeak-ng", "-v", "en-us", "-s", str(rng.choice((150, 175, 200))), "-w", str(path), text],
-                       check=True)
+        subprocess.run(
+            ["espeak-ng", "-v", "en-us", "-s", str(rng.choice((150, 175, 200))), "-w", str(path), text], check=True
+        )
         # Trim the edge silence (as the speech stage does) so each sound's first and last half
         # second is voice, which cross-correlation can place.
         samples, rate = read_wav(path)
@@ -67,8 +77,19 @@ class ParecRecorder:
         self.arrivals: list[tuple[int, int]] = []
         self.chunks: list[bytes] = []
         self.proc = subprocess.Popen(
-            ["parec", "--raw", "--format=float32le", f"--rate={rate}", "--channels=1", "--latency-msec=5",
-             "-d", source], stdout=subprocess.PIPE, bufsize=0)
+            [
+                "parec",
+                "--raw",
+                "--format=float32le",
+                f"--rate={rate}",
+                "--channels=1",
+                "--latency-msec=5",
+                "-d",
+                source,
+            ],
+            stdout=subprocess.PIPE,
+            bufsize=0,
+        )
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
 
@@ -126,7 +147,7 @@ def run(backend_name: str, wavs: list[Path], rate: int, seed: int) -> dict[str, 
     parec = ParecRecorder("harness_out.monitor", rate)
     with Capture(recorder_backend, monitor, rate, total) as capture:
         time.sleep(0.5)
-        for sound, gap in zip(sounds, gaps):
+        for sound, gap in zip(sounds, gaps, strict=False):
             capture.poll()
             naive = time.time_ns()
             t0 = time.monotonic_ns()
@@ -139,10 +160,10 @@ def run(backend_name: str, wavs: list[Path], rate: int, seed: int) -> dict[str, 
         capture.poll()
     pa_samples, pa_line = capture.samples, reference_line(capture)
     parec_samples, parec_line = parec.stop()
-    result: dict[str, list[float]] = {k: [] for k in
-                                      ("onset", "end", "naive", "onset_vs_parec", "naive_vs_parec", "overhead", "ncc",
-                                       "underflows")}
-    for sound, (naive, onset, end, elapsed, underflows) in zip(sounds, rows):
+    result: dict[str, list[float]] = {
+        k: [] for k in ("onset", "end", "naive", "onset_vs_parec", "naive_vs_parec", "overhead", "ncc", "underflows")
+    }
+    for sound, (naive, onset, end, elapsed, underflows) in zip(sounds, rows, strict=False):
         # Onset and end are located with the sound's first and last half second, so a glitch
         # in the middle (an underrun on a loaded host) cannot move either.
         head, tail = sound[: rate // 2], sound[-(rate // 2) :]
@@ -166,9 +187,11 @@ def run(backend_name: str, wavs: list[Path], rate: int, seed: int) -> dict[str, 
 def summary(label: str, errors: list[float]) -> str:
     e = np.array(errors)
     a = np.abs(e)
-    return (f"  {label:<28} median {np.median(e):+7.3f}  p50|e| {np.percentile(a, 50):6.3f}  "
-            f"p99|e| {np.percentile(a, 99):6.3f}  max|e| {a.max():6.3f}  "
-            f"p99|e-median| {np.percentile(np.abs(e - np.median(e)), 99):6.3f} ms")
+    return (
+        f"  {label:<28} median {np.median(e):+7.3f}  p50|e| {np.percentile(a, 50):6.3f}  "
+        f"p99|e| {np.percentile(a, 99):6.3f}  max|e| {a.max():6.3f}  "
+        f"p99|e-median| {np.percentile(np.abs(e - np.median(e)), 99):6.3f} ms"
+    )
 
 
 def main() -> int:
@@ -182,24 +205,30 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         wavs = synthesise(args.n, Path(tmp))
         durations = [len(read_wav(p)[0]) / args.rate for p in wavs]
-        print(f"{args.n} utterances, {min(durations):.2f}-{max(durations):.2f} s, rate {args.rate} Hz; "
-              "errors = logged - found in the monitor recording")
+        print(
+            f"{args.n} utterances, {min(durations):.2f}-{max(durations):.2f} s, rate {args.rate} Hz; "
+            "errors = logged - found in the monitor recording"
+        )
         for name in ("sounddevice", "pyaudio") if args.backend == "both" else (args.backend,):
             r = run(name, wavs, args.rate, seed=2)
             glitched = sum(1 for c in r["ncc"] if c < 0.999)
-            print(f"{name}: whole-utterance match NCC min {min(r['ncc']):.5f} ({glitched} below 0.999, "
-                  f"{sum(1 for u in r['underflows'] if u)} with reported underflows); recorder clock "
-                  f"{r['drift_ppm'][0]:+.0f} ppm vs wall")
+            print(
+                f"{name}: whole-utterance match NCC min {min(r['ncc']):.5f} ({glitched} below 0.999, "
+                f"{sum(1 for u in r['underflows'] if u)} with reported underflows); recorder clock "
+                f"{r['drift_ppm'][0]:+.0f} ppm vs wall"
+            )
             print(summary("harness onset", r["onset"]))
-            clean = [e for e, u in zip(r["onset"], r["underflows"]) if not u]
+            clean = [e for e, u in zip(r["onset"], r["underflows"], strict=False) if not u]
             print(summary(f"  without underflow ({len(clean)})", clean))
             print(summary("naive stamp before play()", r["naive"]))
             print(summary("harness end (last sample)", r["end"]))
             print(summary("harness onset vs parec", r["onset_vs_parec"]))
             print(summary("naive vs parec", r["naive_vs_parec"]))
             o = np.array(r["overhead"])
-            print(f"  overhead (play() wall time - audio): p50 {np.percentile(o, 50):.1f} ms  "
-                  f"p99 {np.percentile(o, 99):.1f} ms")
+            print(
+                f"  overhead (play() wall time - audio): p50 {np.percentile(o, 50):.1f} ms  "
+                f"p99 {np.percentile(o, 99):.1f} ms"
+            )
     return 0
 
 

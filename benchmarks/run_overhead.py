@@ -59,15 +59,28 @@ def measure(root: Path, n: int) -> int:
 
     texts = [f"Alexa, {WORDS[i % len(WORDS)]} {i}." for i in range(n)]
     wavs = [synthesize(t, SpeechSettings()).path for t in texts]  # warm the cache the run will use
-    lines = ["persona: {id: bench, name: Bench, category: Test}", "session: {gap_s: 0}", "skills:",
-             "  - {id: s, name: S, invocation: s, utterances: ["]  # fmt: skip
+    lines = [
+        "persona: {id: bench, name: Bench, category: Test}",
+        "session: {gap_s: 0}",
+        "skills:",
+        "  - {id: s, name: S, invocation: s, utterances: [",
+    ]
     lines += [f"      {{text: '{t}'}}," for t in texts] + ["    ]}"]
     script = root / "bench.yaml"
     script.write_text("\n".join(lines) + "\n")
 
     started = time.monotonic()
-    command = [sys.executable, "-m", "harness.cli.main", "run", str(script), "--output-device", "harness_out",
-               "--runs-dir", str(root / "runs")]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "harness.cli.main",
+        "run",
+        str(script),
+        "--output-device",
+        "harness_out",
+        "--runs-dir",
+        str(root / "runs"),
+    ]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     wall = time.monotonic() - started
     (run_dir,) = (root / "runs").iterdir()
@@ -89,18 +102,21 @@ def measure(root: Path, n: int) -> int:
         timing = backend.play(samples, rate, device)
         marks.append((t0, timing))
     bare = [
-        ((b[0] - a[0]) - (a[1].end_mono_ns - a[1].onset_mono_ns)) / 1e9
-        for a, b in zip(marks, marks[1:], strict=False)
+        ((b[0] - a[0]) - (a[1].end_mono_ns - a[1].onset_mono_ns)) / 1e9 for a, b in zip(marks, marks[1:], strict=False)
     ]
 
-    print(f"{n} utterances, mean audio {np.mean([len(s) / r for s, r in sounds]):.2f} s, "
-          f"harness run took {wall:.1f} s (process start included)")  # fmt: skip
+    print(
+        f"{n} utterances, mean audio {np.mean([len(s) / r for s, r in sounds]):.2f} s, "
+        f"harness run took {wall:.1f} s (process start included)"
+    )
     print(f"output latency reported   {percentiles(latency)}")
     print(f"overhead, bare play()     {percentiles(bare)}")
     print(f"overhead, harness run     {percentiles(harness)}")
     added = (np.percentile(harness, 50) - np.percentile(bare, 50)) * 1e3
-    print(f"added by the run loop     p50 {added:+.2f} ms per utterance (3 fsynced events, live view, "
-          f"synthesis cache look-up); harness / bare p50 {np.percentile(harness, 50) / np.percentile(bare, 50):.2f}x")
+    print(
+        f"added by the run loop     p50 {added:+.2f} ms per utterance (3 fsynced events, live view, "
+        f"synthesis cache look-up); harness / bare p50 {np.percentile(harness, 50) / np.percentile(bare, 50):.2f}x"
+    )
     return 0
 
 

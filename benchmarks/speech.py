@@ -71,8 +71,14 @@ def bench(engine: str, texts: list[str], rounds: int) -> dict[str, float]:
             parallel.append((time.perf_counter() - t0) / len(texts))
     c50, c95 = percentiles(cold)
     w50, w95 = percentiles(warm)
-    return {"cold_p50": c50, "cold_p95": c95, "warm_p50": w50, "warm_p95": w95,
-            "speedup": c50 / w50, "parallel": float(np.median(parallel)) * 1000.0}  # fmt: skip
+    return {
+        "cold_p50": c50,
+        "cold_p95": c95,
+        "warm_p50": w50,
+        "warm_p95": w95,
+        "speedup": c50 / w50,
+        "parallel": float(np.median(parallel)) * 1000.0,
+    }
 
 
 def main() -> None:
@@ -82,15 +88,20 @@ def main() -> None:
     args = parser.parse_args()
     texts = texts_of(args.script)
     print(f"{len(texts)} texts x {args.rounds} rounds, {os.cpu_count()} CPUs; times in ms per utterance")
-    print(f"{'engine':8} {'cold p50':>9} {'cold p95':>9} {'warm p50':>9} {'warm p95':>9} {'speed-up':>9} {'parallel cold':>14}")
+    print(
+        f"{'engine':8} {'cold p50':>9} {'cold p95':>9} {'warm p50':>9} {'warm p95':>9} "
+        f"{'speed-up':>9} {'parallel cold':>14}"
+    )
     for engine in ENGINE_NAMES:
         try:
             r = bench(engine, texts, args.rounds)
         except HarnessError as exc:
             print(f"{engine:8} skipped: {exc}")
             continue
-        print(f"{engine:8} {r['cold_p50']:9.1f} {r['cold_p95']:9.1f} {r['warm_p50']:9.2f} {r['warm_p95']:9.2f}"
-              f" {r['speedup']:8.0f}x {r['parallel']:14.1f}")  # fmt: skip
+        print(
+            f"{engine:8} {r['cold_p50']:9.1f} {r['cold_p95']:9.1f} {r['warm_p50']:9.2f} {r['warm_p95']:9.2f}"
+            f" {r['speedup']:8.0f}x {r['parallel']:14.1f}"
+        )
     print("speed-up = cold p50 / warm p50; parallel cold = wall time of synthesize_many over the set / texts")
 
 

@@ -144,7 +144,10 @@ def read_source(path: Path) -> Source:
             return source
         size = path.stat().st_size
         if size > MAX_BYTES:
-            source.error(f"file is {size / 1e6:.1f} MB, over the {MAX_BYTES // (1024 * 1024)} MB limit of a script; not read", None)
+            source.error(
+                f"file is {size / 1e6:.1f} MB, over the {MAX_BYTES // (1024 * 1024)} MB limit of a script; not read",
+                None,
+            )
             return source
         with path.open("rb") as handle:
             raw = handle.read(MAX_BYTES + 1)
@@ -167,7 +170,10 @@ def read_source(path: Path) -> Source:
     node = _compose(source, text)
     if node is None:
         if not source.errors:
-            source.error("empty script: expected a persona (keys persona, speech, session, skills, builtins)", Place(line=1, column=1))
+            source.error(
+                "empty script: expected a persona (keys persona, speech, session, skills, builtins)",
+                Place(line=1, column=1),
+            )
         return source
     source.data = _Builder(source).build(node)
     return source
@@ -219,8 +225,11 @@ class _Builder:
         place = _mark_place(node.start_mark)
         alias = getattr(node, "alias", None)
         if alias is not None and self.count + self._size(node) > MAX_VALUES:
-            self.source.error(f"alias *{alias} expands to {self._size(node)} values, taking the script over "
-                              f"{MAX_VALUES} values (an alias bomb?)", place)
+            self.source.error(
+                f"alias *{alias} expands to {self._size(node)} values, taking the script over "
+                f"{MAX_VALUES} values (an alias bomb?)",
+                place,
+            )
             raise _Budget
         self.count += 1
         if self.count > MAX_VALUES:
@@ -298,7 +307,11 @@ class _Builder:
 
     def _bad_tag(self, node: Node, loc: Loc) -> None:
         self.source.refused.add(loc)
-        self.source.error(f"tag '{node.tag.replace('tag:yaml.org,2002:', '!!')}' is not allowed: these files hold only text, numbers, lists and mappings", _mark_place(node.start_mark))
+        self.source.error(
+            f"tag '{node.tag.replace('tag:yaml.org,2002:', '!!')}' is not allowed: "
+            "these files hold only text, numbers, lists and mappings",
+            _mark_place(node.start_mark),
+        )
 
 
 def is_date(value: Any) -> bool:

@@ -87,13 +87,30 @@ def test_manifest(run_id: str, **changes: object):
     from harness.bench.record import host_info
     from harness.rundir.manifest import ClockInfo, ClockStatus, DeviceInfo, Manifest, Settings
 
-    settings = Settings(retries=None, marker=None, transcribe=False, capture=None, capture_device=None,
-                        capture_tail_s=0.0, device_wait_s=1.0)  # fmt: skip
+    settings = Settings(
+        retries=None,
+        marker=None,
+        transcribe=False,
+        capture=None,
+        capture_device=None,
+        capture_tail_s=0.0,
+        device_wait_s=1.0,
+    )
     fields: dict[str, object] = {
-        "run_id": run_id, "status": "finished", "created_wall_ns": 1, "updated_wall_ns": 1, "host": host_info(),
-        "versions": {}, "scripts": [], "plan": [], "backend": "test", "output_device": DeviceInfo(spec="-", name="-"),
-        "input_device": None, "settings": settings, "clock": ClockInfo(status=ClockStatus(source="unknown")),
-    }  # fmt: skip
+        "run_id": run_id,
+        "status": "finished",
+        "created_wall_ns": 1,
+        "updated_wall_ns": 1,
+        "host": host_info(),
+        "versions": {},
+        "scripts": [],
+        "plan": [],
+        "backend": "test",
+        "output_device": DeviceInfo(spec="-", name="-"),
+        "input_device": None,
+        "settings": settings,
+        "clock": ClockInfo(status=ClockStatus(source="unknown")),
+    }
     return Manifest(**{**fields, **changes})
 
 

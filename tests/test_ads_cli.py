@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 
 import harness.cli.main as cli
-from conftest import test_manifest
 from harness.files import sha256_file
 from harness.rundir.events import EventLog, TurnRef, UtteranceEnded, UtteranceStarted
 from harness.rundir.layout import RunDir
 from harness.rundir.manifest import ScriptInfo, write_manifest
+
+from conftest import test_manifest
 
 DATA = Path(__file__).parent / "data" / "ads"
 ONSET_NS = 1_700_000_000 * 10**9
@@ -31,8 +32,19 @@ def harness_main(monkeypatch):
 def test_json_has_exactly_the_documented_shape(harness_main, capsys):
     assert harness_main(["ads", str(DATA / "prebid.jsonl"), "--format", "json", "--resamples", "500"]) == 0
     result = json.loads(capsys.readouterr().out)
-    required = {"persona", "control", "n", "n_control", "median_cpm", "median_cpm_control", "ratio", "ratio_ci",
-                "p_value", "p_adjusted", "significant"}  # fmt: skip
+    required = {
+        "persona",
+        "control",
+        "n",
+        "n_control",
+        "median_cpm",
+        "median_cpm_control",
+        "ratio",
+        "ratio_ci",
+        "p_value",
+        "p_adjusted",
+        "significant",
+    }
     assert {"comparisons", "warnings"} <= result.keys()
     rows = {row["persona"]: row for row in result["comparisons"]}
     assert set(rows) == {"fashion", "health"}
@@ -106,19 +118,55 @@ def _write_run(folder: Path, persona: str, onset_ns: int, control: bool) -> None
     run = RunDir(folder)
     run.create(run.scripts)
     copy = run.script_copy(1, Path(f"{persona}.yaml"))
-    copy.write_text(f"persona:\n  id: {persona}\n  name: X\n  category: Test\n  control: {str(control).lower()}\n"
-                    "builtins:\n  - text: Alexa, hi\n")
-    script = ScriptInfo(path=run.relative(copy), source=copy.name, sha256=sha256_file(copy), persona_id=persona, seed=None)
+    copy.write_text(
+        f"persona:\n  id: {persona}\n  name: X\n  category: Test\n  control: {str(control).lower()}\n"
+        "builtins:\n  - text: Alexa, hi\n"
+    )
+    script = ScriptInfo(
+        path=run.relative(copy), source=copy.name, sha256=sha256_file(copy), persona_id=persona, seed=None
+    )
     write_manifest(run, test_manifest(folder.name, scripts=[script]))
     turn = TurnRef(plan_index=0, persona_id=persona, skill_id="builtin", utterance_id="builtin/1")
     with EventLog(run.events, folder.name) as log:
-        started = log.emit(UtteranceStarted(**turn.fields(), skill_name="Built-in", text="Alexa, hi", audio_path="x.wav",
-                                            audio_sha256="0" * 64, duration_s=1.0, cache_hit=True, device="-"))
-        log.emit(UtteranceEnded(**turn.fields(), started_seq=started.seq, onset_wall_ns=onset_ns,
-                                end_wall_ns=onset_ns + 10**9, onset_mono_ns=0, end_mono_ns=10**9, latency_s=0.0,
-                                device="-", sample_rate=22050, frames=22050, backend="test"))  # fmt: skip
-        log.emit(UtteranceStarted(**turn.retried().fields(), skill_name="Built-in", text="Alexa, hi", audio_path="x.wav",
-                                  audio_sha256="0" * 64, duration_s=1.0, cache_hit=True, device="-"))  # a try cut by a crash
+        started = log.emit(
+            UtteranceStarted(
+                **turn.fields(),
+                skill_name="Built-in",
+                text="Alexa, hi",
+                audio_path="x.wav",
+                audio_sha256="0" * 64,
+                duration_s=1.0,
+                cache_hit=True,
+                device="-",
+            )
+        )
+        log.emit(
+            UtteranceEnded(
+                **turn.fields(),
+                started_seq=started.seq,
+                onset_wall_ns=onset_ns,
+                end_wall_ns=onset_ns + 10**9,
+                onset_mono_ns=0,
+                end_mono_ns=10**9,
+                latency_s=0.0,
+                device="-",
+                sample_rate=22050,
+                frames=22050,
+                backend="test",
+            )
+        )
+        log.emit(
+            UtteranceStarted(
+                **turn.retried().fields(),
+                skill_name="Built-in",
+                text="Alexa, hi",
+                audio_path="x.wav",
+                audio_sha256="0" * 64,
+                duration_s=1.0,
+                cache_hit=True,
+                device="-",
+            )
+        )  # a try cut by a crash
 
 
 def test_runs_give_the_control_and_a_before_after_split(harness_main, capsys, tmp_path):
@@ -130,7 +178,15 @@ def test_runs_give_the_control_and_a_before_after_split(harness_main, capsys, tm
     _write_bids(tmp_path / "bids.csv", rows)
     _write_run(tmp_path / "run-idle", "idle", ONSET_NS, control=True)
     _write_run(tmp_path / "run-talker", "talker", ONSET_NS, control=False)
-    argv = ["ads", str(tmp_path / "bids.csv"), "--format", "json", "--runs", str(tmp_path / "run-idle"), str(tmp_path / "run-talker")]
+    argv = [
+        "ads",
+        str(tmp_path / "bids.csv"),
+        "--format",
+        "json",
+        "--runs",
+        str(tmp_path / "run-idle"),
+        str(tmp_path / "run-talker"),
+    ]
     assert harness_main(argv) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["control"] == "idle" and result["control_source"] == "run logs"

@@ -63,7 +63,9 @@ def test_flat_csv_counts_physical_lines_across_quoted_newlines():
     vanilla = [b for b in data.bids if b.persona == "vanilla"]
     assert [b.won for b in vanilla] == [True, False, True, False, False]
     assert vanilla[4].width is None and vanilla[4].visit_time_ns == 1682938800_500_000_000
-    assert [b.site for b in data.bids if b.bidder == "rubicon" and b.persona == "health"][0] == "recipes.example\n/healthy"
+    assert [b.site for b in data.bids if b.bidder == "rubicon" and b.persona == "health"][
+        0
+    ] == "recipes.example\n/healthy"
 
 
 @pytest.mark.parametrize("table", ["rates.csv", "rates.yaml"])
@@ -74,7 +76,9 @@ def test_currency_conversion_with_a_user_table(table):
     assert [(b.cpm_original, b.currency) for b in euro] == [(14.2, "USD"), (0.5, "USD")]
     assert [b.cpm for b in euro] == pytest.approx([14.2 * 1.10, 0.5 * 1.10])
     assert [b.cpm for b in data.bids if b.currency_original == "GBP"] == pytest.approx([0.3 * 1.25])
-    assert [m for m in _skipped(data) if "JPY" in m] == ["bids.csv:16: currency JPY has no rate to USD (give one with --rates)"]
+    assert [m for m in _skipped(data) if "JPY" in m] == [
+        "bids.csv:16: currency JPY has no rate to USD (give one with --rates)"
+    ]
 
 
 def test_converting_to_another_target_currency():
@@ -113,7 +117,9 @@ def test_audio_ads_csv_and_jsonl_and_interests():
 def test_strict_fails_on_the_first_bad_row():
     with pytest.raises(RowError) as caught:
         load_files([DATA / "bids.csv"], USD, strict=True)
-    assert str(caught.value) == f"{DATA / 'bids.csv'}:10: visit_time: not an ISO 8601 time or epoch seconds: 'yesterday'"
+    assert (
+        str(caught.value) == f"{DATA / 'bids.csv'}:10: visit_time: not an ISO 8601 time or epoch seconds: 'yesterday'"
+    )
 
 
 def test_unrecognised_and_broken_files_are_errors(tmp_path):

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from harness.ads import Options, analyse
-from harness.ads import stats
+from harness.ads import Options, analyse, stats
 from harness.ads.ingest import AdsData
 from harness.ads.models import Bid
 
@@ -92,10 +91,22 @@ def test_compare_reports_scipy_figures_and_seeded_intervals():
 
 def _bids(persona: str, cpms: np.ndarray) -> list[Bid]:
     return [
-        Bid(persona=persona, site="s.example", visit_time_ns=i, bidder="b", cpm=float(c), currency="USD",
-            cpm_original=float(c), currency_original="USD", ad_unit="u", width=None, height=None, won=False)
+        Bid(
+            persona=persona,
+            site="s.example",
+            visit_time_ns=i,
+            bidder="b",
+            cpm=float(c),
+            currency="USD",
+            cpm_original=float(c),
+            currency_original="USD",
+            ad_unit="u",
+            width=None,
+            height=None,
+            won=False,
+        )
         for i, c in enumerate(cpms)
-    ]  # fmt: skip
+    ]
 
 
 def test_planted_thirtyfold_effect_is_found_and_the_null_persona_is_not():

@@ -10,8 +10,9 @@ from harness.correlate.attribution import _delays, background_probabilities, bac
 from harness.correlate.run import MAX_LAG_S, _match_activations
 
 
-def slow_background_probability(times: np.ndarray, intervals: list[tuple[int, int]], length: int,
-                                rate_per_s: float | None) -> float:  # fmt: skip
+def slow_background_probability(
+    times: np.ndarray, intervals: list[tuple[int, int]], length: int, rate_per_s: float | None
+) -> float:
     """Place the window at every integer start t in (s, e - L] of every interval and count the
     placements [t, t + L) that hold a contact (half-open, so the count is the measure)."""
     placed = held = 0
@@ -45,7 +46,9 @@ def test_background_probabilities_equal_placing_every_window(seed):
 
 
 def slow_delays(episodes: np.ndarray, onsets: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> list[float]:
-    return [(int(x) - int(o)) / 1e9 for o, s, e in zip(onsets, starts, ends) for x in episodes if s <= x < e]
+    return [
+        (int(x) - int(o)) / 1e9 for o, s, e in zip(onsets, starts, ends, strict=False) for x in episodes if s <= x < e
+    ]
 
 
 @pytest.mark.parametrize("seed", range(10))

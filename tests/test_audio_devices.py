@@ -14,8 +14,13 @@ def device(index: int, name: str, inputs: int = 0, outputs: int = 2) -> DeviceIn
     return DeviceInfo(index, name, "ALSA", inputs, outputs, 44100.0)
 
 
-DEVICES = [device(0, "USB Speaker"), device(1, "usb speaker 2"), device(2, "HDMI 0"),
-           device(3, "Mic Array", inputs=2, outputs=0), device(4, "usb")]
+DEVICES = [
+    device(0, "USB Speaker"),
+    device(1, "usb speaker 2"),
+    device(2, "HDMI 0"),
+    device(3, "Mic Array", inputs=2, outputs=0),
+    device(4, "usb"),
+]
 
 
 def test_index_selects_that_device():

@@ -8,10 +8,11 @@ import subprocess
 
 import pytest
 
-from conftest import REPO, require_tool
 from harness.audio import lab_status
 from harness.audio.lab import PCMS, apply_lab_environment, lab_environment
 from harness.cli.main import main
+
+from conftest import REPO, require_tool
 
 pytestmark = pytest.mark.lab
 

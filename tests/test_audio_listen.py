@@ -9,11 +9,21 @@ import time
 import numpy as np
 import pytest
 
-from conftest import require_tool
-from harness.audio import BACKENDS, Answer, Limits, NoiseFloor, calibrate_noise, listen, open_backend, \
-    resolve_device, same_answer
+from harness.audio import (
+    BACKENDS,
+    Answer,
+    Limits,
+    NoiseFloor,
+    calibrate_noise,
+    listen,
+    open_backend,
+    resolve_device,
+    same_answer,
+)
 from harness.audio.vad import Endpointer, noise_floor
 from harness.wav import read_wav
+
+from conftest import require_tool
 
 RATE = 22050
 NOISE = NoiseFloor(rms_dbfs=-120.0, threshold_dbfs=-50.0)
@@ -87,8 +97,13 @@ def test_silence_is_no_answer(lab):
 def test_answer_longer_than_the_limit_is_too_long(lab, answer_wav):
     backend = open_backend()
     thread, timings = answer_later(lab, answer_wav, delay_s=0.3)
-    answer = listen(backend, resolve_device(lab.mic, "input"), RATE,
-                    Limits(answer_timeout_s=3, max_answer_s=1.0, min_silence_s=0.5), NOISE)
+    answer = listen(
+        backend,
+        resolve_device(lab.mic, "input"),
+        RATE,
+        Limits(answer_timeout_s=3, max_answer_s=1.0, min_silence_s=0.5),
+        NOISE,
+    )
     thread.join()
     assert answer.outcome == "too_long"
     assert answer.duration_s == pytest.approx(1.0, abs=0.03)
@@ -118,8 +133,9 @@ def test_a_repeated_answer_is_recognised(lab, answer_wav, other_wav):
 
 def as_answer(samples: np.ndarray, lead: int = 0) -> Answer:
     padded = np.concatenate([np.zeros(lead, np.float32), samples, np.zeros(RATE // 2, np.float32)])
-    return Answer("answer", 1, 2, len(samples) / RATE, padded, RATE, 0, onset_index=lead,
-                  end_index=lead + len(samples) - 1)
+    return Answer(
+        "answer", 1, 2, len(samples) / RATE, padded, RATE, 0, onset_index=lead, end_index=lead + len(samples) - 1
+    )
 
 
 def test_same_answer_tolerates_small_offsets_and_level(answer_wav, other_wav):
@@ -151,7 +167,7 @@ def test_endpointer_ignores_a_click_and_times_out():
     recording = np.zeros(2 * rate, np.float32)
     recording[1000:1040] = 0.9  # 5 ms click, shorter than the minimum voice
     detector = Endpointer(rate, -40.0, answer_timeout_s=1.5, max_answer_s=10, min_silence_s=0.3)
-    assert detector.update(recording[: rate]) is None
+    assert detector.update(recording[:rate]) is None
     assert detector.update(recording) == "no_answer"
     assert detector.onset_index is None
 

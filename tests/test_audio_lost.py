@@ -13,9 +13,10 @@ import time
 import numpy as np
 import pytest
 
-from conftest import running_lab
 from harness.audio import Capture, DeviceLost, lab_status, lab_up, open_backend, resolve_device
 from harness.errors import DeviceError
+
+from conftest import running_lab
 
 pytestmark = pytest.mark.lab
 RATE = 22050

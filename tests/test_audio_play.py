@@ -9,11 +9,12 @@ import time
 import numpy as np
 import pytest
 
-from conftest import require_tool
 from harness.audio import BACKENDS, Capture, PlayControl, open_backend, resolve_device
 from harness.audio.align import find_sound
 from harness.audio.clock import Callback, settled, time_of_frame
 from harness.wav import read_wav
+
+from conftest import require_tool
 
 pytestmark = pytest.mark.lab
 RATE = 22050
@@ -58,8 +59,10 @@ def test_prefill_callbacks_do_not_date_the_sound():
     # 40 ms early), then paced callbacks carry the true DAC times.
     rate, true_onset = 1000, 100.0
     burst = [Callback(99.96 + k * 0.010, 10.0 + k * 1e-4, k * 10, 10) for k in range(5)]
-    paced = [Callback(true_onset + k * 0.010 + 0.00002 * (-1) ** k, 10.05 + (k - 5) * 0.010, k * 10, 10)
-             for k in range(5, 40)]
+    paced = [
+        Callback(true_onset + k * 0.010 + 0.00002 * (-1) ** k, 10.05 + (k - 5) * 0.010, k * 10, 10)
+        for k in range(5, 40)
+    ]
     callbacks = burst + paced
     assert settled(callbacks, rate)[0] == paced[0]
     assert time_of_frame(callbacks, 0, rate) == pytest.approx(true_onset, abs=5e-5)
@@ -70,8 +73,9 @@ def test_wandering_reports_do_not_move_the_end():
     # Reports that wander away after the start (as PulseAudio's interpolated latency does under
     # load: here 2 ms too early by the end) must not move the end: the sample clock is steady.
     rate, onset = 1000, 100.0
-    callbacks = [Callback(onset + k * 0.010 - 0.002 * max(0, k - 30) / 170, 10.0 + k * 0.010, k * 10, 10)
-                 for k in range(200)]
+    callbacks = [
+        Callback(onset + k * 0.010 - 0.002 * max(0, k - 30) / 170, 10.0 + k * 0.010, k * 10, 10) for k in range(200)
+    ]
     assert time_of_frame(callbacks, 0, rate) == pytest.approx(onset, abs=1e-6)
     assert time_of_frame(callbacks, 1999, rate) == pytest.approx(onset + 1.999, abs=1e-6)
 
@@ -79,8 +83,10 @@ def test_wandering_reports_do_not_move_the_end():
 def test_an_underflow_starts_a_new_anchor():
     # After an underrun the rest of the sound plays 20 ms later; the flagged callback says so.
     rate, onset = 1000, 100.0
-    callbacks = [Callback(onset + k * 0.010 + (0.020 if k >= 50 else 0.0), 10.0 + k * 0.010, k * 10, 10, k == 50)
-                 for k in range(100)]
+    callbacks = [
+        Callback(onset + k * 0.010 + (0.020 if k >= 50 else 0.0), 10.0 + k * 0.010, k * 10, 10, k == 50)
+        for k in range(100)
+    ]
     assert time_of_frame(callbacks, 0, rate) == pytest.approx(onset, abs=1e-6)
     assert time_of_frame(callbacks, 999, rate) == pytest.approx(onset + 0.999 + 0.020, abs=1e-6)
 

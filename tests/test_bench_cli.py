@@ -38,8 +38,12 @@ def test_dry_run_prints_the_plan_and_touches_nothing(tmp_path: Path, script: Pat
         f"'--runs-dir', {str(tmp_path / 'runs')!r}, '--marker', '127.0.0.1:9', '--dry-run']); "
         "print(json.dumps({'rc': rc, 'portaudio': sorted(m for m in ('sounddevice', 'pyaudio') if m in sys.modules)}))"
     )
-    env = {"PATH": "/usr/bin:/bin", "PULSE_SERVER": f"unix:{tmp_path}/no-such-socket", "COLUMNS": "200",
-           "HARNESS_CACHE": str(tmp_path / "cache")}  # fmt: skip
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PULSE_SERVER": f"unix:{tmp_path}/no-such-socket",
+        "COLUMNS": "200",
+        "HARNESS_CACHE": str(tmp_path / "cache"),
+    }
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -48,8 +52,13 @@ def test_dry_run_prints_the_plan_and_touches_nothing(tmp_path: Path, script: Pat
     assert "2 utterances" in done.stdout and "markers 127.0.0.1:9" in done.stdout
     assert not (tmp_path / "runs").exists()
     # the same estimate as `harness plan`: speech + gaps + answer waits, worst case with every answer stopped
-    plan = subprocess.run([sys.executable, "-m", "harness.cli.main", "plan", str(script)], capture_output=True,
-                          text=True, env=env, timeout=60)  # fmt: skip
+    plan = subprocess.run(
+        [sys.executable, "-m", "harness.cli.main", "plan", str(script)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     row = next(line for line in plan.stdout.splitlines() if line.startswith("│ tiny"))
     estimate, worst = [c.strip() for c in row.strip("│").split("│")][-2:]
     assert f"estimate {estimate}, worst case {worst}." in done.stdout

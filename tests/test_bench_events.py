@@ -39,17 +39,37 @@ TURN = {"plan_index": 0, "persona_id": "p", "skill_id": "s", "utterance_id": "s/
 
 
 def _started(log: EventLog, index: int = 0, turn: int = 0) -> int:
-    ev = log.emit(UtteranceStarted(**{**TURN, "plan_index": index, "turn": turn}, skill_name="S", text="Alexa, hi",
-        audio_path="speech/x.wav", audio_sha256="0" * 64, duration_s=0.5, cache_hit=False, device="out",
-    ))
+    ev = log.emit(
+        UtteranceStarted(
+            **{**TURN, "plan_index": index, "turn": turn},
+            skill_name="S",
+            text="Alexa, hi",
+            audio_path="speech/x.wav",
+            audio_sha256="0" * 64,
+            duration_s=0.5,
+            cache_hit=False,
+            device="out",
+        )
+    )
     return ev.seq
 
 
 def _ended(log: EventLog, started_seq: int, index: int = 0) -> None:
-    log.emit(UtteranceEnded(**{**TURN, "plan_index": index}, started_seq=started_seq, onset_wall_ns=1, end_wall_ns=2,
-        onset_mono_ns=1, end_mono_ns=2, latency_s=0.01, device="out", sample_rate=22050, frames=100,
-        backend="sounddevice",
-    ))
+    log.emit(
+        UtteranceEnded(
+            **{**TURN, "plan_index": index},
+            started_seq=started_seq,
+            onset_wall_ns=1,
+            end_wall_ns=2,
+            onset_mono_ns=1,
+            end_mono_ns=2,
+            latency_s=0.01,
+            device="out",
+            sample_rate=22050,
+            frames=100,
+            backend="sounddevice",
+        )
+    )
 
 
 def _completed(log: EventLog, index: int) -> None:
@@ -144,8 +164,15 @@ def test_run_state_finds_next_item_and_cut_utterances(tmp_path: Path) -> None:
 
 
 def test_marker_round_trip_and_rejection() -> None:
-    marker = Marker("20261127T152625Z-a1b2c3", seq=41, onset_wall_ns=1_790_000_000_123_456_789,
-                    sent_wall_ns=1_790_000_000_100_000_000, plan_index=7, attempt=2, turn=1)
+    marker = Marker(
+        "20261127T152625Z-a1b2c3",
+        seq=41,
+        onset_wall_ns=1_790_000_000_123_456_789,
+        sent_wall_ns=1_790_000_000_100_000_000,
+        plan_index=7,
+        attempt=2,
+        turn=1,
+    )
     payload = encode_marker(marker)
     assert payload.startswith(MAGIC)
     assert len(payload) == 37 + len(marker.run_id)
@@ -200,13 +227,28 @@ def test_clock_status_never_fails() -> None:
 
 def _manifest(marker: str | None = None) -> Manifest:
     return Manifest(
-        run_id="r1", status="running", created_wall_ns=1, updated_wall_ns=2, host=host_info(),
-        versions=versions(), scripts=[], plan=["p:s/1#1"], backend="sounddevice",
-        output_device=DeviceInfo(spec="harness_out", name="harness_out"), input_device=None,
-        settings=Settings(retries=None, marker=marker, transcribe=False, capture=None, capture_device=None,
-                          capture_tail_s=2.0, device_wait_s=60.0),
+        run_id="r1",
+        status="running",
+        created_wall_ns=1,
+        updated_wall_ns=2,
+        host=host_info(),
+        versions=versions(),
+        scripts=[],
+        plan=["p:s/1#1"],
+        backend="sounddevice",
+        output_device=DeviceInfo(spec="harness_out", name="harness_out"),
+        input_device=None,
+        settings=Settings(
+            retries=None,
+            marker=marker,
+            transcribe=False,
+            capture=None,
+            capture_device=None,
+            capture_tail_s=2.0,
+            device_wait_s=60.0,
+        ),
         clock=ClockInfo(status=clock_status()),
-    )  # fmt: skip
+    )
 
 
 def test_manifest_round_trip_is_private(tmp_path: Path) -> None:
@@ -233,9 +275,23 @@ def test_truth_records_are_typed_numbered_and_read_back(tmp_path: Path) -> None:
     path = tmp_path / "truth.jsonl"
     log = TruthLog(path)
     wake = log.write(Wake(wall_ns=5, noticed_ns=6, segment_onset_ns=4, while_answering=False))
-    flow = Flow(cause=Cause(kind="request", request_seq=wake), purpose="voice", endpoint="avs.example", protocol="tcp",
-                app="tls", src_ip="127.0.0.1", src_port=5, dst_ip="127.0.0.2", dst_port=443, first_ns=7, last_ns=9,
-                bytes_up=10, bytes_down=20, outcome="ok", error=None)  # fmt: skip
+    flow = Flow(
+        cause=Cause(kind="request", request_seq=wake),
+        purpose="voice",
+        endpoint="avs.example",
+        protocol="tcp",
+        app="tls",
+        src_ip="127.0.0.1",
+        src_port=5,
+        dst_ip="127.0.0.2",
+        dst_port=443,
+        first_ns=7,
+        last_ns=9,
+        bytes_up=10,
+        bytes_down=20,
+        outcome="ok",
+        error=None,
+    )
     assert log.write(flow) == 2
     log.close()
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600

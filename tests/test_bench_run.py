@@ -25,11 +25,12 @@ from pathlib import Path
 import jsonschema
 import numpy as np
 import pytest
-from conftest import require_root, require_tool
 
 from harness.audio import open_backend, resolve_device
 from harness.audio.lab import lab_status, lab_up
 from harness.audio.vad import FRAME_S, frame_levels
+from harness.bench.markers import decode_marker
+from harness.files import sha256_file
 from harness.rundir.events import (
     AnswerHeard,
     CaptureStopped,
@@ -51,11 +52,11 @@ from harness.rundir.events import (
 )
 from harness.rundir.layout import RunDir
 from harness.rundir.manifest import read_manifest
-from harness.bench.markers import decode_marker
-from harness.files import sha256_file
 from harness.script import SpeechSettings
 from harness.speech import synthesize
 from harness.wav import read_wav
+
+from conftest import require_root, require_tool
 
 pytestmark = pytest.mark.lab
 
@@ -67,8 +68,15 @@ LONG = ["ask weather for today", "ask weather about rain", "ask weather for tomo
 SHORT = ["one", "two", "three", "four"]
 
 
-def persona_yaml(items: int, *, retries: int = 0, follow_up: bool = False, timeout_s: float = 1.5,
-                 max_answer_s: float = 2.5, texts: list[str] = LONG) -> str:  # fmt: skip
+def persona_yaml(
+    items: int,
+    *,
+    retries: int = 0,
+    follow_up: bool = False,
+    timeout_s: float = 1.5,
+    max_answer_s: float = 2.5,
+    texts: list[str] = LONG,
+) -> str:
     lines = [
         "persona: {id: tiny, name: Tiny, category: Test}",
         f"session: {{gap_s: 0.2, answer_timeout_s: {timeout_s}, max_answer_s: {max_answer_s}, min_silence_s: 0.3, "
@@ -179,8 +187,9 @@ class Responder(threading.Thread):
 
 def harness_run(args: list[str], env: dict[str, str], cwd: Path, **popen: object) -> subprocess.Popen:
     command = [sys.executable, "-m", "harness.cli.main", "run", *args]
-    return subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            **popen)  # fmt: skip
+    return subprocess.Popen(
+        command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen
+    )
 
 
 def finish(proc: subprocess.Popen, timeout: float = 120) -> tuple[int, str, str]:
@@ -455,8 +464,9 @@ def test_device_gone_exits_with_a_resumable_run(bench, lab) -> None:
 def test_an_unknown_device_is_one_line_and_no_run_directory(bench) -> None:
     script = bench.script(persona_yaml(1))
     env = {**os.environ, **bench.lab.env}
-    proc = harness_run([str(script), "--output-device", "no-such-speaker", "--runs-dir", str(bench.runs)], env,
-                       bench.root)  # fmt: skip
+    proc = harness_run(
+        [str(script), "--output-device", "no-such-speaker", "--runs-dir", str(bench.runs)], env, bench.root
+    )
     status, _, err = finish(proc)
     assert status == 1
     last = err.strip().splitlines()[-1]
@@ -471,8 +481,18 @@ def test_markers_land_in_the_run_capture(bench) -> None:
     script = bench.script(persona_yaml(2, texts=SHORT))
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx:
         rx.bind(("127.0.0.1", 0))
-        proc = bench.start(str(script), "--marker", f"127.0.0.1:{rx.getsockname()[1]}", "--capture", "lo",
-                           "--capture-device", "127.0.0.1", "--capture-tail", "0.3", listen=False)  # fmt: skip
+        proc = bench.start(
+            str(script),
+            "--marker",
+            f"127.0.0.1:{rx.getsockname()[1]}",
+            "--capture",
+            "lo",
+            "--capture-device",
+            "127.0.0.1",
+            "--capture-tail",
+            "0.3",
+            listen=False,
+        )
         status, _, err = finish(proc)
     assert status == 0, err
     (run_dir,) = run_dirs(bench.runs)
@@ -516,8 +536,18 @@ def test_a_capture_is_listed_from_its_start_and_survives_kill_9(bench) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx:
         rx.bind(("127.0.0.1", 0))
         marker = f"127.0.0.1:{rx.getsockname()[1]}"
-        proc = bench.start(str(script), "--marker", marker, "--capture", "lo", "--capture-device", "127.0.0.1",
-                           "--capture-tail", "0.3", listen=False)  # fmt: skip
+        proc = bench.start(
+            str(script),
+            "--marker",
+            marker,
+            "--capture",
+            "lo",
+            "--capture-device",
+            "127.0.0.1",
+            "--capture-tail",
+            "0.3",
+            listen=False,
+        )
         run_dir = wait_for(bench.runs, proc, "marker_sent", 1)
         run = RunDir(run_dir)
         (listed,) = read_manifest(run).captures  # in the manifest before the first utterance ended
@@ -534,7 +564,9 @@ def test_a_capture_is_listed_from_its_start_and_survives_kill_9(bench) -> None:
         status, _, err = finish(bench.resume(run_dir))
     assert status == 0, err
     first, second = read_manifest(run).captures
-    assert first.state == "recovered" and first.path == listed.path and sha256_file(run_dir / first.path) == first.sha256
+    assert (
+        first.state == "recovered" and first.path == listed.path and sha256_file(run_dir / first.path) == first.sha256
+    )
     assert second.state == "closed" and sha256_file(run_dir / second.path) == second.sha256
     assert {run.relative(p) for p in run.capture_files()} == {first.path, second.path}
     stopped = of(events_of(run_dir), CaptureStopped)
@@ -554,9 +586,20 @@ def test_correlate_names_capture_files_the_manifest_does_not_list(bench) -> None
     script = bench.script(persona_yaml(1, texts=SHORT))
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx:
         rx.bind(("127.0.0.1", 0))
-        status, _, err = finish(bench.start(str(script), "--marker", f"127.0.0.1:{rx.getsockname()[1]}",
-                                            "--capture", "lo", "--capture-device", "127.0.0.1", "--capture-tail", "0.3",
-                                            listen=False))  # fmt: skip
+        status, _, err = finish(
+            bench.start(
+                str(script),
+                "--marker",
+                f"127.0.0.1:{rx.getsockname()[1]}",
+                "--capture",
+                "lo",
+                "--capture-device",
+                "127.0.0.1",
+                "--capture-tail",
+                "0.3",
+                listen=False,
+            )
+        )
     assert status == 0, err
     (run_dir,) = run_dirs(bench.runs)
     run = RunDir(run_dir)
@@ -575,8 +618,9 @@ def test_a_full_disk_stops_the_run_resumable_and_loses_nothing(bench, tmp_path: 
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
     bench.runs.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", str(bench.runs)],
-                             capture_output=True, text=True)  # fmt: skip
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", str(bench.runs)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
     try:
@@ -613,10 +657,24 @@ def test_a_rotating_capture_is_listed_file_by_file_and_read_as_one(bench) -> Non
     script = bench.script(persona_yaml(4, texts=SHORT))
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx:
         rx.bind(("127.0.0.1", 0))
-        status, _, err = finish(bench.start(str(script), "--marker", f"127.0.0.1:{rx.getsockname()[1]}",
-                                            "--capture", "lo", "--capture-device", "127.0.0.1", "--capture-tail", "0.3",
-                                            "--capture-rotate-s", "1", "--capture-filter", "udp",
-                                            listen=False))  # fmt: skip
+        status, _, err = finish(
+            bench.start(
+                str(script),
+                "--marker",
+                f"127.0.0.1:{rx.getsockname()[1]}",
+                "--capture",
+                "lo",
+                "--capture-device",
+                "127.0.0.1",
+                "--capture-tail",
+                "0.3",
+                "--capture-rotate-s",
+                "1",
+                "--capture-filter",
+                "udp",
+                listen=False,
+            )
+        )
     assert status == 0, err
     (run_dir,) = run_dirs(bench.runs)
     run = RunDir(run_dir)

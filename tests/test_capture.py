@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require_root, require_tool
 from harness.capture import (
     check_filter,
     combine_filters,
@@ -23,6 +22,8 @@ from harness.capture.spec import SshTarget
 from harness.capture.tcpdump import remote_start_command, ssh_argv, tcpdump_argv
 from harness.errors import DeviceError, HarnessError
 from harness.files import sha256_file
+
+from conftest import require_root, require_tool
 
 PORT = 47_913
 
@@ -37,9 +38,22 @@ def test_local_and_ssh_specs():
 
 @pytest.mark.parametrize(
     "spec",
-    ["-w", "eth0;reboot", "eth 0", "a" * 16, "", "eth0/x", "$(id)",
-     "ssh://-oProxyCommand=sh/eth0", "ssh://root@-x/eth0", "ssh://root@ap/eth0;reboot",
-     "ssh://ro`ot@ap/eth0", "ssh://root@ap/", "ssh://root:pw@ap/eth0", "ssh://root@ap/eth0?x=1"],
+    [
+        "-w",
+        "eth0;reboot",
+        "eth 0",
+        "a" * 16,
+        "",
+        "eth0/x",
+        "$(id)",
+        "ssh://-oProxyCommand=sh/eth0",
+        "ssh://root@-x/eth0",
+        "ssh://root@ap/eth0;reboot",
+        "ssh://ro`ot@ap/eth0",
+        "ssh://root@ap/",
+        "ssh://root:pw@ap/eth0",
+        "ssh://root@ap/eth0?x=1",
+    ],
 )
 def test_hostile_specs_are_rejected(spec):
     with pytest.raises(HarnessError):
@@ -88,12 +102,12 @@ def _udp_payloads(path: Path, port: int) -> list[bytes]:
     payloads, offset = [], 24
     while offset + 16 <= len(data):
         _, _, caplen, _ = struct.unpack_from("<IIII", data, offset)
-        frame = data[offset + 16: offset + 16 + caplen]
+        frame = data[offset + 16 : offset + 16 + caplen]
         offset += 16 + caplen
         if frame[12:14] != b"\x08\x00" or frame[23] != 17:
             continue
         ihl = (frame[14] & 0x0F) * 4
-        udp = frame[14 + ihl:]
+        udp = frame[14 + ihl :]
         if struct.unpack_from("!H", udp, 2)[0] == port:
             payloads.append(udp[8:])
     return payloads

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require_root, require_tool
 from harness.capture import start_capture
 from harness.files import sha256_file
+
+from conftest import require_root, require_tool
 
 PORT = 47_914
 SSH_PORT = 2222
@@ -46,12 +47,14 @@ def sshd_in_namespace(tmp_path):
         f"Port {SSH_PORT}\nListenAddress {NS_ADDR}\nHostKey {keys / 'host'}\n"
         f"AuthorizedKeysFile {keys / 'authorized_keys'}\nPermitRootLogin prohibit-password\n"
         f"PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
-        f"PidFile {keys / 'sshd.pid'}\nStrictModes no\n")
+        f"PidFile {keys / 'sshd.pid'}\nStrictModes no\n"
+    )
     host_key = (keys / "host.pub").read_text().split()
     (keys / "known_hosts").write_text(f"[{NS_ADDR}]:{SSH_PORT} {host_key[0]} {host_key[1]}\n")
     (keys / "ssh_config").write_text(
         f"Host {NS_ADDR}\n  IdentityFile {keys / 'client'}\n  IdentitiesOnly yes\n"
-        f"  UserKnownHostsFile {keys / 'known_hosts'}\n  StrictHostKeyChecking yes\n")
+        f"  UserKnownHostsFile {keys / 'known_hosts'}\n  StrictHostKeyChecking yes\n"
+    )
     os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege-separation folder
     proc = None
     try:
@@ -63,8 +66,11 @@ def sshd_in_namespace(tmp_path):
         _run("ip", "netns", "exec", ns, "ip", "addr", "add", f"{NS_ADDR}/30", "dev", ns_if)
         _run("ip", "netns", "exec", ns, "ip", "link", "set", ns_if, "up")
         _run("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
-        proc = subprocess.Popen(["ip", "netns", "exec", ns, sshd, "-D", "-e", "-f", str(keys / "sshd_config")],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", ns, sshd, "-D", "-e", "-f", str(keys / "sshd_config")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -72,7 +78,9 @@ def sshd_in_namespace(tmp_path):
                 break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    pytest.skip(f"sshd did not start: {proc.stderr.read1().decode() if proc.poll() is not None else 'timeout'}")
+                    pytest.skip(
+                        f"sshd did not start: {proc.stderr.read1().decode() if proc.poll() is not None else 'timeout'}"
+                    )
                 time.sleep(0.1)
         yield {"config": keys / "ssh_config", "ns_if": ns_if}
     finally:
@@ -87,8 +95,7 @@ def sshd_in_namespace(tmp_path):
 def test_capture_over_ssh(tmp_path, sshd_in_namespace):
     out = tmp_path / "capture"
     spec = f"ssh://root@{NS_ADDR}:{SSH_PORT}/{sshd_in_namespace['ns_if']}"
-    handle = start_capture(spec, out, device=HOST_ADDR, bpf=f"udp port {PORT}",
-                           ssh_config=sshd_in_namespace["config"])
+    handle = start_capture(spec, out, device=HOST_ADDR, bpf=f"udp port {PORT}", ssh_config=sshd_in_namespace["config"])
     remote_dir = handle._remote_dir
     assert remote_dir is not None and Path(remote_dir).is_dir()  # same filesystem as the namespace
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:

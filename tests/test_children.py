@@ -14,13 +14,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import require_root, require_tool
 from harness.capture import start_capture
 from harness.children import running_from_pid_file, write_pid_file
 from harness.errors import DeviceError, HarnessError
-from harness.twin.config import DEFAULT_CONFIG
 from harness.rundir.layout import RunDir
+from harness.twin.config import DEFAULT_CONFIG
 from harness.twin.process import TwinProcess
+
+from conftest import require_root, require_tool
 
 DEMO = Path(__file__).resolve().parents[1] / "utterances" / "demo.yaml"
 GONE_WITHIN_S = 10.0  # a bound on waiting, not a timing claim: the signal arrives at once
@@ -118,8 +119,12 @@ def test_a_pid_file_names_only_the_very_process_it_recorded(tmp_path):
 def _twin_config(tmp_path: Path, octet: int) -> Path:
     # Addresses of its own, so twins of other tests running at the same time are not in the way.
     config = yaml.safe_load(DEFAULT_CONFIG.read_text())
-    config["network"].update(device=f"127.0.{octet}.2", resolver=f"127.0.{octet}.53",
-                             platform_pool=f"127.{octet}.1.0/24", vendor_pool=f"127.{octet}.2.0/24")  # fmt: skip
+    config["network"].update(
+        device=f"127.0.{octet}.2",
+        resolver=f"127.0.{octet}.53",
+        platform_pool=f"127.{octet}.1.0/24",
+        vendor_pool=f"127.{octet}.2.0/24",
+    )
     path = tmp_path / "twin.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -139,8 +144,9 @@ def test_the_first_error_of_a_twin_whose_address_is_taken_is_address_in_use(tmp_
     finally:
         holder.close()
     message = str(caught.value)
-    assert message.startswith("the twin did not start: the twin cannot listen on 127.0.61.53:53: "
-                              "Address already in use")
+    assert message.startswith(
+        "the twin did not start: the twin cannot listen on 127.0.61.53:53: Address already in use"
+    )
     assert "\n" not in message
 
 
@@ -149,8 +155,9 @@ def test_the_twin_dies_with_a_killed_bench(lab, tmp_path, monkeypatch):
     require_tool("openssl")
     monkeypatch.setenv("HARNESS_LAB_DIR", str(lab.base))
     config = _twin_config(tmp_path, 62)
-    child = _kill_parent_and_check_child(PARENT_TWIN, str(DEMO), str(tmp_path), str(config),
-                                         str(tmp_path / "synthetic.pcap"))  # fmt: skip
+    child = _kill_parent_and_check_child(
+        PARENT_TWIN, str(DEMO), str(tmp_path), str(config), str(tmp_path / "synthetic.pcap")
+    )
     # Its address is free again: a new twin starts.
     twin = TwinProcess([DEMO], RunDir(tmp_path / "again"), config, tmp_path / "again.pcap")
     (tmp_path / "again").mkdir()

@@ -52,7 +52,10 @@ def test_private_suffix_keeps_the_bucket_and_the_party_unknown():
     assert c.party == "unknown"
     cdn = classify_name("d3p8zr0ffa9t17.cloudfront.net")
     assert (cdn.registrable_domain, cdn.organization, cdn.category) == (
-        "d3p8zr0ffa9t17.cloudfront.net", "Amazon", "content")
+        "d3p8zr0ffa9t17.cloudfront.net",
+        "Amazon",
+        "content",
+    )
 
 
 def test_podcast_measurement_is_third_party_with_owner():
@@ -75,11 +78,14 @@ def test_names_are_normalised_and_unknowns_stay_unknown():
 def test_skill_domains_make_a_skill_vendor():
     c = classify_name("api.weather-skill.example.com", skill_domains={"weather-skill.example.com"})
     assert c.party == "skill_vendor"
-    hosted = classify_name("abc.execute-api.us-east-1.amazonaws.com",
-                           skill_domains={"abc.execute-api.us-east-1.amazonaws.com"})
+    hosted = classify_name(
+        "abc.execute-api.us-east-1.amazonaws.com", skill_domains={"abc.execute-api.us-east-1.amazonaws.com"}
+    )
     assert hosted.party == "skill_vendor"
     assert classify_name("api.weather-skill.example.com").party == "third_party"
-    assert classify_name("xweather-skill.example.com", skill_domains={"weather-skill.example.com"}).party == "third_party"
+    assert (
+        classify_name("xweather-skill.example.com", skill_domains={"weather-skill.example.com"}).party == "third_party"
+    )
 
 
 def test_ip_addresses():
@@ -182,7 +188,11 @@ def test_shipped_lists_carry_source_date_and_licence(filename):
 def test_echo_capture_names(echo_captures):
     """The names the reference Echo capture resolves (its README) are attributed to Amazon."""
     readme = (echo_captures / "README.md").read_text(encoding="utf-8")
-    for name in ("unagi-na.amazon.com", "spectrum.s3.amazonaws.com", "kindle-time.amazon.com",
-                 "d3p8zr0ffa9t17.cloudfront.net"):
+    for name in (
+        "unagi-na.amazon.com",
+        "spectrum.s3.amazonaws.com",
+        "kindle-time.amazon.com",
+        "d3p8zr0ffa9t17.cloudfront.net",
+    ):
         assert name in readme
         assert classify_name(name).organization == "Amazon"

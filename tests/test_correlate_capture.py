@@ -27,27 +27,36 @@ def down(src: str, seg: bytes, proto: int = 6) -> bytes:
 def test_one_pass_gives_packets_flows_and_markers(tmp_path: Path) -> None:
     marker = Marker("run-1", 7, T0, T0 + 5, 3, 1, 0)
     frames = [
-        down(GW, synth.udp(53, 5000, synth.dns_response("a.example.com", [("a.example.com", "A", "198.51.100.7")])), 17),
+        down(
+            GW, synth.udp(53, 5000, synth.dns_response("a.example.com", [("a.example.com", "A", "198.51.100.7")])), 17
+        ),
         up("198.51.100.7", synth.tcp(1000, 443, b"hello")),
         down(SRV, synth.tcp(443, 1001, b"x" * 300)),
-        synth.ethernet(BM, GM, 0x0800, synth.ipv4(BENCH, "192.168.1.9", 17, synth.udp(40000, 9999, encode_marker(marker)))),
+        synth.ethernet(
+            BM, GM, 0x0800, synth.ipv4(BENCH, "192.168.1.9", 17, synth.udp(40000, 9999, encode_marker(marker)))
+        ),
         up(SRV, synth.tcp(1001, 443, b"y" * 100)),
     ]
     path = tmp_path / "x.pcap"
     # written out of time order: packets come back sorted
     stamps = [T0 + 1, T0 + 2, T0 + 4, T0 + 3, T0 + 3]
-    path.write_bytes(synth.pcap_bytes(list(zip(stamps, frames)), nanos=True))
+    path.write_bytes(synth.pcap_bytes(list(zip(stamps, frames, strict=False)), nanos=True))
     view = read_capture([path], DEV)
     assert view.markers == [(T0 + 3, marker)]
     assert (view.first_ns, view.last_ns) == (T0 + 1, T0 + 4)
-    assert {"protocol", "proto", "remote_ip", "remote_port", "local_port", "endpoint", "owner", "service"} <= set(view.flows)
+    assert {"protocol", "proto", "remote_ip", "remote_port", "local_port", "endpoint", "owner", "service"} <= set(
+        view.flows
+    )
     p = view.packets
     assert list(p.ts_ns) == [T0 + 2, T0 + 3, T0 + 4]  # the DNS answer is name service: left out
     assert list(p.up) == [True, True, False]
     assert list(p.endpoint) == ["a.example.com", SRV, SRV]
     rows = view.flows.iloc[p.flow]
-    assert list(zip(rows["remote_ip"], rows["remote_port"], rows["proto"], rows["protocol"])) == [
-        ("198.51.100.7", 443, 6, "tcp"), (SRV, 443, 6, "tcp"), (SRV, 443, 6, "tcp")]  # fmt: skip
+    assert list(zip(rows["remote_ip"], rows["remote_port"], rows["proto"], rows["protocol"], strict=False)) == [
+        ("198.51.100.7", 443, 6, "tcp"),
+        (SRV, 443, 6, "tcp"),
+        (SRV, 443, 6, "tcp"),
+    ]
     assert view.flows.set_index("endpoint").loc[SRV, "owner"] == "Amazon"
     assert set(view.endpoints["endpoint_id"]) == set(view.flows["endpoint"])
 
@@ -57,7 +66,9 @@ def test_unsupported_link_type_gives_an_empty_table_with_all_columns(tmp_path: P
     path.write_bytes(synth.pcap_bytes([(T0, b"\x00" * 40)], linktype=147))
     view = read_capture([path], DEV)
     assert len(view.packets) == 0 and view.flows.empty
-    assert {"protocol", "proto", "remote_ip", "remote_port", "local_port", "endpoint", "owner", "service"} <= set(view.flows)
+    assert {"protocol", "proto", "remote_ip", "remote_port", "local_port", "endpoint", "owner", "service"} <= set(
+        view.flows
+    )
     assert view.packets.flow.dtype == np.int64
     assert any("link type 147" in w for w in view.warnings)
 

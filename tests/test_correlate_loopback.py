@@ -14,11 +14,9 @@ import socket
 import struct
 import threading
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import require_root, require_tool, test_manifest
 from test_report_html import chromium_dom
 
 from harness.bench.markers import Marker, encode_marker
@@ -39,6 +37,8 @@ from harness.rundir.events import (
 from harness.rundir.layout import RunDir
 from harness.rundir.manifest import Settings, write_manifest
 
+from conftest import require_root, require_tool, test_manifest
+
 DEVICE = "127.0.66.1"
 RESOLVER = ("127.0.66.20", 53)
 VOICE = ("127.0.66.10", 443)
@@ -46,7 +46,12 @@ HEARTBEAT = ("127.0.66.4", 8125)
 HOSTILE_SNI = "<script>alert(1)</script>\"'.test"
 SKILLS = {
     "weather": ("Wëather ☂", "api.weather-skill.test", "127.0.66.2", "api.weather-skill.test"),
-    "evil": ("<script>document.title='pwned'</script> \"quoted\" 日本", "api.evil-skill.test", "127.0.66.3", HOSTILE_SNI),
+    "evil": (
+        "<script>document.title='pwned'</script> \"quoted\" 日本",
+        "api.evil-skill.test",
+        "127.0.66.3",
+        HOSTILE_SNI,
+    ),
 }
 ORDER = ["weather", "evil", "weather", "evil"]
 LEAD_S, SPACING_S, TAIL_S, WINDOW_S = 6.0, 3.0, 6.0, 2.5
@@ -174,27 +179,74 @@ def _stop(log: EventLog, voice: socket.socket, index: int, skill: str) -> None:
     """The bench's own "Alexa, stop" after an answer that ran too long: a request the device hears."""
     onset = time.time_ns()
     _upload(voice)
-    log.emit(StopSpoken(plan_index=index, persona_id="loop", skill_id=skill, utterance_id=f"{skill}/{index}",
-             reason="too_long", text="Alexa, stop", audio_path="speech/stop.wav", audio_sha256="0" * 64,
-             onset_wall_ns=onset, end_wall_ns=onset + 500_000_000, onset_mono_ns=0, end_mono_ns=500_000_000,
-             latency_s=0.0, device="lo", sample_rate=22050, frames=11025, backend="loopback"))  # fmt: skip
+    log.emit(
+        StopSpoken(
+            plan_index=index,
+            persona_id="loop",
+            skill_id=skill,
+            utterance_id=f"{skill}/{index}",
+            reason="too_long",
+            text="Alexa, stop",
+            audio_path="speech/stop.wav",
+            audio_sha256="0" * 64,
+            onset_wall_ns=onset,
+            end_wall_ns=onset + 500_000_000,
+            onset_mono_ns=0,
+            end_mono_ns=500_000_000,
+            latency_s=0.0,
+            device="lo",
+            sample_rate=22050,
+            frames=11025,
+            backend="loopback",
+        )
+    )
 
 
 def _utterance(log: EventLog, marker_sock: socket.socket, voice: socket.socket, index: int, skill: str) -> None:
     name, host, _, sni = SKILLS[skill]
     common = {"plan_index": index, "persona_id": "loop", "skill_id": skill, "utterance_id": f"{skill}/{index}"}
-    started = log.emit(UtteranceStarted(**common, skill_name=name, text=f"Alexa, ask {name}", audio_path="speech/x.wav",
-                       audio_sha256="0" * 64, duration_s=0.5, cache_hit=True, device="lo"))  # fmt: skip
+    started = log.emit(
+        UtteranceStarted(
+            **common,
+            skill_name=name,
+            text=f"Alexa, ask {name}",
+            audio_path="speech/x.wav",
+            audio_sha256="0" * 64,
+            duration_s=0.5,
+            cache_hit=True,
+            device="lo",
+        )
+    )
     onset = time.time_ns()
     marker = Marker(log.run_id, started.seq, onset, time.time_ns(), index, 1, 0)
     payload = encode_marker(marker)
     marker_sock.sendto(payload, ("127.0.66.9", 9999))
-    log.emit(MarkerSent(**common, started_seq=started.seq, destination="127.0.66.9:9999", onset_wall_ns=onset,
-             sent_wall_ns=marker.sent_wall_ns, payload_hex=payload.hex()))  # fmt: skip
+    log.emit(
+        MarkerSent(
+            **common,
+            started_seq=started.seq,
+            destination="127.0.66.9:9999",
+            onset_wall_ns=onset,
+            sent_wall_ns=marker.sent_wall_ns,
+            payload_hex=payload.hex(),
+        )
+    )
     _upload(voice)
-    log.emit(UtteranceEnded(**common, started_seq=started.seq, onset_wall_ns=onset, end_wall_ns=onset + 500_000_000,
-             onset_mono_ns=0, end_mono_ns=500_000_000, latency_s=0.0, device="lo", sample_rate=22050, frames=11025,
-             backend="loopback"))  # fmt: skip
+    log.emit(
+        UtteranceEnded(
+            **common,
+            started_seq=started.seq,
+            onset_wall_ns=onset,
+            end_wall_ns=onset + 500_000_000,
+            onset_mono_ns=0,
+            end_mono_ns=500_000_000,
+            latency_s=0.0,
+            device="lo",
+            sample_rate=22050,
+            frames=11025,
+            backend="loopback",
+        )
+    )
     address = _lookup(host)
     with _connect((address, 443)) as s:
         s.sendall(synth.client_hello(sni))
@@ -216,12 +268,25 @@ def loop_run(tmp_path_factory) -> RunDir:
     beat = threading.Thread(target=_heartbeat, args=(stop,), daemon=True)
     try:
         beat.start()
-        with EventLog(run.events, "loop-run") as log, _connect(VOICE) as voice, \
-                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as marker_sock:  # fmt: skip
+        with (
+            EventLog(run.events, "loop-run") as log,
+            _connect(VOICE) as voice,
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as marker_sock,
+        ):
             marker_sock.bind(("127.0.66.8", 0))
             voice.sendall(synth.client_hello("avs-alexa-na.amazon.com"))
-            log.emit(RunStarted(harness_version="test", personas=["loop"], plan_items=len(ORDER), seeds={"loop": None},
-                     backend="loopback", output_device="lo", input_device=None, marker="127.0.66.9:9999"))  # fmt: skip
+            log.emit(
+                RunStarted(
+                    harness_version="test",
+                    personas=["loop"],
+                    plan_items=len(ORDER),
+                    seeds={"loop": None},
+                    backend="loopback",
+                    output_device="lo",
+                    input_device=None,
+                    marker="127.0.66.9:9999",
+                )
+            )
             start = time.monotonic()
             for i, skill in enumerate(ORDER):
                 time.sleep(max(0.0, start + LEAD_S + i * SPACING_S - time.monotonic()))
@@ -234,13 +299,34 @@ def loop_run(tmp_path_factory) -> RunDir:
         beat.join()
         files = capture.stop(tail_s=0.3)
         servers.close()
-    infos = [CaptureFileInfo(path=run.relative(f.path), sha256=f.sha256, bytes=f.bytes, interface=f.interface,
-                             started_ns=f.started_ns, stopped_ns=f.stopped_ns) for f in files]  # fmt: skip
-    write_manifest(run, test_manifest(
-        "loop-run", plan=[f"loop:{s}/{i}" for i, s in enumerate(ORDER)], captures=infos,
-        settings=Settings(retries=None, marker="127.0.66.9:9999", transcribe=False, capture="lo", capture_device=DEVICE,
-                          capture_tail_s=0.3, device_wait_s=1.0),
-    ))  # fmt: skip
+    infos = [
+        CaptureFileInfo(
+            path=run.relative(f.path),
+            sha256=f.sha256,
+            bytes=f.bytes,
+            interface=f.interface,
+            started_ns=f.started_ns,
+            stopped_ns=f.stopped_ns,
+        )
+        for f in files
+    ]
+    write_manifest(
+        run,
+        test_manifest(
+            "loop-run",
+            plan=[f"loop:{s}/{i}" for i, s in enumerate(ORDER)],
+            captures=infos,
+            settings=Settings(
+                retries=None,
+                marker="127.0.66.9:9999",
+                transcribe=False,
+                capture="lo",
+                capture_device=DEVICE,
+                capture_tail_s=0.3,
+                device_wait_s=1.0,
+            ),
+        ),
+    )
     result = correlate_run(run_dir, settings=AttributionSettings(max_window_s=WINDOW_S))
     write_analysis(run, result.summary, result.tables)
     return run
@@ -294,7 +380,9 @@ def test_attribution_matches_what_each_skill_contacted(loop_run):
     assert len(beat) == 2 and (beat["contacted"] == beat["utterances"]).all()  # in every window...
     assert not beat["attributed"].any() and (beat["background_rate"] > 0.8).all()  # ...and in the background too
     contacted = set(tables["contacts"]["endpoint_id"])
-    assert {"127.0.66.9", "127.0.66.20"}.isdisjoint(contacted | set(e["endpoint_id"]))  # markers and DNS are not contacts
+    assert {"127.0.66.9", "127.0.66.20"}.isdisjoint(
+        contacted | set(e["endpoint_id"])
+    )  # markers and DNS are not contacts
 
 
 @pytest.mark.root
@@ -314,7 +402,9 @@ def test_analysis_tables_load_with_their_dtypes_and_every_key_resolves(loop_run)
             dtype = str(frame[col.name].dtype)
             if col.name.endswith("_ns"):
                 assert dtype in ("int64", "Int64"), (name, col.name, dtype)  # instants: integer UTC ns, no fix-up
-            expected = {"str": "str", "int": "int64", "int?": "Int64", "float": "float64", "bool": "bool"}.get(col.kind, "object")
+            expected = {"str": "str", "int": "int64", "int?": "Int64", "float": "float64", "bool": "bool"}.get(
+                col.kind, "object"
+            )
             assert dtype == expected, (name, col.name, dtype)
         assert set(frame["run_id"]) <= {"loop-run"}
     u, a, e, at, c = (tables[n] for n in ("utterances", "activations", "endpoints", "attributions", "contacts"))

@@ -27,10 +27,45 @@ SEED = 16
 MEMORY_BYTES = 1 << 30
 BATCH_TIMEOUT_S = 30.0
 # Values that make length and count fields lie.
-_INTERESTING = [b"\x00", b"\xff", b"\x7f", b"\x80", b"\x00\x00\x00\x00", b"\xff\xff\xff\xff", b"\xff\xff",
-                b"\x00\x00\x01\x00"]
-_TEXT_PIECES = ["{", "}", "[", "]", ",", ":", '"', "\n", "-", "&a ", "*a", "!!str ", "<<: ", "\t", "'", "#", "?", "|",
-                "1e309", "-0", "NaN", "\u202e", "\x1b]0;x\x07", "=cmd()", "null", "9" * 40, "[" * 200]  # fmt: skip
+_INTERESTING = [
+    b"\x00",
+    b"\xff",
+    b"\x7f",
+    b"\x80",
+    b"\x00\x00\x00\x00",
+    b"\xff\xff\xff\xff",
+    b"\xff\xff",
+    b"\x00\x00\x01\x00",
+]
+_TEXT_PIECES = [
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    ":",
+    '"',
+    "\n",
+    "-",
+    "&a ",
+    "*a",
+    "!!str ",
+    "<<: ",
+    "\t",
+    "'",
+    "#",
+    "?",
+    "|",
+    "1e309",
+    "-0",
+    "NaN",
+    "\u202e",
+    "\x1b]0;x\x07",
+    "=cmd()",
+    "null",
+    "9" * 40,
+    "[" * 200,
+]
 
 
 def mutate_bytes(rng: random.Random, data: bytes) -> bytes:
@@ -121,8 +156,11 @@ def capture_seeds() -> list[tuple[str, bytes]]:
 
 def ads_seeds() -> list[tuple[str, str]]:
     data = REPO / "tests" / "data" / "ads"
-    found = [(p.name, p.read_text(encoding="utf-8")) for p in sorted(data.iterdir())
-             if p.suffix in (".json", ".jsonl", ".csv")]  # fmt: skip
+    found = [
+        (p.name, p.read_text(encoding="utf-8"))
+        for p in sorted(data.iterdir())
+        if p.suffix in (".json", ".jsonl", ".csv")
+    ]
     visits = [json.loads(line) for line in (data / "prebid.jsonl").read_text().splitlines()[:6] if line.startswith("{")]
     return [*found, ("visits.json", json.dumps(visits, indent=1))]
 
@@ -176,8 +214,13 @@ def run_batch(kind: str, seed: int, count: int, folder: Path) -> dict:
                 continue
         except Exception as exc:  # noqa: BLE001 - any other exception is what this test looks for
             last = traceback.extract_tb(exc.__traceback__)[-1]
-            outcome["failures"].append({"input": str(path), "error": f"{type(exc).__name__}: {exc}"[:300],
-                                        "where": f"{last.filename}:{last.lineno}"})  # fmt: skip
+            outcome["failures"].append(
+                {
+                    "input": str(path),
+                    "error": f"{type(exc).__name__}: {exc}"[:300],
+                    "where": f"{last.filename}:{last.lineno}",
+                }
+            )
             continue
         path.unlink()
     return outcome
@@ -192,8 +235,12 @@ def test_mutated_inputs_load_or_give_one_line(kind, tmp_path):
     try:
         done = subprocess.run(
             [sys.executable, __file__, kind, str(SEED), str(INPUTS), str(tmp_path)],
-            capture_output=True, text=True, timeout=BATCH_TIMEOUT_S, preexec_fn=_limit_memory, cwd=REPO,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=BATCH_TIMEOUT_S,
+            preexec_fn=_limit_memory,
+            cwd=REPO,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"{kind}: {INPUTS} inputs took over {BATCH_TIMEOUT_S:.0f} s (inputs in {tmp_path})")
     assert done.returncode == 0, f"{kind}: the batch died (memory over 1 GiB?): {done.stderr[-2000:]}"

@@ -63,8 +63,9 @@ def test_the_cli_refuses_it_with_one_line_and_exit_1(tmp_path):
         pytest.skip("giving a folder to another user needs root")
     base = tmp_path / "lab"
     _hostile_lab(base, tmp_path / "ran")
-    done = subprocess.run([sys.executable, "-m", "harness.cli.main", "lab", "up", "--dir", str(base)],
-                          capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.cli.main", "lab", "up", "--dir", str(base)], capture_output=True, text=True
+    )
     assert done.returncode == 1
     assert len(done.stderr.strip().splitlines()) == 1 and f"{base}: belongs to uid {OTHER_UID}" in done.stderr
 

@@ -7,8 +7,19 @@ import re
 from pathlib import Path
 
 STAGES = [
-    "script", "speech", "audio", "capture", "rundir", "bench", "net", "classify", "correlate", "ads", "report", "twin",
-]  # fmt: skip
+    "script",
+    "speech",
+    "audio",
+    "capture",
+    "rundir",
+    "bench",
+    "net",
+    "classify",
+    "correlate",
+    "ads",
+    "report",
+    "twin",
+]
 # The run directory's file names: only harness/rundir/ may spell them.
 RUN_FILES = re.compile(
     r"""["'](manifest\.json|events\.jsonl|truth\.jsonl|summary\.json|report\.html|twin\.log)["']"""

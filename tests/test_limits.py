@@ -17,8 +17,12 @@ from harness.capture import parse_capture_spec
 from harness.errors import HarnessError, InputError
 
 DEEP = 100_000
-VISIT = {"persona": "p", "site": "s", "visit_time": 1_700_000_000,
-         "bid_responses": {"u": {"bids": [{"bidder": "b", "cpm": 1.2, "currency": "USD"}]}}}  # fmt: skip
+VISIT = {
+    "persona": "p",
+    "site": "s",
+    "visit_time": 1_700_000_000,
+    "bid_responses": {"u": {"bids": [{"bidder": "b", "cpm": 1.2, "currency": "USD"}]}},
+}
 
 
 def _ads_error(tmp_path: Path, name: str, text: str, capsys, monkeypatch) -> str:
@@ -33,11 +37,16 @@ def _ads_error(tmp_path: Path, name: str, text: str, capsys, monkeypatch) -> str
 
 @pytest.mark.parametrize(
     ("name", "text", "where"),
-    [("deep.json", "[" * DEEP + "]" * DEEP, "deep.json:1:2: not valid JSON: nested too deeply"),
-     ("deep.json", '{"a":' * DEEP + "1" + "}" * DEEP, "deep.json:1:1: not a JSON record: nested too deeply"),
-     ("deep.jsonl", '{"persona": ' + "[" * DEEP + "]" * DEEP + "}\n",
-      "deep.jsonl:1:1: not a JSON record: nested too deeply")],
-)  # fmt: skip
+    [
+        ("deep.json", "[" * DEEP + "]" * DEEP, "deep.json:1:2: not valid JSON: nested too deeply"),
+        ("deep.json", '{"a":' * DEEP + "1" + "}" * DEEP, "deep.json:1:1: not a JSON record: nested too deeply"),
+        (
+            "deep.jsonl",
+            '{"persona": ' + "[" * DEEP + "]" * DEEP + "}\n",
+            "deep.jsonl:1:1: not a JSON record: nested too deeply",
+        ),
+    ],
+)
 def test_deeply_nested_ads_input_is_one_line(tmp_path, capsys, monkeypatch, name, text, where):
     assert _ads_error(tmp_path, name, text, capsys, monkeypatch).startswith(f"harness: error: {tmp_path / where}")
 
@@ -86,11 +95,13 @@ def test_the_array_and_its_json_lines_give_the_same_lines(tmp_path):
 
 @pytest.mark.parametrize(
     ("text", "place"),
-    [("EUR: 1.1\nGBP: \x01\n", "2:6: character U+0001 is not allowed"),
-     ("EUR: 1.1\nGBP: [1\n", "3:1: YAML syntax error"),
-     ("EUR: " + "[" * DEEP, "1:"),
-     ("EUR: !!python/object:os.system 1\n", "1:6: tag '!!python/object:os.system' is not allowed")],
-)  # fmt: skip
+    [
+        ("EUR: 1.1\nGBP: \x01\n", "2:6: character U+0001 is not allowed"),
+        ("EUR: 1.1\nGBP: [1\n", "3:1: YAML syntax error"),
+        ("EUR: " + "[" * DEEP, "1:"),
+        ("EUR: !!python/object:os.system 1\n", "1:6: tag '!!python/object:os.system' is not allowed"),
+    ],
+)
 def test_yaml_errors_in_rates_are_one_line_with_line_and_column(tmp_path, text, place):
     path = tmp_path / "rates.yaml"
     path.write_text(text)
@@ -107,9 +118,17 @@ def test_rates_from_yaml_still_load(tmp_path):
 
 @pytest.mark.parametrize(
     "spec",
-    ["ssh://root@[::1/eth0", "ssh://[zz::1]/eth0", "ssh://[::1]x/eth0", "ssh://[1.2.3.4]/eth0", "ssh://[::1]:/eth0",
-     "ssh://[fe80::1%e;th]/eth0", "ssh://root@host]/eth0", "ssh://[::1]:99999/eth0"],
-)  # fmt: skip
+    [
+        "ssh://root@[::1/eth0",
+        "ssh://[zz::1]/eth0",
+        "ssh://[::1]x/eth0",
+        "ssh://[1.2.3.4]/eth0",
+        "ssh://[::1]:/eth0",
+        "ssh://[fe80::1%e;th]/eth0",
+        "ssh://root@host]/eth0",
+        "ssh://[::1]:99999/eth0",
+    ],
+)
 def test_malformed_ipv6_targets_are_refused_when_parsed(spec):
     with pytest.raises(HarnessError) as caught:
         parse_capture_spec(spec)
@@ -122,9 +141,22 @@ def test_ipv6_targets_round_trip():
 
 
 def test_a_dry_run_rejects_a_malformed_target_before_anything_is_made(tmp_path, repo):
-    done = subprocess.run([sys.executable, "-m", "harness.cli.main", "run", str(repo / "utterances" / "demo.yaml"),
-                           "--dry-run", "--runs-dir", str(tmp_path / "runs"), "--capture", "ssh://root@[::1/eth0"],
-                          capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli.main",
+            "run",
+            str(repo / "utterances" / "demo.yaml"),
+            "--dry-run",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--capture",
+            "ssh://root@[::1/eth0",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("harness run: error: argument --capture: capture target")
     assert "Traceback" not in done.stderr and not (tmp_path / "runs").exists()

@@ -16,10 +16,17 @@ T0 = 1_700_000_000 * 10**9
 
 def frames(n: int) -> list[tuple[int, bytes]]:
     return [
-        (T0 + i * 10**6, synth.ethernet("02:00:00:00:00:02", "02:00:00:00:00:01", 0x0800,
-                                        synth.ipv4("10.0.0.2", "198.51.100.1", 6, synth.tcp(1000 + i, 443, b"data"))))
+        (
+            T0 + i * 10**6,
+            synth.ethernet(
+                "02:00:00:00:00:02",
+                "02:00:00:00:00:01",
+                0x0800,
+                synth.ipv4("10.0.0.2", "198.51.100.1", 6, synth.tcp(1000 + i, 443, b"data")),
+            ),
+        )
         for i in range(n)
-    ]  # fmt: skip
+    ]
 
 
 def record_offsets(data: bytes) -> list[int]:

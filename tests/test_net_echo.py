@@ -11,8 +11,11 @@ from harness.classify import classify_name
 from harness.cli.main import main
 
 JOKE_NAMES = {
-    "unagi-na.amazon.com", "spectrum.s3.amazonaws.com", "kindle-time.amazon.com", "d3p8zr0ffa9t17.cloudfront.net",
-}  # fmt: skip
+    "unagi-na.amazon.com",
+    "spectrum.s3.amazonaws.com",
+    "kindle-time.amazon.com",
+    "d3p8zr0ffa9t17.cloudfront.net",
+}
 
 
 def endpoints(capsys, *args: str) -> dict:
@@ -31,11 +34,26 @@ def test_joke_capture_names_and_classifies_the_echo_endpoints(echo_captures: Pat
         c = classify_name(name)
         e = by_name[name]
         assert (e["registrable_domain"], e["organization"], e["party"], e["category"], e["ad_or_tracking"]) == (
-            c.registrable_domain, c.organization, c.party, c.category, c.ad_or_tracking,
-        )  # fmt: skip
+            c.registrable_domain,
+            c.organization,
+            c.party,
+            c.category,
+            c.ad_or_tracking,
+        )
     for e in result["endpoints"]:
-        assert set(e) >= {"endpoint_id", "registrable_domain", "organization", "party", "category", "ad_or_tracking",
-                          "flows", "bytes_up", "bytes_down", "first_capture_ns", "last_capture_ns"}  # fmt: skip
+        assert set(e) >= {
+            "endpoint_id",
+            "registrable_domain",
+            "organization",
+            "party",
+            "category",
+            "ad_or_tracking",
+            "flows",
+            "bytes_up",
+            "bytes_down",
+            "first_capture_ns",
+            "last_capture_ns",
+        }
         assert 1540000000 * 10**9 < e["first_capture_ns"] <= e["last_capture_ns"] < 1541000000 * 10**9
     assert result["warnings"] == []
 

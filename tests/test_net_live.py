@@ -72,10 +72,27 @@ def certificate(tmp_path: Path) -> tuple[Path, Path]:
     openssl = require_tool("openssl")
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=secure.example.test"],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=secure.example.test",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return cert, key
 
 
@@ -83,10 +100,22 @@ def start_tcpdump(path: Path) -> subprocess.Popen:
     tcpdump = require_tool("tcpdump")
     proc = subprocess.Popen(
         # --immediate-mode: without it, packets still in the kernel ring when tcpdump is stopped are lost
-        [tcpdump, "-i", "lo", "--immediate-mode", "-U", "-n", "--time-stamp-precision=nano",
-         "-w", str(path), "host", DEVICE],
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            tcpdump,
+            "-i",
+            "lo",
+            "--immediate-mode",
+            "-U",
+            "-n",
+            "--time-stamp-precision=nano",
+            "-w",
+            str(path),
+            "host",
+            DEVICE,
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     line = proc.stderr.readline()
     if "listening on" not in line:
         proc.kill()

@@ -41,9 +41,13 @@ def names_by_port(t) -> dict[int, tuple[str | None, str]]:
 def test_cname_chain_names_address_with_first_queried_name() -> None:
     msg = synth.dns_response(
         "api.example.com",
-        [("api.example.com", "CNAME", "a.edge.example.net"), ("a.edge.example.net", "CNAME", "b.cdn.example.org"),
-         ("b.cdn.example.org", "A", SRV), ("b.cdn.example.org", "AAAA", "2001:db8::7")],
-    )  # fmt: skip
+        [
+            ("api.example.com", "CNAME", "a.edge.example.net"),
+            ("a.edge.example.net", "CNAME", "b.cdn.example.org"),
+            ("b.cdn.example.org", "A", SRV),
+            ("b.cdn.example.org", "AAAA", "2001:db8::7"),
+        ],
+    )
     found = parse_response(msg)
     assert [name for _, name in found] == ["api.example.com", "api.example.com"]
     assert found[0][0] == 0xFFFF00000000 | int.from_bytes(bytes([198, 51, 100, 7]), "big")

@@ -10,7 +10,12 @@ from harness.classify import classify_flows
 from harness.net import read_traffic
 
 # the Echo's address per home, as the captures' READMEs give them
-ECHO = {"home_a": "10.63.7.79", "home_b": "192.168.86.40", "what_is_the_weather": "10.63.7.79", "tell_me_a_joke": "192.168.86.40"}
+ECHO = {
+    "home_a": "10.63.7.79",
+    "home_b": "192.168.86.40",
+    "what_is_the_weather": "10.63.7.79",
+    "tell_me_a_joke": "192.168.86.40",
+}
 
 
 def captures(folder: Path) -> list[Path]:

@@ -112,8 +112,10 @@ def test_rfc9001_a1_keys() -> None:
         "c00cf151ca5be075ed0ebfb5c80323c42d6b7db67881289af4008f1f6c357aea"
     )
     assert [k.hex() for k in quic.client_keys(quic.V1, RFC_DCID)] == [
-        "1f369613dd76d5467730efcbe3b1a22d", "fa044b2f42a3fd3b46fb255c", "9f50449e04a0e810283a1e9933adedd2",
-    ]  # fmt: skip
+        "1f369613dd76d5467730efcbe3b1a22d",
+        "fa044b2f42a3fd3b46fb255c",
+        "9f50449e04a0e810283a1e9933adedd2",
+    ]
     assert keys(RFC_DCID) == quic.client_keys(quic.V1, RFC_DCID)  # the test's own derivation agrees
 
 

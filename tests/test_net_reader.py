@@ -187,7 +187,7 @@ def test_agrees_with_dpkt_on_real_captures(echo_captures: Path) -> None:
     for path in sorted(echo_captures.glob("*.pcapng")):
         with open(path, "rb") as fh:
             expected = []
-            for ts, buf in dpkt.pcapng.Reader(fh):
+            for _ts, buf in dpkt.pcapng.Reader(fh):
                 ip = dpkt.ethernet.Ethernet(buf).data
                 l4 = ip.data
                 expected.append((str(ipaddress.ip_address(ip.src)), ip.p, getattr(l4, "sport", 0)))

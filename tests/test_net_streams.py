@@ -42,7 +42,7 @@ def names(t) -> dict[int, tuple[str | None, str]]:
 def segments(data: bytes, cuts: list[int], seq: int = 1001) -> list[tuple[int, bytes]]:
     """(seq, bytes) of ``data`` cut at the offsets in ``cuts``."""
     bounds = [0, *cuts, len(data)]
-    return [(seq + a, data[a:b]) for a, b in zip(bounds, bounds[1:])]
+    return [(seq + a, data[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)]
 
 
 def client(parts: list[tuple[int, bytes]], port: int = 1000, dst: str = SRV, dport: int = 443) -> list[bytes]:
@@ -78,9 +78,12 @@ def test_two_dns_messages_in_one_segment(tmp_path: Path) -> None:
     )
     t = read(
         tmp_path,
-        [down(GW, synth.tcp(53, 5000, stream, seq=7)), up(SRV, synth.tcp(1000, 443, b"x")),
-         up(SRV2, synth.tcp(1001, 443, b"x"))],
-    )  # fmt: skip
+        [
+            down(GW, synth.tcp(53, 5000, stream, seq=7)),
+            up(SRV, synth.tcp(1000, 443, b"x")),
+            up(SRV2, synth.tcp(1001, 443, b"x")),
+        ],
+    )
     assert names(t)[1000] == ("one.example.com", "dns")
     assert names(t)[1001] == ("two.example.com", "dns")
 
@@ -96,8 +99,10 @@ def test_http_host_in_the_second_segment(tmp_path: Path) -> None:
 def test_client_hello_out_of_order_after_syn(tmp_path: Path, order: list[int]) -> None:
     hello = synth.client_hello("ooo.example.com", padding=900)
     parts = [(1000, b""), *segments(hello, [300, 700])]  # the SYN, then three segments
-    frames = [up(SRV, synth.tcp(1000, 443, data, seq=seq, flags=SYN if not data else ACK_PSH))
-              for seq, data in (parts[i] for i in order)]  # fmt: skip
+    frames = [
+        up(SRV, synth.tcp(1000, 443, data, seq=seq, flags=SYN if not data else ACK_PSH))
+        for seq, data in (parts[i] for i in order)
+    ]
     assert names(read(tmp_path, frames))[1000] == ("ooo.example.com", "sni")
 
 
@@ -140,19 +145,29 @@ def certificate(cn: str, sans: list[str]) -> bytes:
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     now = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-        .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in sans]), critical=False)
         .sign(key, hashes.SHA256())
-    )  # fmt: skip
+    )
     return cert.public_bytes(serialization.Encoding.DER)
 
 
 @pytest.mark.parametrize(
     "cn,sans,expected",
-    [("api.example.org", ["api.example.org"], "api.example.org"), ("Not a host", ["*.cdn.example.org"], "cdn.example.org")],
+    [
+        ("api.example.org", ["api.example.org"], "api.example.org"),
+        ("Not a host", ["*.cdn.example.org"], "cdn.example.org"),
+    ],
 )
-def test_server_certificate_names_an_unnamed_flow_and_its_peers(tmp_path: Path, cn: str, sans: list[str], expected: str) -> None:
+def test_server_certificate_names_an_unnamed_flow_and_its_peers(
+    tmp_path: Path, cn: str, sans: list[str], expected: str
+) -> None:
     server_hello = b"\x02\x00\x00\x26\x03\x03" + bytes(32) + b"\x00\xc0\x2f\x00"
     stream = synth.tls_records(server_hello + synth.certificate_message(certificate(cn, sans)), 1000)
     frames = [down(SRV, synth.tcp(443, 1000, data, seq=seq)) for seq, data in segments(stream, [600], seq=5001)]
@@ -165,18 +180,29 @@ def test_server_certificate_names_an_unnamed_flow_and_its_peers(tmp_path: Path, 
 def test_sni_of_one_flow_names_unnamed_flows_to_the_same_address(tmp_path: Path) -> None:
     t = read(
         tmp_path,
-        [up(SRV, synth.tcp(1000, 443, b"mid-stream data")), up(SRV, synth.tcp(1001, 443, synth.client_hello("v.example.com"))),
-         up(SRV2, synth.tcp(1002, 443, b"other"))],
-    )  # fmt: skip
+        [
+            up(SRV, synth.tcp(1000, 443, b"mid-stream data")),
+            up(SRV, synth.tcp(1001, 443, synth.client_hello("v.example.com"))),
+            up(SRV2, synth.tcp(1002, 443, b"other")),
+        ],
+    )
     assert names(t) == {1000: ("v.example.com", "sni_peer"), 1001: ("v.example.com", "sni"), 1002: (None, "none")}
 
 
 @pytest.mark.parametrize("v2", [False, True])
 @pytest.mark.parametrize("incoming", [False, True])
 def test_cooked_capture_address_is_the_senders_mac(tmp_path: Path, v2: bool, incoming: bool) -> None:
-    ip = synth.ipv4(SRV, DEV, 6, synth.tcp(443, 1000, b"x")) if incoming else synth.ipv4(DEV, SRV, 6, synth.tcp(1000, 443, b"x"))
+    ip = (
+        synth.ipv4(SRV, DEV, 6, synth.tcp(443, 1000, b"x"))
+        if incoming
+        else synth.ipv4(DEV, SRV, 6, synth.tcp(1000, 443, b"x"))
+    )
     sender = GM if incoming else DM
-    frame = synth.sll2(sender, 0x0800, ip, outgoing=not incoming) if v2 else synth.sll(sender, 0x0800, ip, 0 if incoming else 4)
+    frame = (
+        synth.sll2(sender, 0x0800, ip, outgoing=not incoming)
+        if v2
+        else synth.sll(sender, 0x0800, ip, 0 if incoming else 4)
+    )
     path = tmp_path / "x.pcap"
     path.write_bytes(synth.pcap_bytes([(T0, frame)], linktype=276 if v2 else 113))
     (p,) = list(read_packets(path, DEV))

@@ -147,8 +147,12 @@ def test_stdout_on_a_full_disk_is_one_line_and_exit_1(small_disk):
     with open(small_disk / "filler", "r+b") as fh:
         fh.truncate(os.path.getsize(small_disk / "filler") - 2048)  # room for a little, not for all
     with open(small_disk / "out.json", "wb") as out:
-        done = subprocess.run([sys.executable, "-m", "harness.cli.main", "ads", str(PREBID), "--resamples", "100",
-                               "--format", "json"], stdout=out, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "harness.cli.main", "ads", str(PREBID), "--resamples", "100", "--format", "json"],
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
     assert done.returncode == 1
     expected = "harness: error: standard output: cannot write: No space left on device"
     assert done.stderr.strip().splitlines() == [expected]
@@ -223,9 +227,10 @@ def test_json_records_round_trip(tmp_path):
 
 
 def test_the_speech_cache_is_private_even_when_it_was_not(tmp_path):
-    from conftest import require_tool
     from harness.script.models import SpeechSettings
     from harness.speech import synthesize
+
+    from conftest import require_tool
 
     require_tool("espeak-ng")
     cache = tmp_path / "cache" / "speech"

@@ -56,7 +56,10 @@ def test_warnings_pass_unless_strict(scripts: Path, capsys: pytest.CaptureFixtur
     assert main(["validate", "--strict", str(scripts / "warns.yaml")]) == 1
     assert main(["validate", "--quiet", str(scripts / "warns.yaml")]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines == [f"{scripts / 'warns.yaml'}:7:15: warning: no wake word; it will be spoken as 'Alexa, open Fitbit'"] * 2
+    assert (
+        lines
+        == [f"{scripts / 'warns.yaml'}:7:15: warning: no wake word; it will be spoken as 'Alexa, open Fitbit'"] * 2
+    )
 
 
 def test_quiet_prints_only_errors(scripts: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -94,8 +97,13 @@ def test_schema_is_the_persona_schema(capsys: pytest.CaptureFixture[str]) -> Non
     assert schema["additionalProperties"] is False
     assert set(schema["properties"]) == {"persona", "speech", "session", "skills", "builtins"}
     assert schema["$defs"]["SpeechSettings"]["properties"]["rate"] == {
-        "default": 175, "description": "Speaking rate in words per minute.", "maximum": 450, "minimum": 80,
-        "title": "Rate", "type": "integer"}
+        "default": 175,
+        "description": "Speaking rate in words per minute.",
+        "maximum": 450,
+        "minimum": 80,
+        "title": "Rate",
+        "type": "integer",
+    }
 
 
 @pytest.mark.parametrize("of", ["events", "truth", "manifest", "summary"])

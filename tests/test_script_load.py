@@ -126,7 +126,9 @@ def test_duplicate_key(tmp_path: Path) -> None:
 
 
 def test_duplicate_skill_id(tmp_path: Path) -> None:
-    second = "  - id: fitbit\n    name: Other\n    invocation: other\n    utterances:\n      - text: Alexa, open other\n"
+    second = (
+        "  - id: fitbit\n    name: Other\n    invocation: other\n    utterances:\n      - text: Alexa, open other\n"
+    )
     path = write(tmp_path, VALID + second)
     assert only(path) == (12, 9, "duplicate skill id 'fitbit' (first at line 6)")
 
@@ -162,10 +164,14 @@ def test_builtin_is_a_reserved_skill_id(tmp_path: Path) -> None:
 
 
 def test_bad_regex_is_an_error_at_the_regex(tmp_path: Path) -> None:
-    path = write(tmp_path, VALID.replace(
-        "      - text: Alexa, ask Fitbit how I slept last night.\n",
-        "      - text: Alexa, ask Fitbit how I slept last night.\n        expect:\n          regex: 'slept (\\d+ hours'\n",
-    ))
+    path = write(
+        tmp_path,
+        VALID.replace(
+            "      - text: Alexa, ask Fitbit how I slept last night.\n",
+            "      - text: Alexa, ask Fitbit how I slept last night.\n"
+            "        expect:\n          regex: 'slept (\\d+ hours'\n",
+        ),
+    )
     line, column, message = only(path)
     assert (line, column) == (12, 18)
     assert message.startswith("skills[0].utterances[0].expect.regex: regex does not compile: missing )")
@@ -185,7 +191,9 @@ def test_skill_needs_an_utterance(tmp_path: Path) -> None:
 
 
 def test_empty_text(tmp_path: Path) -> None:
-    path = write(tmp_path, VALID.replace("      - text: Alexa, ask Fitbit how I slept last night.", "      - text: '  '"))
+    path = write(
+        tmp_path, VALID.replace("      - text: Alexa, ask Fitbit how I slept last night.", "      - text: '  '")
+    )
     assert only(path) == (10, 15, "skills[0].utterances[0].text: must not be empty")
 
 
@@ -205,7 +213,11 @@ def test_file_of_only_comments_is_empty(tmp_path: Path) -> None:
 
 
 def test_top_level_list(tmp_path: Path) -> None:
-    assert only(write(tmp_path, "- persona\n")) == (1, 1, "the script: expected a mapping (key: value lines), got a list")
+    assert only(write(tmp_path, "- persona\n")) == (
+        1,
+        1,
+        "the script: expected a mapping (key: value lines), got a list",
+    )
 
 
 def test_binary_file_reports_the_byte_offset(tmp_path: Path) -> None:
@@ -248,7 +260,10 @@ def test_alias_bomb_is_refused_at_the_alias(tmp_path: Path) -> None:
 
 
 def test_small_aliases_are_fine(tmp_path: Path) -> None:
-    text = VALID.replace("      - text: Alexa, ask Fitbit how I slept", "      - expect: &steps {keywords: [steps]}\n        text: Alexa, ask Fitbit how I slept")
+    text = VALID.replace(
+        "      - text: Alexa, ask Fitbit how I slept",
+        "      - expect: &steps {keywords: [steps]}\n        text: Alexa, ask Fitbit how I slept",
+    )
     text += "builtins:\n  - text: Alexa, how many steps is a mile\n    expect: *steps\n"
     persona = load_persona(write(tmp_path, text))
     assert persona.builtins[0].expect.keywords == ["steps"]
@@ -318,7 +333,10 @@ def test_script_errors_print_as_one_line(tmp_path: Path) -> None:
     with pytest.raises(ScriptErrors) as caught:
         load_persona(path)
     assert len(caught.value.errors) == 2
-    assert str(caught.value) == f"{path}:13:9: speech.rate: expected a whole number, got 'fast' (and 1 more problem; see `harness validate`)"
+    assert (
+        str(caught.value)
+        == f"{path}:13:9: speech.rate: expected a whole number, got 'fast' (and 1 more problem; see `harness validate`)"
+    )
     assert "\n" not in str(caught.value)
 
 

@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from harness.script import (
     Persona,
@@ -19,28 +20,43 @@ from harness.script import (
 
 
 def persona(**session: object) -> Persona:
-    return Persona.model_validate({
-        "persona": {"id": "p", "name": "P", "category": "Test"},
-        "session": session,
-        "skills": [
-            {"id": "a", "name": "A", "invocation": "a", "utterances": [
-                {"text": "Alexa, open a"}, {"text": "ask a for news", "repeat": 2}]},
-            {"id": "b", "name": "B", "invocation": "b", "utterances": [
-                {"text": "Alexa, open b", "follow_ups": ["yes", "stop"], "expect": {"keywords": ["welcome"]}}]},
-        ],
-        "builtins": [{"text": "what time is it"}],
-    })
+    return Persona.model_validate(
+        {
+            "persona": {"id": "p", "name": "P", "category": "Test"},
+            "session": session,
+            "skills": [
+                {
+                    "id": "a",
+                    "name": "A",
+                    "invocation": "a",
+                    "utterances": [{"text": "Alexa, open a"}, {"text": "ask a for news", "repeat": 2}],
+                },
+                {
+                    "id": "b",
+                    "name": "B",
+                    "invocation": "b",
+                    "utterances": [
+                        {"text": "Alexa, open b", "follow_ups": ["yes", "stop"], "expect": {"keywords": ["welcome"]}}
+                    ],
+                },
+            ],
+            "builtins": [{"text": "what time is it"}],
+        }
+    )
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("Alexa, open Fitbit", "Alexa, open Fitbit"),
-    ("alexa open fitbit", "alexa open fitbit"),
-    ("ALEXA... open Fitbit", "ALEXA... open Fitbit"),
-    ("  Alexa! open Fitbit", "Alexa! open Fitbit"),
-    ("open Fitbit", "Alexa, open Fitbit"),
-    ("Alexander, open Fitbit", "Alexa, Alexander, open Fitbit"),
-    ("What's new, Alexa?", "Alexa, What's new, Alexa?"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Alexa, open Fitbit", "Alexa, open Fitbit"),
+        ("alexa open fitbit", "alexa open fitbit"),
+        ("ALEXA... open Fitbit", "ALEXA... open Fitbit"),
+        ("  Alexa! open Fitbit", "Alexa! open Fitbit"),
+        ("open Fitbit", "Alexa, open Fitbit"),
+        ("Alexander, open Fitbit", "Alexa, Alexander, open Fitbit"),
+        ("What's new, Alexa?", "Alexa, What's new, Alexa?"),
+    ],
+)
 def test_wake_word_is_prefixed_only_when_missing(text: str, expected: str) -> None:
     assert spoken_text(text, "Alexa") == expected
 
@@ -53,7 +69,12 @@ def test_multi_word_wake_word() -> None:
 def test_plan_as_written() -> None:
     plan = build_plan(persona())
     assert [(i.index, i.utterance_id, i.repeat) for i in plan] == [
-        (0, "a/1", 1), (1, "a/2", 1), (2, "a/2", 2), (3, "b/1", 1), (4, "builtin/1", 1)]
+        (0, "a/1", 1),
+        (1, "a/2", 1),
+        (2, "a/2", 2),
+        (3, "b/1", 1),
+        (4, "builtin/1", 1),
+    ]
     assert plan[1].text == "Alexa, ask a for news"
     assert plan[3].follow_ups == ["yes", "stop"] and plan[3].expect.keywords == ["welcome"]
     assert (plan[4].skill_id, plan[4].skill_name, plan[4].text) == ("builtin", "Built-in", "Alexa, what time is it")
@@ -96,7 +117,7 @@ def test_seed_does_not_reorder_an_as_written_plan() -> None:
 
 def test_plan_items_are_frozen() -> None:
     item = build_plan(persona())[0]
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         item.text = "changed"  # type: ignore[misc]
 
 
@@ -145,8 +166,14 @@ def test_lint_long_utterance_depends_on_rate(tmp_path: Path) -> None:
 
 def test_lint_skill_never_invoked(tmp_path: Path) -> None:
     found = warnings(tmp_path, HEAD + "      - text: Alexa, how did I sleep\n")
-    assert found == [(8, 17, "no utterance of skill 'fitbit' says its invocation name 'fitbit', "
-                              "so Alexa may not route them to the skill")]
+    assert found == [
+        (
+            8,
+            17,
+            "no utterance of skill 'fitbit' says its invocation name 'fitbit', "
+            "so Alexa may not route them to the skill",
+        )
+    ]
 
 
 def test_lint_stop_phrase_without_wake_word(tmp_path: Path) -> None:

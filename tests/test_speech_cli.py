@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require_tool
 from harness.cli.main import main
-from harness.script.duration import clock_text as _clock
 from harness.script import build_plan, load_persona
+from harness.script.duration import clock_text as _clock
 from harness.speech import spoken_texts, synthesize
+
+from conftest import require_tool
 
 PERSONA = """\
 persona: {id: tiny, name: Tiny, category: Test}
@@ -39,7 +40,9 @@ def script(tmp_path: Path) -> Path:
     return path
 
 
-def test_synth_then_served_from_cache_and_exported(script: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_synth_then_served_from_cache_and_exported(
+    script: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cache, out = tmp_path / "cache", tmp_path / "out"
     assert main(["synth", str(script), "--cache", str(cache)]) == 0
     first = capsys.readouterr().out
@@ -71,7 +74,9 @@ def test_synth_pyttsx3_engine(script: Path, tmp_path: Path, capsys: pytest.Captu
     assert "4 synthesised" in output and "Audio saved" not in output
 
 
-def test_synth_unknown_voice_is_one_line_exit_1(script: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_synth_unknown_voice_is_one_line_exit_1(
+    script: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["synth", str(script), "--cache", str(tmp_path), "--voice", "xx-nowhere"]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "unknown voice 'xx-nowhere'" in err
@@ -126,8 +131,12 @@ def test_plan_order_and_estimate(script: Path, tmp_path: Path, capsys: pytest.Ca
 def test_plan_seed_changes_shuffled_order(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "shuffled.yaml"
     utterances = "\n".join(f"      - text: Alexa, ask Fitbit question {n}" for n in range(1, 7))
-    path.write_text(PERSONA.split("skills:")[0].replace("answer_timeout_s: 6", "answer_timeout_s: 6, order: shuffled")
-                    + "skills:\n  - id: fitbit\n    name: Fitbit\n    invocation: fitbit\n    utterances:\n" + utterances + "\n")
+    path.write_text(
+        PERSONA.split("skills:")[0].replace("answer_timeout_s: 6", "answer_timeout_s: 6, order: shuffled")
+        + "skills:\n  - id: fitbit\n    name: Fitbit\n    invocation: fitbit\n    utterances:\n"
+        + utterances
+        + "\n"
+    )
     orders = []
     for seed in ("1", "2"):
         assert main(["plan", str(path), "--seed", seed, "--cache", str(tmp_path / "cache")]) == 0

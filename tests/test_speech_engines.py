@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require_tool
 from harness.errors import ToolMissing
 from harness.speech import SpeechError, VoiceInfo, get_engine
 from harness.speech.espeak import EspeakEngine
 from harness.speech.voices import match_voice, parse_voice
+
+from conftest import require_tool
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +84,9 @@ def test_missing_espeak_raises_tool_missing_with_hint(monkeypatch: pytest.Monkey
         EspeakEngine().render("Alexa, stop", "en-us", 175, 1.0, tmp_path / "x.wav")
 
 
-def test_pyttsx3_renders_valid_wav_without_chatter(pyttsx3_engine, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+def test_pyttsx3_renders_valid_wav_without_chatter(
+    pyttsx3_engine, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "p.wav"
     pyttsx3_engine.render("Alexa, open Big Sky", "en-us", 175, 1.0, out)
     channels, width, rate, frames = wav_format(out)

@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import require_tool
 from harness.script.models import SpeechSettings
 from harness.speech import SpeechError, cache_key, default_cache_dir, get_engine, synthesize
 from harness.speech.normalise import PAD_S, PEAK_CEILING_DBFS, SAMPLE_RATE, TARGET_RMS_DBFS, condition
 from harness.wav import read_wav
+
+from conftest import require_tool
 
 SHORT = "Alexa, open Big Sky."
 LONG = "Alexa, ask Big Sky for the weather in three hours and whether it will rain in Boston tomorrow afternoon."
@@ -218,4 +219,3 @@ def test_pyttsx3_synthesis_matches_format_and_repeats_duration(tmp_path: Path) -
     assert a.sample_rate == SAMPLE_RATE
     assert b.duration_s == pytest.approx(a.duration_s, rel=0.02)
     assert synthesize(SHORT, settings, tmp_path / "a").cache_hit
-

@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 from rich.console import Console
 from rich.table import Table
+from test_report_html import SNI, hostile_tables
 
 import harness.cli.main as cli
 from harness.bench.view import RunView
 from harness.cli.console import _InertConsole, plain
 from harness.report.terminal import summary_renderable
 from harness.textsafe import csv_cell, csv_safe_frame, csv_safe_row, terminal_text
-from test_report_html import SNI, hostile_tables
 
 OSC_TITLE = "\x1b]0;pwned\x07"
 OSC_LINK = "\x1b]8;;https://evil.example/\x1b\\click\x1b]8;;\x1b\\"
@@ -25,7 +25,7 @@ CONCEALED = "\x1b[8mhidden\x1b[0m"
 CONTROL = "[/bold]\x1b[2Jvanilla"  # markup and a screen clear
 
 
-@pytest.mark.parametrize("text", ["=HYPERLINK(\"http://x\",\"y\")", "+1+1", "-2+3", "@SUM(A1)", "\t=1", "\r=1"])
+@pytest.mark.parametrize("text", ['=HYPERLINK("http://x","y")', "+1+1", "-2+3", "@SUM(A1)", "\t=1", "\r=1"])
 def test_formula_like_cells_get_a_quote(text):
     assert csv_cell(text) == "'" + text
 
@@ -47,9 +47,14 @@ def test_a_frame_keeps_numbers_and_quotes_text():
 
 @pytest.mark.parametrize(
     ("text", "shown"),
-    [(OSC_TITLE, "\\x1b]0;pwned\\x07"), ("a\x9b31mb", "a\\x9b31mb"), ("moc.\u202eevil", "moc.\\u202eevil"),
-     ("two\nlines", "two\\x0alines"), ("ü 東京 café", "ü 東京 café")],
-)  # fmt: skip
+    [
+        (OSC_TITLE, "\\x1b]0;pwned\\x07"),
+        ("a\x9b31mb", "a\\x9b31mb"),
+        ("moc.\u202eevil", "moc.\\u202eevil"),
+        ("two\nlines", "two\\x0alines"),
+        ("ü 東京 café", "ü 東京 café"),
+    ],
+)
 def test_control_characters_are_shown_inert(text, shown):
     assert terminal_text(text) == shown
 
@@ -76,10 +81,18 @@ def _ads_main(monkeypatch, argv):
 
 def _hostile_bids(tmp_path):
     lines = []
-    for persona, base in ((CONTROL, 1.0), ("=HYPERLINK(\"http://evil\")", 2.0), (f"pet{OSC_TITLE}", 3.0)):
+    for persona, base in ((CONTROL, 1.0), ('=HYPERLINK("http://evil")', 2.0), (f"pet{OSC_TITLE}", 3.0)):
         for i in range(6):
-            lines.append({"persona": persona, "site": "s", "bidder": f"@b{CONCEALED}", "cpm": base + i / 10,
-                          "currency": "USD", "visit_time": 1_700_000_000 + i})  # fmt: skip
+            lines.append(
+                {
+                    "persona": persona,
+                    "site": "s",
+                    "bidder": f"@b{CONCEALED}",
+                    "cpm": base + i / 10,
+                    "currency": "USD",
+                    "visit_time": 1_700_000_000 + i,
+                }
+            )
     path = tmp_path / "bids.jsonl"
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     return path
@@ -87,10 +100,15 @@ def _hostile_bids(tmp_path):
 
 def test_ads_csv_quotes_formula_names(tmp_path, monkeypatch, capsys):
     bids = _hostile_bids(tmp_path)
-    assert _ads_main(monkeypatch, ["ads", str(bids), "--control", CONTROL, "--format", "csv", "--min-bidder-n", "2",
-                                   "--resamples", "100"]) == 0  # fmt: skip
+    assert (
+        _ads_main(
+            monkeypatch,
+            ["ads", str(bids), "--control", CONTROL, "--format", "csv", "--min-bidder-n", "2", "--resamples", "100"],
+        )
+        == 0
+    )
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
-    assert {r["persona"] for r in rows} >= {"'=HYPERLINK(\"http://evil\")"}
+    assert {r["persona"] for r in rows} >= {'\'=HYPERLINK("http://evil")'}
     assert all(not r[key].startswith(("=", "+", "-", "@")) for r in rows for key in ("persona", "bidder", "control"))
 
 
@@ -115,8 +133,14 @@ def test_error_lines_are_one_inert_line(tmp_path, monkeypatch, capsys):
 def test_the_live_view_and_its_plain_lines_show_names_inert():
     from harness.script import PlanItem
 
-    item = PlanItem.model_construct(index=0, persona_id=f"p{OSC_TITLE}", utterance_id="u", repeat=1,
-                                    skill_name=f"s{CONCEALED}", text=f"Alexa, {OSC_LINK}")  # fmt: skip
+    item = PlanItem.model_construct(
+        index=0,
+        persona_id=f"p{OSC_TITLE}",
+        utterance_id="u",
+        repeat=1,
+        skill_name=f"s{CONCEALED}",
+        text=f"Alexa, {OSC_LINK}",
+    )
     plain_console = _InertConsole(file=io.StringIO(), width=200)
     view = RunView(plain_console, 1, 0, {0: 3.0})
     view.item(item, "name")

@@ -65,8 +65,9 @@ def twin_run(lab, tmp_path_factory) -> TwinRun:
     mp.setenv("HARNESS_LAB_DIR", str(lab.base))
     try:
         # the README's rehearsal command, with the default quiet time before and after
-        status = main(["run", str(script), "--twin", "--twin-config", str(twin_config),
-                       "--runs-dir", str(folder / "runs")])  # fmt: skip
+        status = main(
+            ["run", str(script), "--twin", "--twin-config", str(twin_config), "--runs-dir", str(folder / "runs")]
+        )
     finally:
         mp.undo()
     assert status == 0
@@ -88,8 +89,10 @@ def test_twin_hears_the_demo_persona(twin_run):
     heard = 0
     for started, ended in turns:
         expected = request_words(started["text"], "Alexa")
-        heard += any(r["text"] == expected and ended["onset_wall_ns"] - 1e9 <= r["onset_ns"] <= ended["end_wall_ns"] + 1e9
-                     for r in requests)  # fmt: skip
+        heard += any(
+            r["text"] == expected and ended["onset_wall_ns"] - 1e9 <= r["onset_ns"] <= ended["end_wall_ns"] + 1e9
+            for r in requests
+        )
     rate = heard / len(turns)
     print(f"hearing rate: {heard}/{len(turns)} = {rate:.0%}")
     assert len(turns) == 9 and rate >= 0.9
@@ -146,8 +149,11 @@ def test_activations_are_exactly_the_twins_requests(twin_run):
     segments = twin_run.records("segment")
     keepalives = np.array([s["first_ns"] for s in segments if s["part"] == "keepalive"], np.int64)
     # a keep-alive record just before an opening starts the chain the detector sees, as on a real Echo
-    onsets = [min([u["first_ns"], *keepalives[(keepalives < u["first_ns"]) & (keepalives > u["first_ns"] - 5e8)]])
-              for u in segments if u["part"] == "upload"]  # fmt: skip
+    onsets = [
+        min([u["first_ns"], *keepalives[(keepalives < u["first_ns"]) & (keepalives > u["first_ns"] - 5e8)]])
+        for u in segments
+        if u["part"] == "upload"
+    ]
     assert len(found.activations) == len(onsets)
     errors = np.abs(np.array([a.onset_ns for a in found.activations]) - np.sort(onsets))
     assert errors.max() < TOLERANCE_NS
@@ -188,8 +194,16 @@ def test_capture_has_dns_and_sni_for_every_endpoint_but_the_voice_service(twin_r
     captured = read_traffic(_captures(twin_run), device=DEVICE).flows
     sni = set(captured.loc[captured["name_source"] == "sni", "name"])
     named = set(captured["name"].dropna())
-    expected = {config.voice.metrics_endpoint, "api.fitbit.test", "api.bigsky.test", "media.jeopardy.test",
-                "dts.podtrac.com", "chrt.fm", "device-metrics-us.amazon.com", "kindle-time.amazon.com"}  # fmt: skip
+    expected = {
+        config.voice.metrics_endpoint,
+        "api.fitbit.test",
+        "api.bigsky.test",
+        "media.jeopardy.test",
+        "dts.podtrac.com",
+        "chrt.fm",
+        "device-metrics-us.amazon.com",
+        "kindle-time.amazon.com",
+    }
     assert expected <= sni and config.voice.endpoint not in named
     assert "ntp-g7g.amazon.com" in named  # named from the DNS answer: NTP carries no name
     lookups = {r["endpoint"] for r in twin_run.records("flow") if r["app"] == "dns"}
@@ -234,7 +248,9 @@ def test_readme_rehearsal_attributes_the_voice_endpoint(twin_run):
     assert utterances["activation_id"].notna().all()  # the bench's stop phrases are its requests too
     assert summary.counts.activations_without_utterance == 0
     pairs = tables["attributions"]
-    attributed = set(zip(pairs.loc[pairs["attributed"], "skill_id"], pairs.loc[pairs["attributed"], "endpoint_id"]))
+    attributed = set(
+        zip(pairs.loc[pairs["attributed"], "skill_id"], pairs.loc[pairs["attributed"], "endpoint_id"], strict=False)
+    )
     own = {("fitbit", "api.fitbit.test"), ("big-sky", "api.bigsky.test"), ("jeopardy", "media.jeopardy.test")}
     assert own <= attributed
     assert twin_run.run.report.is_file()

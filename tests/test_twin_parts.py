@@ -13,8 +13,8 @@ from harness.cli.main import main
 from harness.correlate.activations import detect_activations
 from harness.correlate.capture import read_capture
 from harness.net import read_traffic
-from harness.script import ScriptErrors, load_persona
 from harness.rundir.truth import Cause
+from harness.script import ScriptErrors, load_persona
 from harness.twin.client import Network
 from harness.twin.config import DEFAULT_CONFIG, load_config
 from harness.twin.grammar import Catalogue, pronounce, request_words
@@ -43,7 +43,10 @@ def test_config_errors_carry_line_and_column(tmp_path):
         load_config(bad)
     lines = [str(e) for e in caught.value.errors]
     assert lines[0].startswith(f"{bad}:1:7: seed:")
-    assert lines[1] == f"{bad}:3:11: network.device: 10.0.0.1 is not a loopback address (127.0.0.0/8): the twin never leaves this host"
+    assert (
+        lines[1] == f"{bad}:3:11: network.device: 10.0.0.1 is not a loopback address (127.0.0.0/8): "
+        "the twin never leaves this host"
+    )
     assert lines[2].startswith(f"{bad}:5:9: failures.hang:")
     assert lines[3].startswith(f"{bad}:6:3: unknown key 'bogus'")
 
@@ -80,8 +83,10 @@ def loopback(tmp_path):
     require_tool("openssl")
     book = AddressBook("127.0.9.0/28", "127.0.9.16/28", ["amazon.com"])
     servers = Servers(book, "127.0.9.53", tmp_path)
-    servers.start(["avs-alexa-14-na.amazon.com", "unagi-na.amazon.com", "dts.podtrac.com", "hung.skill.test"],
-                  ["ntp-g7g.amazon.com"])
+    servers.start(
+        ["avs-alexa-14-na.amazon.com", "unagi-na.amazon.com", "dts.podtrac.com", "hung.skill.test"],
+        ["ntp-g7g.amazon.com"],
+    )
     flows = []
     wire = Wire()
     yield Network("127.0.0.9", servers, flows.append, wire), flows, wire, book
@@ -99,7 +104,9 @@ def test_synthetic_capture_names_every_flow_like_the_truth(loopback, tmp_path):
     assert hung.closed and hung.flow.outcome == "stalled"
     net.time_query("ntp-g7g.amazon.com", cause)
     assert net.resolve("unknown.test", cause) is None
-    assert book.addresses["avs-alexa-14-na.amazon.com"].startswith("127.0.9.") and book.is_platform("unagi-na.amazon.com")
+    assert book.addresses["avs-alexa-14-na.amazon.com"].startswith("127.0.9.") and book.is_platform(
+        "unagi-na.amazon.com"
+    )
 
     traffic = read_traffic([wire.write(tmp_path / "twin.pcap")], device="127.0.0.9")
     seen = {(r.protocol, r.local_port, r.remote_ip, r.remote_port): r for r in traffic.flows.itertuples()}
@@ -160,8 +167,12 @@ def test_stream_rate_looks_like_speech(loopback):
     net, _, _, _ = loopback
     config = load_config()
     segments = []
-    link = Link(net.connect("avs-alexa-14-na.amazon.com", Cause(kind="background"), "voice"), config.voice,
-                segments.append, random.Random(2))  # fmt: skip
+    link = Link(
+        net.connect("avs-alexa-14-na.amazon.com", Cause(kind="background"), "voice"),
+        config.voice,
+        segments.append,
+        random.Random(2),
+    )
     upload = link.upload(Cause(kind="request", request_seq=1))
     time.sleep(3.0)
     link.finish(upload, 0, 0, 0)

@@ -182,7 +182,8 @@ def _persona_comparisons(
         row, tested = _cpm_comparison(persona, cpms[persona], control, cpms[control], options)
         if not tested:
             warnings.append(
-                f"{persona}: {row.n} bid(s) against the control's {row.n_control}: too few to test (need {options.min_n} each)"
+                f"{persona}: {row.n} bid(s) against the control's {row.n_control}: "
+                f"too few to test (need {options.min_n} each)"
             )
         rows.append(row)
     _adjust(rows, options.alpha)

@@ -73,7 +73,9 @@ def ratio_figure(rows: Sequence[CpmComparison], title: str) -> Figure:
             axes.plot([lo, hi], [y, y], color="tab:blue")
         axes.plot([row.ratio], [y], "o", color="tab:blue", markerfacecolor="tab:blue" if row.significant else "white")
     axes.axvline(1.0, color="grey", linestyle="--", linewidth=1)
-    axes.set_yticks(range(len(rows)), [_label(row.persona + (f" / {row.bidder}" if row.bidder else "")) for row in rows])
+    axes.set_yticks(
+        range(len(rows)), [_label(row.persona + (f" / {row.bidder}" if row.bidder else "")) for row in rows]
+    )
     axes.set_xscale("log")
     axes.set_xlabel("ratio of median CPM to the control's (95% interval; filled: significant)")
     axes.set_title(_label(title))
@@ -89,7 +91,11 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], marked: Sequenc
     body = []
     for index, row in enumerate(rows):
         cells = "".join(f"<td>{html.escape(cell)}</td>" for cell in row[:-1])
-        last = f'<td class="yes">{html.escape(row[-1])}</td>' if index < len(marked) and marked[index] else f"<td>{html.escape(row[-1])}</td>"
+        last = (
+            f'<td class="yes">{html.escape(row[-1])}</td>'
+            if index < len(marked) and marked[index]
+            else f"<td>{html.escape(row[-1])}</td>"
+        )
         body.append(f"<tr>{cells}{last}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
@@ -99,7 +105,19 @@ def _interval(ci: Sequence[float | None]) -> str:
 
 
 def _comparison_table(rows: Sequence[CpmComparison], first: str) -> str:
-    header = [first, "n", "n control", "median", "median control", "ratio", "95% interval", "p (MWU)", "p adj.", "p (perm.)", "significant"]
+    header = [
+        first,
+        "n",
+        "n control",
+        "median",
+        "median control",
+        "ratio",
+        "95% interval",
+        "p (MWU)",
+        "p adj.",
+        "p (perm.)",
+        "significant",
+    ]
     cells = [
         [
             row.persona if first == "persona" else f"{row.persona} / {row.bidder}",
@@ -131,7 +149,9 @@ def ads_section_html(result: AdsResult) -> str:
     if result.distributions:
         parts.append(_png(distribution_figure(result), "CPM distribution per persona, log scale"))
     if result.comparisons:
-        parts.append(_png(ratio_figure(result.comparisons, "Ratio of median CPM to the control"), "ratio of medians per persona"))
+        parts.append(
+            _png(ratio_figure(result.comparisons, "Ratio of median CPM to the control"), "ratio of medians per persona")
+        )
         parts.append(_comparison_table(result.comparisons, "persona"))
     bidders = [row for comparison in result.comparisons for row in comparison.per_bidder or []]
     if bidders:
@@ -140,7 +160,18 @@ def ads_section_html(result: AdsResult) -> str:
         parts.append("<h3>After the first utterance against before it</h3>")
         parts.append(
             _table(
-                ["persona", "n before", "n after", "median before", "median after", "ratio", "95% interval", "p (MWU)", "p adj.", "significant"],
+                [
+                    "persona",
+                    "n before",
+                    "n after",
+                    "median before",
+                    "median after",
+                    "ratio",
+                    "95% interval",
+                    "p (MWU)",
+                    "p adj.",
+                    "significant",
+                ],
                 [
                     [
                         row.persona,
@@ -163,7 +194,17 @@ def ads_section_html(result: AdsResult) -> str:
         parts.append("<h3>Categories of audio ads and interests (Fisher's exact test, Holm-corrected)</h3>")
         parts.append(
             _table(
-                ["dataset", "persona", "category", "count / total", "control count / total", "odds ratio", "p", "p adj.", "significant"],
+                [
+                    "dataset",
+                    "persona",
+                    "category",
+                    "count / total",
+                    "control count / total",
+                    "odds ratio",
+                    "p",
+                    "p adj.",
+                    "significant",
+                ],
                 [
                     [
                         row.dataset,

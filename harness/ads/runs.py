@@ -42,8 +42,10 @@ def _read_run(run: RunDir, facts: RunFacts) -> None:
         try:
             control = load_persona(run.resolve(script.path)).persona.control
         except (HarnessError, OSError):
-            facts.warnings.append(f"{run.resolve(script.path)}: the run's copy of the script cannot be read; "
-                                  f"{script.persona_id} is not taken as a control")  # fmt: skip
+            facts.warnings.append(
+                f"{run.resolve(script.path)}: the run's copy of the script cannot be read; "
+                f"{script.persona_id} is not taken as a control"
+            )
             control = False
         facts.control[script.persona_id] = facts.control.get(script.persona_id, False) or control
     onsets: dict[str, int] = {}

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _FRACTION = re.compile(r"(T|\s|^)(\d{1,2}:\d{2}:\d{2})[.,](\d+)")
 # Epoch seconds beyond this (year 5138) are almost surely milliseconds or microseconds.
 _MAX_EPOCH_S = 10**11

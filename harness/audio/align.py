@@ -6,8 +6,9 @@ import numpy as np
 from scipy.signal import correlate
 
 
-def find_sound(recording: np.ndarray, sound: np.ndarray, guess: int | None = None,
-               window: int | None = None) -> tuple[float, float]:
+def find_sound(
+    recording: np.ndarray, sound: np.ndarray, guess: int | None = None, window: int | None = None
+) -> tuple[float, float]:
     """Sub-sample start of ``sound`` in ``recording`` and the match's normalised
     cross-correlation (1.0 = identical). With ``guess``, searches only ``guess +- window``."""
     lo = 0 if guess is None else max(0, guess - (window or 0))

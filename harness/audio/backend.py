@@ -146,8 +146,9 @@ class AudioBackend(ABC):
 class _Playback:
     """State shared between the audio thread (``render``) and the calling thread."""
 
-    def __init__(self, backend: AudioBackend, samples: np.ndarray, rate: int, device: DeviceInfo,
-                 control: PlayControl) -> None:
+    def __init__(
+        self, backend: AudioBackend, samples: np.ndarray, rate: int, device: DeviceInfo, control: PlayControl
+    ) -> None:
         self.backend, self.samples, self.rate, self.device, self.control = backend, samples, rate, device, control
         self.position = 0
         self.cut_at: int | None = None
@@ -243,4 +244,3 @@ class _Playback:
             stream_clock_offset_ns=clock.stream_to_wall_ns if clock else 0,
             stopped=self.cut_at is not None,
         )
-

@@ -92,7 +92,7 @@ def settled(callbacks: Sequence[Callback], rate: int) -> list[Callback]:
     """The callbacks whose buffer times can be trusted (see module docstring); [] if none yet."""
     paced = [
         cb
-        for prev, cb in zip(callbacks, callbacks[1:])
+        for prev, cb in zip(callbacks, callbacks[1:], strict=False)
         if cb.current_time - prev.current_time >= 0.25 * prev.frames / rate
     ]
     origins = [cb.buffer_time - cb.frames_before / rate for cb in paced]

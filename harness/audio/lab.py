@@ -90,10 +90,15 @@ def _pulse_script(socket_path: Path) -> str:
     lines = [f"load-module module-native-protocol-unix auth-anonymous=1 socket={socket_path}"]
     # norewinds=1: without it the first sound into an idle null sink reaches the monitor garbled.
     # Mono at the speech rate: the harness's WAVs reach the monitor unresampled, sample for sample.
-    lines += [f"load-module module-null-sink sink_name={s} norewinds=1 rate={LAB_RATE} channels=1 "
-              f"sink_properties=device.description={s}" for s in SINKS]
-    lines.append("load-module module-remap-source source_name=virtual_mic master=speaker_answer.monitor "
-                 "source_properties=device.description=virtual_mic")
+    lines += [
+        f"load-module module-null-sink sink_name={s} norewinds=1 rate={LAB_RATE} channels=1 "
+        f"sink_properties=device.description={s}"
+        for s in SINKS
+    ]
+    lines.append(
+        "load-module module-remap-source source_name=virtual_mic master=speaker_answer.monitor "
+        "source_properties=device.description=virtual_mic"
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -164,12 +169,26 @@ def lab_up(base: Path | None = None, timeout_s: float = 10.0) -> LabStatus:
     atomic_write_text(paths["script"], _pulse_script(paths["socket"]), PRIVATE_FILE)
     atomic_write_text(paths["asoundrc"], _asoundrc(status.server), PRIVATE_FILE)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULSE_")}
-    env.update(HOME=str(paths["home"]), XDG_CONFIG_HOME=str(paths["home"]), XDG_RUNTIME_DIR=str(paths["run"]),
-               PULSE_RUNTIME_PATH=str(paths["pulse"]), PULSE_STATE_PATH=str(paths["state"]))
-    command = [exe, "--daemonize=yes", "--exit-idle-time=-1", "--use-pid-file=yes", "--system=no", "-n",
-               # Streams at other rates get the best resampler (the default one cuts 10-11 kHz).
-               "--resample-method=soxr-vhq",
-               "-F", str(paths["script"]), f"--log-target=file:{paths['log']}"]
+    env.update(
+        HOME=str(paths["home"]),
+        XDG_CONFIG_HOME=str(paths["home"]),
+        XDG_RUNTIME_DIR=str(paths["run"]),
+        PULSE_RUNTIME_PATH=str(paths["pulse"]),
+        PULSE_STATE_PATH=str(paths["state"]),
+    )
+    command = [
+        exe,
+        "--daemonize=yes",
+        "--exit-idle-time=-1",
+        "--use-pid-file=yes",
+        "--system=no",
+        "-n",
+        # Streams at other rates get the best resampler (the default one cuts 10-11 kHz).
+        "--resample-method=soxr-vhq",
+        "-F",
+        str(paths["script"]),
+        f"--log-target=file:{paths['log']}",
+    ]
     result = subprocess.run(command, env=env, capture_output=True, text=True)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

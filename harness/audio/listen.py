@@ -80,8 +80,14 @@ class Capture:
     Use as a context manager; :meth:`poll` moves what arrived into :attr:`samples`.
     """
 
-    def __init__(self, backend: AudioBackend, device: DeviceInfo, rate: int, capacity_s: float,
-                 latency_s: float = DEFAULT_LATENCY_S) -> None:
+    def __init__(
+        self,
+        backend: AudioBackend,
+        device: DeviceInfo,
+        rate: int,
+        capacity_s: float,
+        latency_s: float = DEFAULT_LATENCY_S,
+    ) -> None:
         self.backend, self.device, self.rate, self.latency_s = backend, device, rate, latency_s
         self._buffer = np.zeros(int(capacity_s * rate) + rate, dtype=np.float32)
         self.length = 0
@@ -137,8 +143,9 @@ class Capture:
         if count:
             self._last_progress = now
         elif not self._stream.is_active() or now - self._last_progress > STALL_S + self._stream.latency_s:
-            raise DeviceLost(f"input device {self.device.name!r} was lost after {self.length / self.rate:.2f} s",
-                             self.device)
+            raise DeviceLost(
+                f"input device {self.device.name!r} was lost after {self.length / self.rate:.2f} s", self.device
+            )
         return self.samples
 
     def wall_ns(self, index: int) -> int:
@@ -161,22 +168,28 @@ def record(backend: AudioBackend, device: DeviceInfo, rate: int, seconds: float)
     return Recording(capture.samples[:frames].copy(), rate, started, capture.mono_ns(started))
 
 
-def calibrate_noise(backend: AudioBackend, device: DeviceInfo, seconds: float = 2.0, rate: int = 22050,
-                    margin_db: float = 12.0, floor_dbfs: float = -60.0) -> NoiseFloor:
+def calibrate_noise(
+    backend: AudioBackend,
+    device: DeviceInfo,
+    seconds: float = 2.0,
+    rate: int = 22050,
+    margin_db: float = 12.0,
+    floor_dbfs: float = -60.0,
+) -> NoiseFloor:
     """Measure the room's noise for ``seconds``; the threshold is noise + margin, at least the floor."""
     recording = record(backend, device, rate, seconds)
     return noise_floor(recording.samples, rate, margin_db, floor_dbfs)
 
 
-def listen(backend: AudioBackend, device: DeviceInfo, rate: int, settings: ListenSettings,
-           noise: NoiseFloor) -> Answer:
+def listen(backend: AudioBackend, device: DeviceInfo, rate: int, settings: ListenSettings, noise: NoiseFloor) -> Answer:
     """Record from ``device`` until the answer ends, none came, or it ran too long.
 
     Returns at once when the outcome is decided: ``answer`` after ``min_silence_s`` of quiet,
     ``no_answer`` after ``answer_timeout_s`` without voice, ``too_long`` at ``max_answer_s``.
     """
-    detector = Endpointer(rate, noise.threshold_dbfs, settings.answer_timeout_s, settings.max_answer_s,
-                          settings.min_silence_s)
+    detector = Endpointer(
+        rate, noise.threshold_dbfs, settings.answer_timeout_s, settings.max_answer_s, settings.min_silence_s
+    )
     capacity = settings.answer_timeout_s + settings.max_answer_s + settings.min_silence_s + 1.0
     with Capture(backend, device, rate, capacity) as capture:
         outcome = None
@@ -205,8 +218,9 @@ def listen(backend: AudioBackend, device: DeviceInfo, rate: int, settings: Liste
     )
 
 
-def same_answer(a: Answer, b: Answer, min_ncc: float = 0.9, max_offset_s: float = 0.2,
-                duration_tolerance: float = 0.15) -> bool:
+def same_answer(
+    a: Answer, b: Answer, min_ncc: float = 0.9, max_offset_s: float = 0.2, duration_tolerance: float = 0.15
+) -> bool:
     """Whether ``b`` repeats ``a`` (the study's "identical answer" rule): both have voice,
     durations within ``duration_tolerance`` (relative, or 0.1 s), and their level envelopes
     correlate (NCC >= ``min_ncc``) at some offset up to ``max_offset_s``."""
@@ -217,5 +231,6 @@ def same_answer(a: Answer, b: Answer, min_ncc: float = 0.9, max_offset_s: float 
     if abs(da - db) > max(0.1, duration_tolerance * max(da, db)):
         return False
     frame_s = 0.010
-    return similar_envelopes(envelope(va, a.rate, frame_s), envelope(vb, b.rate, frame_s),
-                             int(max_offset_s / frame_s), min_ncc)
+    return similar_envelopes(
+        envelope(va, a.rate, frame_s), envelope(vb, b.rate, frame_s), int(max_offset_s / frame_s), min_ncc
+    )

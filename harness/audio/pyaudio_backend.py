@@ -39,34 +39,43 @@ class PyAudioBackend(AudioBackend):
 
     def devices(self) -> list[DeviceInfo]:
         pa = self._pa
-        defaults = {"input": _default_index(pa.get_default_input_device_info),
-                    "output": _default_index(pa.get_default_output_device_info)}
+        defaults = {
+            "input": _default_index(pa.get_default_input_device_info),
+            "output": _default_index(pa.get_default_output_device_info),
+        }
         result = []
         for index in range(pa.get_device_count()):
             d = pa.get_device_info_by_index(index)
-            result.append(DeviceInfo(
-                index=index,
-                name=str(d["name"]),
-                hostapi=str(pa.get_host_api_info_by_index(d["hostApi"])["name"]),
-                max_input_channels=int(d["maxInputChannels"]),
-                max_output_channels=int(d["maxOutputChannels"]),
-                default_samplerate=float(d["defaultSampleRate"]),
-                is_default_input=index == defaults["input"],
-                is_default_output=index == defaults["output"],
-            ))
+            result.append(
+                DeviceInfo(
+                    index=index,
+                    name=str(d["name"]),
+                    hostapi=str(pa.get_host_api_info_by_index(d["hostApi"])["name"]),
+                    max_input_channels=int(d["maxInputChannels"]),
+                    max_output_channels=int(d["maxOutputChannels"]),
+                    default_samplerate=float(d["defaultSampleRate"]),
+                    is_default_input=index == defaults["input"],
+                    is_default_output=index == defaults["output"],
+                )
+            )
         return result
 
     def _open(self, device: DeviceInfo, rate: int, latency_s: float, output: bool, callback) -> _PaStream:
         kind = "output" if output else "input"
         try:
             stream = self._pa.open(
-                rate=rate, channels=1, format=self._pyaudio.paFloat32, output=output, input=not output,
+                rate=rate,
+                channels=1,
+                format=self._pyaudio.paFloat32,
+                output=output,
+                input=not output,
                 output_device_index=device.index if output else None,
                 input_device_index=None if output else device.index,
                 # PyAudio always asks for the device's low latency; a larger buffer is the only
                 # way to ask for more headroom.
                 frames_per_buffer=max(64, int(latency_s * rate / 2)),
-                start=False, stream_callback=callback,
+                start=False,
+                stream_callback=callback,
             )
         except (OSError, ValueError) as exc:
             raise DeviceError(f"cannot open {kind} device {device.name!r}: {exc}") from None
@@ -77,8 +86,9 @@ class PyAudioBackend(AudioBackend):
         pyaudio = self._pyaudio
 
         def callback(in_data, frame_count, time_info, status):
-            block, last = render(frame_count, time_info["output_buffer_dac_time"], time_info["current_time"],
-                                 bool(status))
+            block, last = render(
+                frame_count, time_info["output_buffer_dac_time"], time_info["current_time"], bool(status)
+            )
             return block.tobytes(), pyaudio.paComplete if last else pyaudio.paContinue
 
         return self._open(device, rate, latency_s, True, callback)
@@ -101,5 +111,5 @@ class PyAudioBackend(AudioBackend):
 def _default_index(getter) -> int:
     try:
         return int(getter()["index"])
-    except (OSError, IOError):
+    except OSError:
         return -1

@@ -61,8 +61,9 @@ class SounddeviceBackend(AudioBackend):
                 raise sd.CallbackStop
 
         try:
-            stream = sd.OutputStream(samplerate=rate, device=device.index, channels=1, dtype="float32",
-                                     latency=latency_s, callback=callback)
+            stream = sd.OutputStream(
+                samplerate=rate, device=device.index, channels=1, dtype="float32", latency=latency_s, callback=callback
+            )
         except (sd.PortAudioError, ValueError) as exc:
             raise DeviceError(f"cannot open output device {device.name!r}: {exc}") from None
         return _SdStream(stream)
@@ -74,8 +75,9 @@ class SounddeviceBackend(AudioBackend):
             deliver(indata[:, 0].copy(), time_info.inputBufferAdcTime, time_info.currentTime, bool(status))
 
         try:
-            stream = sd.InputStream(samplerate=rate, device=device.index, channels=1, dtype="float32",
-                                    latency=latency_s, callback=callback)
+            stream = sd.InputStream(
+                samplerate=rate, device=device.index, channels=1, dtype="float32", latency=latency_s, callback=callback
+            )
         except (sd.PortAudioError, ValueError) as exc:
             raise DeviceError(f"cannot open input device {device.name!r}: {exc}") from None
         return _SdStream(stream)

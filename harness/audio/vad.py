@@ -65,8 +65,9 @@ class Endpointer:
     Indices are samples from the start of the recording.
     """
 
-    def __init__(self, rate: int, threshold_dbfs: float, answer_timeout_s: float, max_answer_s: float,
-                 min_silence_s: float) -> None:
+    def __init__(
+        self, rate: int, threshold_dbfs: float, answer_timeout_s: float, max_answer_s: float, min_silence_s: float
+    ) -> None:
         self.rate = rate
         self.threshold = threshold_dbfs
         self.frame = max(1, int(rate * FRAME_S))
@@ -105,7 +106,9 @@ class Endpointer:
         if voiced:
             self._last_voiced = k
         if k - self._last_voiced >= self.min_silence:
-            self.end_index = refine_end(recording, self._last_voiced * self.frame, self.frame, self.threshold, self.rate)
+            self.end_index = refine_end(
+                recording, self._last_voiced * self.frame, self.frame, self.threshold, self.rate
+            )
             self.outcome = "answer"
         elif (k + 1) * self.frame - self.onset_index >= self.max_answer:
             self.end_index = self.onset_index + self.max_answer

@@ -117,8 +117,9 @@ class DeviceGuard:
             if self._devices_back():
                 break
             delay = min(delay * 2, 5.0)
-        record.emit(DeviceRestored(kind=lost.kind, device=lost.device, waited_s=time.monotonic() - began,
-                                   attempts=attempts))  # fmt: skip
+        record.emit(
+            DeviceRestored(kind=lost.kind, device=lost.device, waited_s=time.monotonic() - began, attempts=attempts)
+        )
         view.note(f"{lost.kind} device {lost.device} is back")
 
     def _devices_back(self) -> bool:
@@ -146,8 +147,13 @@ def _ignore(block: np.ndarray, adc: float, now: float, flagged: bool) -> None:
 def played_fields(timing: PlaybackTiming) -> dict[str, Any]:
     """The fields of a played event (utterance_ended, stop_spoken) from the playback's timing."""
     return {
-        "onset_wall_ns": timing.onset_wall_ns, "end_wall_ns": timing.end_wall_ns,
-        "onset_mono_ns": timing.onset_mono_ns, "end_mono_ns": timing.end_mono_ns,
-        "latency_s": timing.latency_s, "device": timing.device.name, "sample_rate": timing.sample_rate,
-        "frames": timing.frames, "backend": timing.backend,
-    }  # fmt: skip
+        "onset_wall_ns": timing.onset_wall_ns,
+        "end_wall_ns": timing.end_wall_ns,
+        "onset_mono_ns": timing.onset_mono_ns,
+        "end_mono_ns": timing.end_mono_ns,
+        "latency_s": timing.latency_s,
+        "device": timing.device.name,
+        "sample_rate": timing.sample_rate,
+        "frames": timing.frames,
+        "backend": timing.backend,
+    }

@@ -88,8 +88,11 @@ class RunOptions:
             except HarnessError as exc:
                 raise InputError(run.manifest, f"settings.marker: {exc}") from None
         capture, capture_device = self.capture, self.capture_device or saved.capture_device
-        rotation = {"capture_filter": self.capture_filter, "capture_rotate_mb": self.capture_rotate_mb,
-                    "capture_rotate_s": self.capture_rotate_s}  # fmt: skip
+        rotation = {
+            "capture_filter": self.capture_filter,
+            "capture_rotate_mb": self.capture_rotate_mb,
+            "capture_rotate_s": self.capture_rotate_s,
+        }
         if capture is None and saved.capture:
             capture = saved.capture
             rotation = {key: value if value is not None else getattr(saved, key) for key, value in rotation.items()}
@@ -97,14 +100,21 @@ class RunOptions:
         if input_device is None and manifest.input_device is not None:
             input_device = manifest.input_device.spec
         return dataclasses.replace(
-            self, output_device=self.output_device or manifest.output_device.spec, input_device=input_device,
-            backend=self.backend or manifest.backend, retries=saved.retries if self.retries is None else self.retries,
-            transcribe=self.transcribe or saved.transcribe, marker=marker, capture=capture,
-            capture_device=capture_device, **rotation, twin=self.twin or saved.twin,
+            self,
+            output_device=self.output_device or manifest.output_device.spec,
+            input_device=input_device,
+            backend=self.backend or manifest.backend,
+            retries=saved.retries if self.retries is None else self.retries,
+            transcribe=self.transcribe or saved.transcribe,
+            marker=marker,
+            capture=capture,
+            capture_device=capture_device,
+            **rotation,
+            twin=self.twin or saved.twin,
             twin_config=self.twin_config or (Path(saved.twin_config) if saved.twin_config else None),
             quiet_lead_s=_or(self.quiet_lead_s, saved.quiet_lead_s),
             capture_tail_s=_or(self.capture_tail_s, saved.capture_tail_s),
-        )  # fmt: skip
+        )
 
 
 def _or(value: float | None, fallback: float) -> float:

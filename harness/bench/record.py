@@ -27,7 +27,7 @@ from harness.bench.resume import RunState, run_state
 from harness.defaults import default
 from harness.errors import InputError
 from harness.files import PRIVATE_FILE, atomic_write_bytes, sha256_file
-from harness.rundir.events import E, CaptureFileInfo, CaptureStopped, ClockSample, EventLog, read_events
+from harness.rundir.events import CaptureFileInfo, CaptureStopped, ClockSample, E, EventLog, read_events
 from harness.rundir.layout import RunDir, capture_siblings, new_run_id
 from harness.rundir.manifest import (
     ClockInfo,
@@ -210,15 +210,31 @@ class RunRecord:
             atomic_write_bytes(copy, script.source.read_bytes(), PRIVATE_FILE)
             if sha256_file(copy) != script.sha256:
                 raise InputError(script.source, "the script changed while the run was starting")
-            infos.append(ScriptInfo(path=self.run.relative(copy), source=str(script.source), sha256=script.sha256,
-                                    persona_id=script.persona.persona.id, seed=options.seed))  # fmt: skip
+            infos.append(
+                ScriptInfo(
+                    path=self.run.relative(copy),
+                    source=str(script.source),
+                    sha256=script.sha256,
+                    persona_id=script.persona.persona.id,
+                    seed=options.seed,
+                )
+            )
         now = time.time_ns()
         return Manifest(
-            run_id=self.run_id, status="running", created_wall_ns=now, updated_wall_ns=now, host=host_info(),
-            versions=versions(), scripts=infos, plan=self.plan.keys(), backend=options.backend or default.backend,
-            output_device=DeviceInfo(spec="", name=""), input_device=None, settings=settings_of(options),
+            run_id=self.run_id,
+            status="running",
+            created_wall_ns=now,
+            updated_wall_ns=now,
+            host=host_info(),
+            versions=versions(),
+            scripts=infos,
+            plan=self.plan.keys(),
+            backend=options.backend or default.backend,
+            output_device=DeviceInfo(spec="", name=""),
+            input_device=None,
+            settings=settings_of(options),
             clock=ClockInfo(status=clock_status()),
-        )  # fmt: skip
+        )
 
     def emit(self, event: E) -> E:
         """Log one event (see :mod:`harness.rundir.events`)."""
@@ -242,21 +258,36 @@ class RunRecord:
 
     # ----- the captures -----------------------------------------------------------------------
 
-    def capture_opened(self, paths: list[Path], interface: str | None, started_ns: int | None,
-                       synthetic: bool = False) -> list[CaptureFileInfo]:  # fmt: skip
+    def capture_opened(
+        self, paths: list[Path], interface: str | None, started_ns: int | None, synthetic: bool = False
+    ) -> list[CaptureFileInfo]:
         """List a capture's files in the manifest now (state ``writing``), so a crash at any later
         moment leaves them listed; returns the entries to hand to :meth:`capture_closed`."""
-        opened = [CaptureFileInfo(path=self.run.relative(p), state="writing", interface=interface,
-                                  started_ns=started_ns, synthetic=synthetic) for p in paths]  # fmt: skip
+        opened = [
+            CaptureFileInfo(
+                path=self.run.relative(p),
+                state="writing",
+                interface=interface,
+                started_ns=started_ns,
+                synthetic=synthetic,
+            )
+            for p in paths
+        ]
         self._captures.extend(opened)
         self.write_manifest(self.manifest.status)
         return opened
 
     def capture_file(self, file: CaptureFile, synthetic: bool = False) -> CaptureFileInfo:
         """The manifest's entry for a closed capture file."""
-        return CaptureFileInfo(path=self.run.relative(file.path), sha256=file.sha256, bytes=file.bytes,
-                               interface=file.interface, started_ns=file.started_ns, stopped_ns=file.stopped_ns,
-                               synthetic=synthetic)  # fmt: skip
+        return CaptureFileInfo(
+            path=self.run.relative(file.path),
+            sha256=file.sha256,
+            bytes=file.bytes,
+            interface=file.interface,
+            started_ns=file.started_ns,
+            stopped_ns=file.stopped_ns,
+            synthetic=synthetic,
+        )
 
     def capture_closed(self, opened: list[CaptureFileInfo], files: list[CaptureFileInfo]) -> None:
         """Replace a capture's ``writing`` entries by its final files (hashed)."""
@@ -280,10 +311,17 @@ class RunRecord:
                 if any(k.path == self.run.relative(path) for k in kept + changed):
                     continue
                 stat = path.stat()
-                changed.append(entry.model_copy(update={
-                    "path": self.run.relative(path), "state": "recovered", "sha256": sha256_file(path),
-                    "bytes": stat.st_size, "stopped_ns": stat.st_mtime_ns,
-                }))  # fmt: skip
+                changed.append(
+                    entry.model_copy(
+                        update={
+                            "path": self.run.relative(path),
+                            "state": "recovered",
+                            "sha256": sha256_file(path),
+                            "bytes": stat.st_size,
+                            "stopped_ns": stat.st_mtime_ns,
+                        }
+                    )
+                )
         self._captures = kept + changed
         return changed
 

@@ -177,8 +177,9 @@ class BenchRun:
             with suppress(OutputError):
                 self._stop_capture(capture)
                 self._interrupted("output", str(exc), "interrupted", 1)
-            raise HarnessError(f"{exc}; nothing recorded is lost: free space, then harness run --resume "
-                               f"{record.run.root}") from None  # fmt: skip
+            raise HarnessError(
+                f"{exc}; nothing recorded is lost: free space, then harness run --resume {record.run.root}"
+            ) from None
         except HarnessError as exc:
             if not isinstance(exc, DeviceGone):
                 record.emit(ErrorEvent(kind=type(exc).__name__, message=str(exc), fatal=True))
@@ -201,23 +202,32 @@ class BenchRun:
         def spoken_s(persona: Persona, text: str) -> float:
             return self._synth(text, persona)[0].duration_s
 
-        return {item.index: item_duration(item, plan.persona(item), spoken_s, listening, item is todo[-1]).estimate_s
-                for item in todo}  # fmt: skip
+        return {
+            item.index: item_duration(item, plan.persona(item), spoken_s, listening, item is todo[-1]).estimate_s
+            for item in todo
+        }
 
     def _begin(self) -> frozenset[int]:
         """Open the log and log the start or the resume; returns the plan items already done."""
         opts, record, guard = self.options, self.record, self.guard
         state = record.begin(opts, guard.output, guard.input)
         backend = guard.backend_name
-        devices = {"backend": backend, "output_device": guard.output.name,
-                   "input_device": guard.input.name if guard.input else None}  # fmt: skip
+        devices = {
+            "backend": backend,
+            "output_device": guard.output.name,
+            "input_device": guard.input.name if guard.input else None,
+        }
         if state is not None:
             if state.finished:
                 if not record.recovered:
                     raise HarnessError(f"{record.run.root}: this run has already finished")
                 self.finished_before = True  # killed while its capture was closing: only that was left to do
-                self.console.print(f"this run had finished; {len(record.recovered)} capture files it left open are "
-                                   f"now listed: {record.run.root}", markup=False, highlight=False)  # fmt: skip
+                self.console.print(
+                    f"this run had finished; {len(record.recovered)} capture files it left open are "
+                    f"now listed: {record.run.root}",
+                    markup=False,
+                    highlight=False,
+                )
                 return frozenset(item.index for item in record.plan.items)
             self._counts = {"answers": state.answers, "no_answers": state.no_answers}
             if state.last_answer is not None:
@@ -225,14 +235,27 @@ class BenchRun:
                 self._last_answer = (_answer_from_log(state.last_answer, samples), state.last_answer)
             for started in state.open_utterances:
                 self._cut(started, "crash")
-            record.emit(RunResumed(next_index=state.next_index, completed_items=len(state.completed),
-                                   torn_lines=record.torn_lines, **devices))  # fmt: skip
+            record.emit(
+                RunResumed(
+                    next_index=state.next_index,
+                    completed_items=len(state.completed),
+                    torn_lines=record.torn_lines,
+                    **devices,
+                )
+            )
             completed = state.completed
         else:
             personas = [s.persona.persona.id for s in record.plan.scripts]
-            record.emit(RunStarted(harness_version=__version__, personas=personas, plan_items=len(record.plan.items),
-                                   seeds={p: opts.seed for p in personas}, marker=settings_of(opts).marker,
-                                   **devices))  # fmt: skip
+            record.emit(
+                RunStarted(
+                    harness_version=__version__,
+                    personas=personas,
+                    plan_items=len(record.plan.items),
+                    seeds={p: opts.seed for p in personas},
+                    marker=settings_of(opts).marker,
+                    **devices,
+                )
+            )
             completed = frozenset()
         record.clock_sample()
         return completed
@@ -243,16 +266,19 @@ class BenchRun:
         record.write_manifest(status)
         self.console.print(
             f"run stopped ({message}); continue it with: harness run --resume {record.run.root}",
-            markup=False, highlight=False, soft_wrap=True,
-        )  # fmt: skip
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
         return exit_status
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         if self._stop.is_set():
             raise KeyboardInterrupt
         self._stop.set()
-        self.console.print("stopping after the current utterance (Ctrl-C again to stop at once)",
-                           markup=False, highlight=False)  # fmt: skip
+        self.console.print(
+            "stopping after the current utterance (Ctrl-C again to stop at once)", markup=False, highlight=False
+        )
 
     def _check_stop(self) -> None:
         if self._stop.is_set():
@@ -277,14 +303,27 @@ class BenchRun:
             heard = self._turn(item, persona, turn, text)
             answers += heard
             no_answers += not heard and self.guard.input is not None
-        self.record.emit(ItemCompleted(plan_index=item.index, persona_id=item.persona_id,
-                                       utterance_id=item.utterance_id, answers=answers, no_answers=no_answers))  # fmt: skip
+        self.record.emit(
+            ItemCompleted(
+                plan_index=item.index,
+                persona_id=item.persona_id,
+                utterance_id=item.utterance_id,
+                answers=answers,
+                no_answers=no_answers,
+            )
+        )
 
     def _turn(self, item: PlanItem, persona: Persona, turn: int, text: str) -> bool:
         """Speak one turn until it is answered or the retries run out; True when answered."""
         retries = persona.session.retries if self.options.retries is None else self.options.retries
-        ref = TurnRef(plan_index=item.index, persona_id=item.persona_id, skill_id=item.skill_id,
-                      utterance_id=item.utterance_id, turn=turn, attempt=1)  # fmt: skip
+        ref = TurnRef(
+            plan_index=item.index,
+            persona_id=item.persona_id,
+            skill_id=item.skill_id,
+            utterance_id=item.utterance_id,
+            turn=turn,
+            attempt=1,
+        )
         while True:
             try:
                 started = self._speak(item, persona, text, ref)
@@ -298,9 +337,15 @@ class BenchRun:
             if answer.outcome == "no_answer":
                 final = ref.attempt > retries
                 self._counts["no_answers"] += final
-                self.record.emit(NoAnswer(**ref.fields(), started_seq=started.seq,
-                                          listen_started_wall_ns=answer.started_wall_ns,
-                                          waited_s=len(answer.samples) / answer.rate, final=final))  # fmt: skip
+                self.record.emit(
+                    NoAnswer(
+                        **ref.fields(),
+                        started_seq=started.seq,
+                        listen_started_wall_ns=answer.started_wall_ns,
+                        waited_s=len(answer.samples) / answer.rate,
+                        final=final,
+                    )
+                )
                 self.view.answer(f"no answer (try {ref.attempt})")
                 if final:
                     return False
@@ -314,17 +359,26 @@ class BenchRun:
     def _speak(self, item: PlanItem, persona: Persona, text: str, ref: TurnRef) -> UtteranceStarted:
         synthesis, samples, rate, rel = self._synth(text, persona)
         self.view.status(f"speaking (turn {ref.turn}, try {ref.attempt})")
-        started = self.record.emit(UtteranceStarted(
-            **ref.fields(), skill_name=item.skill_name, text=text, audio_path=rel, audio_sha256=synthesis.sha256,
-            duration_s=synthesis.duration_s, cache_hit=synthesis.cache_hit, device=self.guard.output.name,
-        ))  # fmt: skip
+        started = self.record.emit(
+            UtteranceStarted(
+                **ref.fields(),
+                skill_name=item.skill_name,
+                text=text,
+                audio_path=rel,
+                audio_sha256=synthesis.sha256,
+                duration_s=synthesis.duration_s,
+                cache_hit=synthesis.cache_hit,
+                device=self.guard.output.name,
+            )
+        )
         self._open = started
         sent: list[tuple[Marker, bytes]] = []
 
         def on_onset(onset_wall_ns: int) -> None:
             if self._marker is not None:
-                sent.append(self._marker.send(self.record.run_id, started.seq, onset_wall_ns, item.index,
-                                              ref.attempt, ref.turn))  # fmt: skip
+                sent.append(
+                    self._marker.send(self.record.run_id, started.seq, onset_wall_ns, item.index, ref.attempt, ref.turn)
+                )
 
         try:
             timing = self.guard.play(samples, rate, on_onset)
@@ -337,25 +391,46 @@ class BenchRun:
     def _log_markers(self, ref: TurnRef, started: UtteranceStarted, sent: list[tuple[Marker, bytes]]) -> None:
         assert self._marker is not None or not sent
         for marker, payload in sent:
-            self.record.emit(MarkerSent(
-                **ref.fields(), started_seq=started.seq, destination=self._marker.destination,
-                onset_wall_ns=marker.onset_wall_ns, sent_wall_ns=marker.sent_wall_ns, payload_hex=payload.hex(),
-            ))  # fmt: skip
+            self.record.emit(
+                MarkerSent(
+                    **ref.fields(),
+                    started_seq=started.seq,
+                    destination=self._marker.destination,
+                    onset_wall_ns=marker.onset_wall_ns,
+                    sent_wall_ns=marker.sent_wall_ns,
+                    payload_hex=payload.hex(),
+                )
+            )
 
     def _answered(self, persona: Persona, ref: TurnRef, started: UtteranceStarted, answer: Answer) -> None:
         same = self._last_answer is not None and same_answer(self._last_answer[0], answer)
         run = self.record.run
-        path = write_wav(run.answer_wav(ref.plan_index, ref.turn, ref.attempt, started.seq), answer.samples,
-                         answer.rate, PRIVATE_FILE)  # fmt: skip
+        path = write_wav(
+            run.answer_wav(ref.plan_index, ref.turn, ref.attempt, started.seq),
+            answer.samples,
+            answer.rate,
+            PRIVATE_FILE,
+        )
         transcript = self._transcriber.transcribe(answer.voice(), answer.rate) if self._transcriber else None
         too_long = answer.outcome == "too_long"
-        heard = self.record.emit(AnswerHeard(
-            **ref.fields(), started_seq=started.seq, onset_wall_ns=answer.onset_wall_ns,
-            end_wall_ns=answer.end_wall_ns, duration_s=answer.duration_s,
-            listen_started_wall_ns=answer.started_wall_ns, onset_index=answer.onset_index,
-            end_index=answer.end_index, too_long=too_long, same_as_previous=same, path=run.relative(path),
-            sha256=sha256_file(path), sample_rate=answer.rate, transcript=transcript,
-        ))  # fmt: skip
+        heard = self.record.emit(
+            AnswerHeard(
+                **ref.fields(),
+                started_seq=started.seq,
+                onset_wall_ns=answer.onset_wall_ns,
+                end_wall_ns=answer.end_wall_ns,
+                duration_s=answer.duration_s,
+                listen_started_wall_ns=answer.started_wall_ns,
+                onset_index=answer.onset_index,
+                end_index=answer.end_index,
+                too_long=too_long,
+                same_as_previous=same,
+                path=run.relative(path),
+                sha256=sha256_file(path),
+                sample_rate=answer.rate,
+                transcript=transcript,
+            )
+        )
         self._counts["answers"] += 1
         self._last_answer = (answer, heard)
         self.view.answer(f"answer {answer.duration_s:.1f} s" + (f": {transcript}" if transcript else ""))
@@ -372,8 +447,16 @@ class BenchRun:
                 break
             except DeviceLoss as lost:
                 self._lost(lost, ref.plan_index)
-        self.record.emit(StopSpoken(**ref.fields(), reason=reason, text=text, audio_path=rel,
-                                    audio_sha256=synthesis.sha256, **played_fields(timing)))  # fmt: skip
+        self.record.emit(
+            StopSpoken(
+                **ref.fields(),
+                reason=reason,
+                text=text,
+                audio_path=rel,
+                audio_sha256=synthesis.sha256,
+                **played_fields(timing),
+            )
+        )
 
     def _lost(self, lost: DeviceLoss, plan_index: int) -> None:
         """A device failed mid-turn: cut the utterance under way, then wait for the device."""
@@ -395,10 +478,15 @@ class BenchRun:
         return self._speech[key]
 
     def _cut(self, started: UtteranceStarted, reason: str, timing: PlaybackTiming | None = None) -> None:
-        self.record.emit(UtteranceCut(
-            **started.ref().fields(), started_seq=started.seq, reason=reason,
-            onset_wall_ns=timing.onset_wall_ns if timing else None, frames_played=timing.frames if timing else None,
-        ))  # fmt: skip
+        self.record.emit(
+            UtteranceCut(
+                **started.ref().fields(),
+                started_seq=started.seq,
+                reason=reason,
+                onset_wall_ns=timing.onset_wall_ns if timing else None,
+                frames_played=timing.frames if timing else None,
+            )
+        )
         self._open = None
 
     # ----- capture ----------------------------------------------------------------------------
@@ -412,10 +500,18 @@ class BenchRun:
 
         record = self.record
         record.run.create(record.run.capture)
-        handle = start_capture(opts.capture, record.run.capture, device=opts.capture_device, bpf=opts.capture_filter,
-                               rotate_mb=opts.capture_rotate_mb, rotate_s=opts.capture_rotate_s)  # fmt: skip
+        handle = start_capture(
+            opts.capture,
+            record.run.capture,
+            device=opts.capture_device,
+            bpf=opts.capture_filter,
+            rotate_mb=opts.capture_rotate_mb,
+            rotate_s=opts.capture_rotate_s,
+        )
         capture = _Capture(handle, record.capture_opened(handle.paths(), handle.spec.interface, handle.started_ns))
-        record.emit(CaptureStarted(spec=opts.capture, device=opts.capture_device, files=[o.path for o in capture.opened]))
+        record.emit(
+            CaptureStarted(spec=opts.capture, device=opts.capture_device, files=[o.path for o in capture.opened])
+        )
         return capture
 
     def _stop_capture(self, capture: _Capture | None) -> None:
@@ -459,7 +555,13 @@ def _signals(handler: Callable[[int, Any], None]) -> Iterator[None]:
 def _answer_from_log(event: AnswerHeard, samples: np.ndarray) -> Answer:
     """The logged answer as :func:`same_answer` needs it, from its WAV (the whole recording)."""
     return Answer(
-        outcome="too_long" if event.too_long else "answer", onset_wall_ns=event.onset_wall_ns,
-        end_wall_ns=event.end_wall_ns, duration_s=event.duration_s, samples=samples, rate=event.sample_rate,
-        started_wall_ns=event.listen_started_wall_ns, onset_index=event.onset_index, end_index=event.end_index,
-    )  # fmt: skip
+        outcome="too_long" if event.too_long else "answer",
+        onset_wall_ns=event.onset_wall_ns,
+        end_wall_ns=event.end_wall_ns,
+        duration_s=event.duration_s,
+        samples=samples,
+        rate=event.sample_rate,
+        started_wall_ns=event.listen_started_wall_ns,
+        onset_index=event.onset_index,
+        end_index=event.end_index,
+    )

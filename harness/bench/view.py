@@ -30,9 +30,13 @@ class RunView:
         self._left = dict(left_s)
         self._fields = {"persona": "", "skill": "", "utterance": "", "status": "starting", "last answer": "-"}
         self._progress = Progress(
-            TextColumn("[bold]run"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TextColumn("{task.fields[left]}"), console=console,
-        )  # fmt: skip
+            TextColumn("[bold]run"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[left]}"),
+            console=console,
+        )
         self._task = self._progress.add_task("run", total=total, completed=done, left=self._left_text())
         self._live = Live(self._render(), console=console, refresh_per_second=4) if self.live_mode else None
 

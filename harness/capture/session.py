@@ -60,8 +60,15 @@ class CaptureFile:
 class CaptureHandle:
     """A running capture. Stop it with :meth:`stop` (or use it as a context manager)."""
 
-    def __init__(self, spec: CaptureSpec, out_dir: Path, prefix: str, argv: list[str],
-                 remote_dir: str | None, ssh_config: str | None) -> None:
+    def __init__(
+        self,
+        spec: CaptureSpec,
+        out_dir: Path,
+        prefix: str,
+        argv: list[str],
+        remote_dir: str | None,
+        ssh_config: str | None,
+    ) -> None:
         self.spec = spec
         self.out_dir = out_dir
         self.argv = argv
@@ -77,9 +84,14 @@ class CaptureHandle:
         env = dict(os.environ, TZ="UTC", LC_ALL="C")
         try:
             self._proc = subprocess.Popen(
-                argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL if spec.ssh is None else subprocess.PIPE,
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL if spec.ssh is None else subprocess.PIPE,
                 stderr=subprocess.PIPE if spec.ssh is None else subprocess.STDOUT,
-                umask=0o077, env=env, start_new_session=True, preexec_fn=die_with_parent(),
+                umask=0o077,
+                env=env,
+                start_new_session=True,
+                preexec_fn=die_with_parent(),
             )
         except FileNotFoundError:
             raise ToolMissing(f"{argv[0]} is not installed") from None
@@ -120,7 +132,7 @@ class CaptureHandle:
         raise DeviceError(f"capture on {self.spec} did not start: {detail}")
 
     def _last_message(self) -> str:
-        lines = [l for l in self._stderr if LISTENING not in l]
+        lines = [line for line in self._stderr if LISTENING not in line]
         return lines[-1].removeprefix("tcpdump: ") if lines else "no message (timed out)"
 
     def stop(self, tail_s: float = 0.0) -> list[CaptureFile]:
@@ -210,8 +222,9 @@ class CaptureHandle:
 
     def _describe(self, path: Path, stopped_ns: int) -> CaptureFile:
         os.chmod(path, PRIVATE_FILE)
-        return CaptureFile(path, sha256_file(path), path.stat().st_size, self.spec.interface,
-                           self.started_ns, stopped_ns)
+        return CaptureFile(
+            path, sha256_file(path), path.stat().st_size, self.spec.interface, self.started_ns, stopped_ns
+        )
 
     def __enter__(self) -> CaptureHandle:
         return self
@@ -292,8 +305,10 @@ def check_no_capture_running(out_dir: Path) -> None:
         if pid is None:
             path.unlink(missing_ok=True)
             continue
-        raise DeviceError(f"{out_dir}: a capture still runs into this folder, perhaps left by an earlier run "
-                          f"(pid {pid}: {command_line(pid)}); stop it first (kill {pid})")  # fmt: skip
+        raise DeviceError(
+            f"{out_dir}: a capture still runs into this folder, perhaps left by an earlier run "
+            f"(pid {pid}: {command_line(pid)}); stop it first (kill {pid})"
+        )
 
 
 def _run_as() -> str | None:

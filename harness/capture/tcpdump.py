@@ -87,8 +87,7 @@ def remote_start_command(remote_dir: str, argv: list[str]) -> str:
     """
     rest = " ".join(shlex.quote(a) for a in argv[1:])
     return (
-        f"umask 077 && mkdir -m 700 -- {shlex.quote(remote_dir)} && "
-        f'exec {shlex.quote(argv[0])} -Z "$(id -un)" {rest}'
+        f'umask 077 && mkdir -m 700 -- {shlex.quote(remote_dir)} && exec {shlex.quote(argv[0])} -Z "$(id -un)" {rest}'
     )
 
 

@@ -29,9 +29,7 @@ class Classifier:
     """
 
     def __init__(self, extra_lists: Iterable[str | Path] = ()) -> None:
-        self.lists: tuple[EndpointList, ...] = tuple(EndpointList.load(p) for p in extra_lists) + (
-            shipped_list(),
-        )
+        self.lists: tuple[EndpointList, ...] = tuple(EndpointList.load(p) for p in extra_lists) + (shipped_list(),)
         self._cached = lru_cache(maxsize=_CACHE_SIZE)(self._classify)
 
     def classify_name(self, name: str, skill_domains: Iterable[str] = ()) -> Classification:
@@ -114,8 +112,15 @@ def _is_address(name: str) -> bool:
 
 def _replace(result: Classification, party: Party) -> Classification:
     return Classification(
-        result.name, result.registrable_domain, result.organization, party, result.category,
-        result.ad_or_tracking, result.lists, result.owner, result.note,
+        result.name,
+        result.registrable_domain,
+        result.organization,
+        party,
+        result.category,
+        result.ad_or_tracking,
+        result.lists,
+        result.owner,
+        result.note,
     )
 
 

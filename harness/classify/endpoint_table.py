@@ -27,13 +27,31 @@ from harness.classify.networks import address_network
 from harness.classify.suffixes import under_private_suffix
 
 ENDPOINT_COLUMNS = [
-    "endpoint_id", "name", "named", "name_sources", "addresses", "flows", "bytes_up", "bytes_down",
-    "first_ns", "last_ns", "registrable_domain", "organization", "party", "category", "ad_or_tracking", "lists",
-    "owner", "owner_source", "network",
-]  # fmt: skip
+    "endpoint_id",
+    "name",
+    "named",
+    "name_sources",
+    "addresses",
+    "flows",
+    "bytes_up",
+    "bytes_down",
+    "first_ns",
+    "last_ns",
+    "registrable_domain",
+    "organization",
+    "party",
+    "category",
+    "ad_or_tracking",
+    "lists",
+    "owner",
+    "owner_source",
+    "network",
+]
 # how a name was learned, most direct first: an endpoint's owner_source is its best one
 NAME_SOURCES = ["sni", "quic", "http", "dns", "certificate"]
-_RANK = {s: i for i, s in enumerate(NAME_SOURCES)} | {s + "_peer": len(NAME_SOURCES) + i for i, s in enumerate(NAME_SOURCES)}
+_RANK = {s: i for i, s in enumerate(NAME_SOURCES)} | {
+    s + "_peer": len(NAME_SOURCES) + i for i, s in enumerate(NAME_SOURCES)
+}
 ADDRESS = "address"
 
 
@@ -94,12 +112,23 @@ def _endpoint(key: str, group: pd.DataFrame, lists: Classifier) -> dict:
     else:
         owner, how = network.owner, ADDRESS if network.owner else None
     return {
-        "endpoint_id": key, "name": key, "named": named, "name_sources": sources,
-        "addresses": sorted(by_address.index.astype(str)), "flows": len(group),
-        "bytes_up": int(group["bytes_up"].sum()), "bytes_down": int(group["bytes_down"].sum()),
-        "first_ns": int(group["first_ns"].min()), "last_ns": int(group["last_ns"].max()),
-        "registrable_domain": c.registrable_domain, "organization": c.organization, "party": c.party,
-        "category": c.category, "ad_or_tracking": c.ad_or_tracking, "lists": list(c.lists),
-        "owner": owner, "owner_source": how, "network": network.owner,
-    }  # fmt: skip
-
+        "endpoint_id": key,
+        "name": key,
+        "named": named,
+        "name_sources": sources,
+        "addresses": sorted(by_address.index.astype(str)),
+        "flows": len(group),
+        "bytes_up": int(group["bytes_up"].sum()),
+        "bytes_down": int(group["bytes_down"].sum()),
+        "first_ns": int(group["first_ns"].min()),
+        "last_ns": int(group["last_ns"].max()),
+        "registrable_domain": c.registrable_domain,
+        "organization": c.organization,
+        "party": c.party,
+        "category": c.category,
+        "ad_or_tracking": c.ad_or_tracking,
+        "lists": list(c.lists),
+        "owner": owner,
+        "owner_source": how,
+        "network": network.owner,
+    }

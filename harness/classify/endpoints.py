@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 from dataclasses import dataclass
-import datetime
 from fnmatch import translate
 from functools import cache
 from importlib.resources import as_file, files
@@ -17,7 +17,9 @@ from harness.classify.model import Category, Party
 
 SHIPPED_FILE = "smart_speaker_endpoints.yaml"
 
-_LABELS = re.compile(r"^(?=.{1,253}$)([a-z0-9_*]([a-z0-9_*-]{0,61}[a-z0-9_*])?)(\.([a-z0-9_*]([a-z0-9_*-]{0,61}[a-z0-9_*])?))*$")
+_LABELS = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9_*]([a-z0-9_*-]{0,61}[a-z0-9_*])?)(\.([a-z0-9_*]([a-z0-9_*-]{0,61}[a-z0-9_*])?))*$"
+)
 
 
 class EndpointEntry(BaseModel):

@@ -34,8 +34,10 @@ def load_list_file(path: str | Path, model: type[M]) -> M:
     try:
         return model.model_validate(source.data)
     except ValidationError as exc:
-        errors = [InputError(path, message, place)
-                  for place, message in (problem(model, source, e) for e in exc.errors(include_url=False))]
+        errors = [
+            InputError(path, message, place)
+            for place, message in (problem(model, source, e) for e in exc.errors(include_url=False))
+        ]
         raise _first(errors) from None
 
 

@@ -18,10 +18,25 @@ if TYPE_CHECKING:
     from harness.ads.result import AdsResult, CpmComparison
 
 CSV_FIELDS = [
-    "persona", "control", "bidder", "n", "n_control", "median_cpm", "median_cpm_control", "mean_cpm",
-    "mean_cpm_control", "ratio", "ratio_ci_low", "ratio_ci_high", "test", "p_value", "p_adjusted",
-    "p_permutation", "p_permutation_adjusted", "significant",
-]  # fmt: skip
+    "persona",
+    "control",
+    "bidder",
+    "n",
+    "n_control",
+    "median_cpm",
+    "median_cpm_control",
+    "mean_cpm",
+    "mean_cpm_control",
+    "ratio",
+    "ratio_ci_low",
+    "ratio_ci_high",
+    "test",
+    "p_value",
+    "p_adjusted",
+    "p_permutation",
+    "p_permutation_adjusted",
+    "significant",
+]
 
 
 def _currency(text: str) -> str:
@@ -42,26 +57,48 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "with a bootstrap interval, Mann-Whitney U and permutation tests (Holm-corrected), per bidder, "
         "category enrichment (Fisher), and before/after the first utterance when run directories are given.",
     )
-    parser.add_argument("files", nargs="+", metavar="FILE", help="bids, audio ads or interests files (kind read from the content)")
-    parser.add_argument("--control", metavar="PERSONA", help="the control persona (default: one named control/vanilla, else the run logs')")
+    parser.add_argument(
+        "files", nargs="+", metavar="FILE", help="bids, audio ads or interests files (kind read from the content)"
+    )
+    parser.add_argument(
+        "--control",
+        metavar="PERSONA",
+        help="the control persona (default: one named control/vanilla, else the run logs')",
+    )
     parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
     parser.add_argument("--rates", metavar="FILE", help="conversion table: CSV or YAML of currency,rate_to_target")
     parser.add_argument("--currency", type=_currency, default="USD", help="currency to compare CPMs in (default USD)")
-    parser.add_argument("--alpha", type=number(float, 1e-9, 1.0), default=0.05, help="significance level (default 0.05)")
+    parser.add_argument(
+        "--alpha", type=number(float, 1e-9, 1.0), default=0.05, help="significance level (default 0.05)"
+    )
     parser.add_argument("--seed", type=number(int, 0), default=0, help="seed of bootstrap and permutations (default 0)")
-    parser.add_argument("--resamples", type=number(int, 100), default=2000, help="bootstrap resamples and permutations (default 2000)")
-    parser.add_argument("--min-n", type=number(int, 2), default=5, help="bids needed in each group to test a persona (default 5)")
-    parser.add_argument("--min-bidder-n", type=number(int, 2), default=10, help="bids needed in each group to test a bidder (default 10)")
+    parser.add_argument(
+        "--resamples", type=number(int, 100), default=2000, help="bootstrap resamples and permutations (default 2000)"
+    )
+    parser.add_argument(
+        "--min-n", type=number(int, 2), default=5, help="bids needed in each group to test a persona (default 5)"
+    )
+    parser.add_argument(
+        "--min-bidder-n",
+        type=number(int, 2),
+        default=10,
+        help="bids needed in each group to test a bidder (default 10)",
+    )
     parser.add_argument("--strict", action="store_true", help="fail on the first bad row instead of skipping it")
     parser.add_argument("--report", metavar="FILE", help="also write a standalone HTML report with plots")
-    parser.add_argument("--runs", nargs="+", metavar="DIR", help="bench run directories: first utterance per persona (before/after) and the control mark")
+    parser.add_argument(
+        "--runs",
+        nargs="+",
+        metavar="DIR",
+        help="bench run directories: first utterance per persona (before/after) and the control mark",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     # Imported here: the statistics and plotting stack would slow every `harness` start.
-    from harness.cli.console import print_json, warn
     from harness.ads import Options, Rates, analyse, load_files, load_rates, read_runs, write_report
+    from harness.cli.console import print_json, warn
 
     rates = load_rates(args.rates, args.currency) if args.rates else Rates(target=args.currency)
     data = load_files(args.files, rates, strict=args.strict)
@@ -154,12 +191,17 @@ def _print_tables(result: AdsResult) -> None:
             ["persona", "bidder", "n/ctrl", "median/ctrl", "ratio [95% CI]", "p MWU", "p adj", "sig."],
             2,
         )
-        for row in (item for row in result.comparisons for item in [row, *(row.per_bidder or [])]):
+        for row in (item for comparison in result.comparisons for item in [comparison, *(comparison.per_bidder or [])]):
             table.add_row(
-                plain(row.persona), plain(row.bidder or "all"), f"{row.n}/{row.n_control}",
-                f"{_g(row.median_cpm)}/{_g(row.median_cpm_control)}", _ratio(row.ratio, row.ratio_ci),
-                _p(row.p_value), _p(row.p_adjusted), _yes(row.significant),
-            )  # fmt: skip
+                plain(row.persona),
+                plain(row.bidder or "all"),
+                f"{row.n}/{row.n_control}",
+                f"{_g(row.median_cpm)}/{_g(row.median_cpm_control)}",
+                _ratio(row.ratio, row.ratio_ci),
+                _p(row.p_value),
+                _p(row.p_adjusted),
+                _yes(row.significant),
+            )
         out.print(table)
     if result.before_after:
         table = _table(
@@ -169,10 +211,14 @@ def _print_tables(result: AdsResult) -> None:
         )
         for row in result.before_after:
             table.add_row(
-                plain(row.persona), f"{row.n_before}/{row.n_after}",
-                f"{_g(row.median_cpm_before)}/{_g(row.median_cpm_after)}", _ratio(row.ratio, row.ratio_ci),
-                _p(row.p_value), _p(row.p_adjusted), _yes(row.significant),
-            )  # fmt: skip
+                plain(row.persona),
+                f"{row.n_before}/{row.n_after}",
+                f"{_g(row.median_cpm_before)}/{_g(row.median_cpm_after)}",
+                _ratio(row.ratio, row.ratio_ci),
+                _p(row.p_value),
+                _p(row.p_adjusted),
+                _yes(row.significant),
+            )
         out.print(table)
     if result.enrichment:
         table = _table(
@@ -182,8 +228,14 @@ def _print_tables(result: AdsResult) -> None:
         )
         for row in result.enrichment:
             table.add_row(
-                plain(row.dataset), plain(row.persona), plain(row.category), f"{row.count}/{row.total}",
-                f"{row.count_control}/{row.total_control}", _g(row.odds_ratio), _p(row.p_value), _p(row.p_adjusted),
+                plain(row.dataset),
+                plain(row.persona),
+                plain(row.category),
+                f"{row.count}/{row.total}",
+                f"{row.count_control}/{row.total_control}",
+                _g(row.odds_ratio),
+                _p(row.p_value),
+                _p(row.p_adjusted),
                 _yes(row.significant),
-            )  # fmt: skip
+            )
         out.print(table)

@@ -24,8 +24,11 @@ def number(kind: Callable[[str], float], low: float | None = None, high: float |
         if not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
         if (low is not None and value < low) or (high is not None and value >= high):
-            bounds = f"in [{low:g}, {high:g})" if low is not None and high is not None else (
-                f">= {low:g}" if low is not None else f"< {high:g}")
+            bounds = (
+                f"in [{low:g}, {high:g})"
+                if low is not None and high is not None
+                else (f">= {low:g}" if low is not None else f"< {high:g}")
+            )
             raise argparse.ArgumentTypeError(f"must be {bounds}: {text!r}")
         return value
 

@@ -9,12 +9,19 @@ from harness.defaults import default
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    lab = subparsers.add_parser("lab", help="start, stop or inspect the virtual audio lab (private PulseAudio)",
-                                description="The virtual lab: a private PulseAudio with sinks harness_out and "
-                                "speaker_answer and the input virtual_mic. `up` prints the environment to use.")
+    lab = subparsers.add_parser(
+        "lab",
+        help="start, stop or inspect the virtual audio lab (private PulseAudio)",
+        description="The virtual lab: a private PulseAudio with sinks harness_out and "
+        "speaker_answer and the input virtual_mic. `up` prints the environment to use.",
+    )
     lab.add_argument("action", choices=["up", "down", "status"])
-    lab.add_argument("--dir", type=Path, default=None,
-                     help="lab folder (default $HARNESS_LAB_DIR or $XDG_RUNTIME_DIR/harness-lab-UID)")
+    lab.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        help="lab folder (default $HARNESS_LAB_DIR or $XDG_RUNTIME_DIR/harness-lab-UID)",
+    )
     lab.set_defaults(func=_lab)
 
     devices = subparsers.add_parser("devices", help="list audio devices as PortAudio sees them")
@@ -23,14 +30,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _lab(args: argparse.Namespace) -> int:
-    from harness.cli.console import err, out
     from harness.audio.lab import lab_down, lab_status, lab_up, shell_exports
+    from harness.cli.console import err, out
 
     if args.action == "up":
         status = lab_up(args.dir)
         out.print(shell_exports(status.environment()), end="", markup=False, highlight=False, soft_wrap=True)
-        err.print(f"lab running (pid {status.pid}) in {status.base}; devices: harness_out, speaker_answer, "
-                  "virtual_mic, harness_out_monitor", markup=False, soft_wrap=True)
+        err.print(
+            f"lab running (pid {status.pid}) in {status.base}; devices: harness_out, speaker_answer, "
+            "virtual_mic, harness_out_monitor",
+            markup=False,
+            soft_wrap=True,
+        )
         return 0
     if args.action == "down":
         stopped = lab_down(args.dir)
@@ -48,16 +59,24 @@ def _lab(args: argparse.Namespace) -> int:
 def _devices(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from harness.cli.console import out
     from harness.audio import list_devices
+    from harness.cli.console import out
 
     table = Table(title=f"Audio devices ({args.backend})")
     for column in ("index", "name", "host API", "in", "out", "default rate", "default"):
-        table.add_column(column, justify="right" if column in ("index", "in", "out", "default rate") else "left",
-                         overflow="fold")
+        table.add_column(
+            column, justify="right" if column in ("index", "in", "out", "default rate") else "left", overflow="fold"
+        )
     for d in list_devices(args.backend):
         marks = " ".join(m for m, on in (("input", d.is_default_input), ("output", d.is_default_output)) if on)
-        table.add_row(str(d.index), d.name, d.hostapi, str(d.max_input_channels), str(d.max_output_channels),
-                      f"{d.default_samplerate:g}", marks)
+        table.add_row(
+            str(d.index),
+            d.name,
+            d.hostapi,
+            str(d.max_input_channels),
+            str(d.max_output_channels),
+            f"{d.default_samplerate:g}",
+            marks,
+        )
     out.print(table)
     return 0

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from harness.bench.markers import parse_target
@@ -30,33 +29,65 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--output-device", help="speaker: device index or name (see `harness devices`)")
     p.add_argument("--input-device", help="microphone for the answers (none: no listening)")
     p.add_argument("--backend", choices=default.backends, help=f"audio back end (default {default.backend})")
-    p.add_argument("--runs-dir", type=Path, default=default.runs_dir,
-                   help=f"where run directories go (default ./{default.runs_dir})")  # fmt: skip
+    p.add_argument(
+        "--runs-dir",
+        type=Path,
+        default=default.runs_dir,
+        help=f"where run directories go (default ./{default.runs_dir})",
+    )
     p.add_argument("--seed", type=int, help="seed of shuffled scripts (default: each script's own)")
     p.add_argument("--dry-run", action="store_true", help="print the plan and what would be done; touch no device")
-    p.add_argument("--marker", type=checked(parse_target), metavar="HOST:PORT", help="send a UDP sync marker at each onset")
+    p.add_argument(
+        "--marker", type=checked(parse_target), metavar="HOST:PORT", help="send a UDP sync marker at each onset"
+    )
     p.add_argument("--retries", type=int, help="tries after no answer (default: each script's session.retries)")
     p.add_argument("--transcribe", action="store_true", help="transcribe answers offline (pocketsphinx)")
-    p.add_argument("--capture", type=capture_target, metavar="SPEC",
-                   help="capture the speaker's traffic during the run (tcpdump)")
+    p.add_argument(
+        "--capture", type=capture_target, metavar="SPEC", help="capture the speaker's traffic during the run (tcpdump)"
+    )
     p.add_argument("--capture-device", metavar="ADDR", help="the speaker's address, to filter the capture")
     p.add_argument("--capture-filter", metavar="BPF", help="an extra tcpdump filter, e.g. 'not port 22'")
     p.add_argument("--capture-rotate-mb", type=whole(), metavar="N", help="a new capture file after N megabytes")
     p.add_argument("--capture-rotate-s", type=whole(), metavar="S", help="a new capture file after S seconds")
-    p.add_argument("--capture-tail", type=seconds(), metavar="S",
-                   help=f"keep capturing S seconds after the last answer (default {default.capture_tail_s:g}; "
-                   f"with --twin {default.twin_quiet_s:g})")  # fmt: skip
-    p.add_argument("--quiet-lead", type=seconds(), metavar="S",
-                   help=f"with --twin: capture S seconds of background before the first utterance "
-                   f"(default {default.twin_quiet_s:g}: attribution learns the background from it)")  # fmt: skip
-    p.add_argument("--device-wait", type=seconds(), default=default.device_wait_s, metavar="S",
-                   help=f"how long to wait for a lost device before stopping (default {default.device_wait_s:g})")  # fmt: skip
-    p.add_argument("--calibration", type=seconds(), default=default.calibration_s, metavar="S",
-                   help=f"seconds of room noise measured at the start to set the threshold "
-                   f"(default {default.calibration_s:g})")  # fmt: skip
-    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue this run where it stopped (a --twin run starts its twin again)")
-    p.add_argument("--twin", action="store_true",
-                   help="run against the simulated Echo: lab, twin and capture are started and stopped for you")
+    p.add_argument(
+        "--capture-tail",
+        type=seconds(),
+        metavar="S",
+        help=f"keep capturing S seconds after the last answer (default {default.capture_tail_s:g}; "
+        f"with --twin {default.twin_quiet_s:g})",
+    )
+    p.add_argument(
+        "--quiet-lead",
+        type=seconds(),
+        metavar="S",
+        help=f"with --twin: capture S seconds of background before the first utterance "
+        f"(default {default.twin_quiet_s:g}: attribution learns the background from it)",
+    )
+    p.add_argument(
+        "--device-wait",
+        type=seconds(),
+        default=default.device_wait_s,
+        metavar="S",
+        help=f"how long to wait for a lost device before stopping (default {default.device_wait_s:g})",
+    )
+    p.add_argument(
+        "--calibration",
+        type=seconds(),
+        default=default.calibration_s,
+        metavar="S",
+        help=f"seconds of room noise measured at the start to set the threshold (default {default.calibration_s:g})",
+    )
+    p.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="continue this run where it stopped (a --twin run starts its twin again)",
+    )
+    p.add_argument(
+        "--twin",
+        action="store_true",
+        help="run against the simulated Echo: lab, twin and capture are started and stopped for you",
+    )
     p.add_argument("--twin-config", type=Path, metavar="FILE", help="the twin's configuration (default: shipped)")
     p.set_defaults(func=run_command, parser=p)
 
@@ -83,14 +114,28 @@ def run_command(args: argparse.Namespace) -> int:
     if args.retries is not None and args.retries < 0:
         args.parser.error("--retries must be >= 0")
     options = RunOptions(
-        scripts=args.scripts, output_device=args.output_device, input_device=args.input_device,
-        backend=args.backend, runs_dir=args.runs_dir, seed=args.seed, marker=args.marker, retries=args.retries,
-        transcribe=args.transcribe, capture=args.capture, capture_device=args.capture_device,
-        capture_filter=args.capture_filter, capture_rotate_mb=args.capture_rotate_mb,
+        scripts=args.scripts,
+        output_device=args.output_device,
+        input_device=args.input_device,
+        backend=args.backend,
+        runs_dir=args.runs_dir,
+        seed=args.seed,
+        marker=args.marker,
+        retries=args.retries,
+        transcribe=args.transcribe,
+        capture=args.capture,
+        capture_device=args.capture_device,
+        capture_filter=args.capture_filter,
+        capture_rotate_mb=args.capture_rotate_mb,
         capture_rotate_s=args.capture_rotate_s,
-        capture_tail_s=args.capture_tail, device_wait_s=args.device_wait, calibration_s=args.calibration,
-        twin=args.twin, twin_config=args.twin_config, quiet_lead_s=args.quiet_lead, resume=args.resume,
-    )  # fmt: skip
+        capture_tail_s=args.capture_tail,
+        device_wait_s=args.device_wait,
+        calibration_s=args.calibration,
+        twin=args.twin,
+        twin_config=args.twin_config,
+        quiet_lead_s=args.quiet_lead,
+        resume=args.resume,
+    )
     if args.dry_run:
         return dry_run(options)
     if args.twin or (args.resume and read_manifest(RunDir.existing(args.resume)).settings.twin):
@@ -130,14 +175,26 @@ def dry_run(options: RunOptions) -> int:
     for column in ("#", "persona", "skill", "utterance", "text", "follow-ups"):
         table.add_column(column)
     for item in plan.items:
-        table.add_row(str(item.index), item.persona_id, item.skill_name, f"{item.utterance_id} #{item.repeat}",
-                      item.text, " / ".join(item.follow_ups))  # fmt: skip
+        table.add_row(
+            str(item.index),
+            item.persona_id,
+            item.skill_name,
+            f"{item.utterance_id} #{item.repeat}",
+            item.text,
+            " / ".join(item.follow_ups),
+        )
     out.print(table)
-    by_persona = [(s.persona, [i for i in plan.items if i.persona_id == s.persona.persona.id], s.persona.speech)
-                  for s in plan.scripts]  # fmt: skip
+    by_persona = [
+        (s.persona, [i for i in plan.items if i.persona_id == s.persona.persona.id], s.persona.speech)
+        for s in plan.scripts
+    ]
     seconds = speech_seconds(by_persona, options.speech_cache)
-    duration = run_duration(plan.items, plan.persona, lambda p, text: seconds[(p.persona.id, text)],
-                            listening=options.input_device is not None)  # fmt: skip
+    duration = run_duration(
+        plan.items,
+        plan.persona,
+        lambda p, text: seconds[(p.persona.id, text)],
+        listening=options.input_device is not None,
+    )
     marker = f"{options.marker[0]}:{options.marker[1]}" if options.marker else "none"
     out.print(
         f"dry run: {where}; output {options.output_device or 'not given'}, "
@@ -145,7 +202,9 @@ def dry_run(options: RunOptions) -> int:
         f"markers {marker}, capture {options.capture or 'none'}; "
         f"estimate {clock_text(duration.estimate_s)}, worst case {clock_text(duration.worst_s)}. "
         "Nothing was played or written.",
-        markup=False, highlight=False, soft_wrap=True,
-    )  # fmt: skip
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
     out.print(ESTIMATE_NOTE, markup=False, highlight=False, soft_wrap=True)
     return 0

@@ -82,6 +82,9 @@ def print_json(doc: object) -> None:
 
 def print_csv(frame: pd.DataFrame) -> None:
     """A command's ``--format csv`` output: the table with list cells joined by ';', safe to open in a spreadsheet."""
-    lists = {c: frame[c].map(lambda v: ";".join(map(str, v)) if isinstance(v, (list, tuple)) else v) for c in frame.columns
-             if frame[c].map(lambda v: isinstance(v, (list, tuple))).any()}  # fmt: skip
+    lists = {
+        c: frame[c].map(lambda v: ";".join(map(str, v)) if isinstance(v, (list, tuple)) else v)
+        for c in frame.columns
+        if frame[c].map(lambda v: isinstance(v, (list, tuple))).any()
+    }
     _console(False).file.write(csv_safe_frame(frame.assign(**lists)).to_csv(index=False))

@@ -34,13 +34,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "correlate",
         help="attribute a run's traffic to its utterances (writes RUN_DIR/analysis/)",
-        description="Align the bench clock with the capture (sync markers, else the utterance onsets), find activations, attribute "
+        description="Align the bench clock with the capture (sync markers, else the utterance onsets), "
+        "find activations, attribute "
         "endpoints to utterances against background traffic; writes utterances, endpoints, activations "
         "and contacts as CSV and Parquet, and summary.json, into RUN_DIR/analysis/.",
     )
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--pcap", nargs="+", metavar="PCAP", help="captures to use (default: the manifest's capture files)")
-    p.add_argument("--clock-offset", type=seconds(low=None), metavar="S", help="capture clock minus bench clock, seconds (skips the marker and onset fits)")  # fmt: skip
+    p.add_argument(
+        "--clock-offset",
+        type=seconds(low=None),
+        metavar="S",
+        help="capture clock minus bench clock, seconds (skips the marker and onset fits)",
+    )
     p.add_argument("--device", metavar="ADDR", help="the device's IP address (default: the run's --capture-device)")
     p.set_defaults(func=run_correlate)
 
@@ -61,8 +67,15 @@ def _utc(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
-ACTIVATION_FIELDS = ["activation_id", "onset_capture_ns", "end_capture_ns", "bytes_up", "bursts", "confidence",
-                     "endpoint_ids"]  # fmt: skip
+ACTIVATION_FIELDS = [
+    "activation_id",
+    "onset_capture_ns",
+    "end_capture_ns",
+    "bytes_up",
+    "bursts",
+    "confidence",
+    "endpoint_ids",
+]
 
 
 def run_activations(args: argparse.Namespace) -> int:
@@ -79,9 +92,16 @@ def run_activations(args: argparse.Namespace) -> int:
     warnings = [*view.warnings, *result.warnings]
     frame = activation_table("", result, {})[ACTIVATION_FIELDS]
     if args.format == "json":
-        print_json({"device": view.device, "activations": json.loads(frame.to_json(orient="records")),
-                    "threshold_bps": result.threshold_bps, "voice_endpoints": result.voice_endpoints,
-                    "voice_source": result.voice_source, "warnings": warnings})  # fmt: skip
+        print_json(
+            {
+                "device": view.device,
+                "activations": json.loads(frame.to_json(orient="records")),
+                "threshold_bps": result.threshold_bps,
+                "voice_endpoints": result.voice_endpoints,
+                "voice_source": result.voice_source,
+                "warnings": warnings,
+            }
+        )
         return 0
     for message in warnings:
         warn(message)
@@ -89,13 +109,25 @@ def run_activations(args: argparse.Namespace) -> int:
         print_csv(frame)
         return 0
     table = Table(title=plain(f"activations of {args.device} (voice endpoints: {result.voice_source})"))
-    columns = (("#", "right"), ("onset (UTC)", "left"), ("duration s", "right"), ("bytes up", "right"),
-               ("confidence", "right"), ("endpoints", "left"))  # fmt: skip
+    columns = (
+        ("#", "right"),
+        ("onset (UTC)", "left"),
+        ("duration s", "right"),
+        ("bytes up", "right"),
+        ("confidence", "right"),
+        ("endpoints", "left"),
+    )
     for col, justify in columns:
         table.add_column(col, justify=justify)
     for r in frame.itertuples(index=False):
-        table.add_row(str(r.activation_id), _utc(r.onset_capture_ns), f"{(r.end_capture_ns - r.onset_capture_ns) / 1e9:.2f}",
-                      f"{r.bytes_up:,}", f"{r.confidence:.2f}", plain(", ".join(r.endpoint_ids)))  # fmt: skip
+        table.add_row(
+            str(r.activation_id),
+            _utc(r.onset_capture_ns),
+            f"{(r.end_capture_ns - r.onset_capture_ns) / 1e9:.2f}",
+            f"{r.bytes_up:,}",
+            f"{r.confidence:.2f}",
+            plain(", ".join(r.endpoint_ids)),
+        )
     out.print(table)
     return 0
 

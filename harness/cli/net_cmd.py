@@ -56,8 +56,8 @@ def write_flows(flows: pd.DataFrame, path: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.cli.console import out, print_csv, print_json, warn
     from harness.classify import classify_flows
+    from harness.cli.console import out, print_csv, print_json, warn
     from harness.net import read_traffic
     from harness.net.addresses import parse_address
 
@@ -74,12 +74,22 @@ def run(args: argparse.Namespace) -> int:
     table = classify_flows(traffic.flows)
     frame = endpoint_frame(table.endpoints)
     named, owned = table.owned_share()
-    summary = {"bytes": int((frame["bytes_up"] + frame["bytes_down"]).sum()), "named_share": named, "owned_share": owned}
+    summary = {
+        "bytes": int((frame["bytes_up"] + frame["bytes_down"]).sum()),
+        "named_share": named,
+        "owned_share": owned,
+    }
     if args.flows:
         write_flows(traffic.flows, Path(args.flows))
     if args.format == "json":
-        print_json({"device": traffic.device, "endpoints": json.loads(frame.to_json(orient="records")),
-                    "summary": summary, "warnings": warnings})  # fmt: skip
+        print_json(
+            {
+                "device": traffic.device,
+                "endpoints": json.loads(frame.to_json(orient="records")),
+                "summary": summary,
+                "warnings": warnings,
+            }
+        )
         return 0
     for message in warnings:
         warn(message)
@@ -88,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     out.print(_table(frame, traffic.device))
     out.print(
-        f"{summary['bytes']:,} bytes of the device: {named:.1%} to named endpoints, {owned:.1%} to endpoints with an owner"
+        f"{summary['bytes']:,} bytes of the device: {named:.1%} to named endpoints, "
+        f"{owned:.1%} to endpoints with an owner"
     )
     return 0
 
@@ -105,17 +116,38 @@ def _table(frame: pd.DataFrame, device: str | None) -> Table:
     # names stay whole (up to 40 characters); the other columns give way on narrow terminals
     table.add_column("name", min_width=min(40, max((len(r["endpoint_id"]) for r in rows), default=4)), overflow="fold")
     for col, justify in (
-        ("named by", "left"), ("owner", "left"), ("owner from", "left"), ("network", "left"),
-        ("domain", "left"), ("organization", "left"), ("party", "left"),
-        ("category", "left"), ("ad/track", "center"), ("flows", "right"), ("bytes up", "right"),
-        ("bytes down", "right"), ("first seen (UTC)", "left"), ("last seen (UTC)", "left"),
-    ):  # fmt: skip
+        ("named by", "left"),
+        ("owner", "left"),
+        ("owner from", "left"),
+        ("network", "left"),
+        ("domain", "left"),
+        ("organization", "left"),
+        ("party", "left"),
+        ("category", "left"),
+        ("ad/track", "center"),
+        ("flows", "right"),
+        ("bytes up", "right"),
+        ("bytes down", "right"),
+        ("first seen (UTC)", "left"),
+        ("last seen (UTC)", "left"),
+    ):
         table.add_column(col, justify=justify)
     for r in rows:
         table.add_row(
-            r["endpoint_id"], ",".join(r["name_sources"]), r["owner"] or "", r["owner_source"] or "", r["network"] or "",
-            r["registrable_domain"] or "", r["organization"] or "", r["party"], r["category"],
-            "yes" if r["ad_or_tracking"] else "", str(r["flows"]), f"{r['bytes_up']:,}", f"{r['bytes_down']:,}",
-            _when(r["first_capture_ns"]), _when(r["last_capture_ns"]),
-        )  # fmt: skip
+            r["endpoint_id"],
+            ",".join(r["name_sources"]),
+            r["owner"] or "",
+            r["owner_source"] or "",
+            r["network"] or "",
+            r["registrable_domain"] or "",
+            r["organization"] or "",
+            r["party"],
+            r["category"],
+            "yes" if r["ad_or_tracking"] else "",
+            str(r["flows"]),
+            f"{r['bytes_up']:,}",
+            f"{r['bytes_down']:,}",
+            _when(r["first_capture_ns"]),
+            _when(r["last_capture_ns"]),
+        )
     return table

@@ -44,7 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     validate.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="persona script files or folders")
     validate.add_argument("--strict", action="store_true", help="fail on warnings too")
-    validate.add_argument("--quiet", "-q", action="store_true", help="print only what fails (no warnings unless --strict, no summary)")
+    validate.add_argument(
+        "--quiet", "-q", action="store_true", help="print only what fails (no warnings unless --strict, no summary)"
+    )
     validate.set_defaults(func=run_validate)
 
     schema = subparsers.add_parser(
@@ -57,9 +59,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     kinds = schema.add_mutually_exclusive_group()
-    kinds.add_argument("--of", choices=SCHEMAS, default="persona",
-                       help="which file: a persona script (default), a line of events.jsonl or truth.jsonl, "
-                       "manifest.json, analysis/summary.json, or the analysis tables' columns")  # fmt: skip
+    kinds.add_argument(
+        "--of",
+        choices=SCHEMAS,
+        default="persona",
+        help="which file: a persona script (default), a line of events.jsonl or truth.jsonl, "
+        "manifest.json, analysis/summary.json, or the analysis tables' columns",
+    )
     kinds.add_argument("--events", action="store_const", const="events", dest="of", help="short for --of events")
     schema.set_defaults(func=run_schema)
 
@@ -69,8 +75,10 @@ def _line(problem: InputError, severity: str) -> Text:
 
     style = "bold red" if severity == "error" else "yellow"
     where = str(problem.place)
-    prefix = f"{problem.path}:{where}: " if problem.place.line is not None else (
-        f"{problem.path}: {where}: " if where else f"{problem.path}: "
+    prefix = (
+        f"{problem.path}:{where}: "
+        if problem.place.line is not None
+        else (f"{problem.path}: {where}: " if where else f"{problem.path}: ")
     )
     return Text.assemble(prefix, (severity, style), f": {problem.message}")
 
@@ -97,8 +105,10 @@ def run_validate(args: argparse.Namespace) -> int:
     if not args.quiet:
         counts = f"{_plural(n_errors, 'error')}, {_plural(n_warnings, 'warning')}"
         if failed:
-            err.print(f"[bold red]✗[/] {invalid} of {_plural(len(checks), 'script')} invalid: {counts}"
-                      + (" (--strict: warnings fail)" if args.strict and n_warnings else ""))
+            err.print(
+                f"[bold red]✗[/] {invalid} of {_plural(len(checks), 'script')} invalid: {counts}"
+                + (" (--strict: warnings fail)" if args.strict and n_warnings else "")
+            )
         else:
             err.print(f"[green]✓[/] {_plural(len(checks), 'script')} valid: {counts}")
     return 1 if failed else 0

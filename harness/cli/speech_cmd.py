@@ -30,8 +30,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--out", type=Path, metavar="DIR", help="also export the WAVs as DIR/<persona>/<utterance>.wav")
     synth.set_defaults(func=run_synth)
 
-    voices = subparsers.add_parser("voices", help="list the voices of a speech engine", description="List the voices of a speech engine.")
-    voices.add_argument("--engine", choices=ENGINE_NAMES, default=default_engine_name(), help="speech engine (default: %(default)s)")
+    voices = subparsers.add_parser(
+        "voices", help="list the voices of a speech engine", description="List the voices of a speech engine."
+    )
+    voices.add_argument(
+        "--engine", choices=ENGINE_NAMES, default=default_engine_name(), help="speech engine (default: %(default)s)"
+    )
     voices.add_argument("--language", metavar="CODE", help="only voices whose language starts with CODE (e.g. en)")
     voices.set_defaults(func=run_voices)
 
@@ -73,9 +77,7 @@ def _synthesise(texts: list[SpokenText], cache: Path | None) -> list[Synthesis]:
     with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as progress:
         distinct = len({cached_path(t.text, t.settings, cache) for t in texts})
         task = progress.add_task("synth", total=distinct)
-        return synthesize_many(
-            [(t.text, t.settings) for t in texts], cache, on_done=lambda _: progress.advance(task)
-        )
+        return synthesize_many([(t.text, t.settings) for t in texts], cache, on_done=lambda _: progress.advance(task))
 
 
 def run_synth(args: argparse.Namespace) -> int:
@@ -95,7 +97,9 @@ def run_synth(args: argparse.Namespace) -> int:
     for t, s in zip(texts, results, strict=True):
         hit = s.cache_hit or s.path in seen
         seen.add(s.path)
-        table.add_row(t.persona_id, t.skill_id, t.utterance_id, Text(t.text), f"{s.duration_s:.2f}", "hit" if hit else "new")
+        table.add_row(
+            t.persona_id, t.skill_id, t.utterance_id, Text(t.text), f"{s.duration_s:.2f}", "hit" if hit else "new"
+        )
         if args.out is not None:
             name = t.utterance_id.replace("/", "_") + ".wav"
             atomic_write_bytes(args.out / t.persona_id / name, s.path.read_bytes())
@@ -103,7 +107,10 @@ def run_synth(args: argparse.Namespace) -> int:
     distinct = {s.path: s for s in results}
     hits = sum(s.cache_hit for s in distinct.values())
     audio = sum(s.duration_s for s in distinct.values())
-    summary = f"{len(texts)} texts ({len(distinct)} distinct): {hits} from the cache, {len(distinct) - hits} synthesised; {audio:.1f} s of audio"
+    summary = (
+        f"{len(texts)} texts ({len(distinct)} distinct): {hits} from the cache, "
+        f"{len(distinct) - hits} synthesised; {audio:.1f} s of audio"
+    )
     out.print(Text(summary))
     if args.out is not None:
         out.print(Text(f"exported to {args.out}/<persona>/<utterance>.wav"))
@@ -130,7 +137,9 @@ def run_voices(args: argparse.Namespace) -> int:
     return 0
 
 
-def speech_seconds(plans: list[tuple[Persona, list[PlanItem], SpeechSettings]], cache: Path | None) -> dict[tuple[str, str], float]:
+def speech_seconds(
+    plans: list[tuple[Persona, list[PlanItem], SpeechSettings]], cache: Path | None
+) -> dict[tuple[str, str], float]:
     """Seconds each text of each persona's plan takes to say, keyed by (persona id, text), from the
     speech cache (synthesised where missing, with a progress bar)."""
     from harness.speech import spoken_texts
@@ -151,23 +160,57 @@ def run_plan(args: argparse.Namespace) -> int:
     plans = [(p, build_plan(p, args.seed), _settings(p, args)) for p in personas]
     seconds = speech_seconds(plans, args.cache)
     table = Table("#", "persona", "skill", "utterance", "text", "speech s")
-    totals = Table("persona", "utterances", "speech s", "gaps s", "answer waits s", "estimate", "worst case", title="estimated duration")
+    totals = Table(
+        "persona",
+        "utterances",
+        "speech s",
+        "gaps s",
+        "answer waits s",
+        "estimate",
+        "worst case",
+        title="estimated duration",
+    )
     grand = Duration()
     for persona, plan, _ in plans:
         pid = persona.persona.id
         for item in plan:
-            table.add_row(str(item.index), pid, item.skill_id, item.utterance_id, Text(item.text), f"{seconds[(pid, item.text)]:.2f}")
+            table.add_row(
+                str(item.index),
+                pid,
+                item.skill_id,
+                item.utterance_id,
+                Text(item.text),
+                f"{seconds[(pid, item.text)]:.2f}",
+            )
             for k, follow_up in enumerate(item.follow_ups, start=1):
-                table.add_row("", pid, item.skill_id, f"{item.utterance_id}/followup-{k}", Text(follow_up),
-                              f"{seconds[(pid, follow_up)]:.2f}")  # fmt: skip
+                table.add_row(
+                    "",
+                    pid,
+                    item.skill_id,
+                    f"{item.utterance_id}/followup-{k}",
+                    Text(follow_up),
+                    f"{seconds[(pid, follow_up)]:.2f}",
+                )
         d = run_duration(plan, lambda _, p=persona: p, lambda p, text: seconds[(p.persona.id, text)])
         grand += d
-        totals.add_row(pid, str(len(plan)), f"{d.speech_s:.1f}", f"{d.gaps_s:.1f}", f"{d.waits_s:.1f}",
-                       clock_text(d.estimate_s), clock_text(d.worst_s))  # fmt: skip
+        totals.add_row(
+            pid,
+            str(len(plan)),
+            f"{d.speech_s:.1f}",
+            f"{d.gaps_s:.1f}",
+            f"{d.waits_s:.1f}",
+            clock_text(d.estimate_s),
+            clock_text(d.worst_s),
+        )
     out.print(table)
     out.print(totals)
     if len(plans) > 1:
-        out.print(Text(f"all {len(plans)} personas: estimate {clock_text(grand.estimate_s)}, worst case {clock_text(grand.worst_s)}"))
+        out.print(
+            Text(
+                f"all {len(plans)} personas: estimate {clock_text(grand.estimate_s)}, "
+                f"worst case {clock_text(grand.worst_s)}"
+            )
+        )
     out.print(Text(ESTIMATE_NOTE))
     return 0
 

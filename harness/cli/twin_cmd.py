@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness.defaults import default
 from harness.cli.args import seconds
+from harness.defaults import default
 
 DEMO_SCRIPT = Path("utterances") / "demo.yaml"
 
@@ -21,17 +21,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = p.add_subparsers(dest="twin_command", metavar="ACTION")
     sub.required = True
     serve = sub.add_parser("serve", help="run the twin until Ctrl-C or SIGTERM (prints 'twin ready' once listening)")
-    serve.add_argument("scripts", nargs="+", type=Path, metavar="SCRIPT", help="persona scripts whose skills are enabled")
+    serve.add_argument(
+        "scripts", nargs="+", type=Path, metavar="SCRIPT", help="persona scripts whose skills are enabled"
+    )
     serve.add_argument("--truth", type=Path, required=True, metavar="FILE", help="where to append the truth records")
     serve.add_argument("--config", type=Path, metavar="FILE", help="twin configuration (default: the shipped one)")
-    serve.add_argument("--synthetic-capture", type=Path, metavar="PCAP",
-                       help="write the twin's own record of its packets there at the end (when tcpdump cannot run)")
+    serve.add_argument(
+        "--synthetic-capture",
+        type=Path,
+        metavar="PCAP",
+        help="write the twin's own record of its packets there at the end (when tcpdump cannot run)",
+    )
     serve.add_argument("--backend", choices=default.backends, default=default.backend)
-    serve.add_argument("--ear-device", metavar="NAME", help=f"input the twin hears (default {default.lab_output_monitor})")
-    serve.add_argument("--mouth-device", metavar="NAME", help=f"output the twin speaks on (default {default.lab_answer_output})")
-    serve.add_argument("--hold", action="store_true",
-                       help="after booting (voice connection open, 'twin ready' printed) send nothing else until a "
-                       "line arrives on stdin: a capture started in between misses the boot, as with a real Echo")  # fmt: skip
+    serve.add_argument(
+        "--ear-device", metavar="NAME", help=f"input the twin hears (default {default.lab_output_monitor})"
+    )
+    serve.add_argument(
+        "--mouth-device", metavar="NAME", help=f"output the twin speaks on (default {default.lab_answer_output})"
+    )
+    serve.add_argument(
+        "--hold",
+        action="store_true",
+        help="after booting (voice connection open, 'twin ready' printed) send nothing else until a "
+        "line arrives on stdin: a capture started in between misses the boot, as with a real Echo",
+    )
     serve.set_defaults(func=serve_command)
     check = sub.add_parser("check", help="validate a twin configuration file and print where it is wrong")
     check.add_argument("config", type=Path, nargs="?", metavar="FILE", help="default: the shipped configuration")
@@ -44,21 +57,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "correlate and report; prints where everything is.",
     )
     demo.add_argument("--script", type=Path, default=DEMO_SCRIPT, help=f"persona script (default {DEMO_SCRIPT})")
-    demo.add_argument("--runs-dir", type=Path, default=default.runs_dir,
-                      help=f"where run directories go (default ./{default.runs_dir})")  # fmt: skip
+    demo.add_argument(
+        "--runs-dir",
+        type=Path,
+        default=default.runs_dir,
+        help=f"where run directories go (default ./{default.runs_dir})",
+    )
     demo.add_argument("--twin-config", type=Path, metavar="FILE", help="twin configuration (default: the shipped one)")
     # Quiet capture on both sides gives the attribution background traffic to compare against.
-    demo.add_argument("--quiet", type=seconds(), default=default.twin_quiet_s, metavar="S",
-                      help="seconds of capture without speech before the first and after the last utterance "
-                      f"(default {default.twin_quiet_s:g})")  # fmt: skip
+    demo.add_argument(
+        "--quiet",
+        type=seconds(),
+        default=default.twin_quiet_s,
+        metavar="S",
+        help="seconds of capture without speech before the first and after the last utterance "
+        f"(default {default.twin_quiet_s:g})",
+    )
     demo.set_defaults(func=demo_command)
 
 
 def serve_command(args: argparse.Namespace) -> int:
     from harness.twin.process import serve
 
-    return serve(args.scripts, args.truth, args.config, args.synthetic_capture, args.backend,
-                 args.ear_device, args.mouth_device, args.hold)  # fmt: skip
+    return serve(
+        args.scripts,
+        args.truth,
+        args.config,
+        args.synthetic_capture,
+        args.backend,
+        args.ear_device,
+        args.mouth_device,
+        args.hold,
+    )
 
 
 def check_command(args: argparse.Namespace) -> int:
@@ -72,8 +102,12 @@ def check_command(args: argparse.Namespace) -> int:
         for error in exc.errors:
             err.print(str(error), markup=False, highlight=False, soft_wrap=True)
         return 1
-    out.print(f"{args.config or DEFAULT_CONFIG}: ok ({len(config.skills)} skills configured, "
-              f"{len(config.background)} background jobs)", markup=False, highlight=False)  # fmt: skip
+    out.print(
+        f"{args.config or DEFAULT_CONFIG}: ok ({len(config.skills)} skills configured, "
+        f"{len(config.background)} background jobs)",
+        markup=False,
+        highlight=False,
+    )
     return 0
 
 
@@ -85,7 +119,9 @@ def demo_command(args: argparse.Namespace) -> int:
     from harness.twin.demo import run_demo
 
     if not args.script.is_file():
-        raise HarnessError(f"{args.script}: no such script (run `harness demo` from the project folder or give --script)")
+        raise HarnessError(
+            f"{args.script}: no such script (run `harness demo` from the project folder or give --script)"
+        )
     demo = run_demo(args.script, args.runs_dir, args.twin_config, args.quiet, out)
     if demo.report is not None:
         out.print(summary_renderable(*read_analysis(demo.run.run)))

@@ -23,7 +23,18 @@ from harness.correlate.clock import align_onsets, fit_alignment, require_overlap
 from harness.correlate.run import Correlation, correlate_run
 
 __all__ = [
-    "Activation", "ActivationResult", "AttributionSettings", "CaptureView", "Correlation", "DetectorSettings",
-    "align_onsets", "attribute", "contact_episodes", "correlate_run", "detect_activations", "fit_alignment",
-    "read_capture", "require_overlap",
-]  # fmt: skip
+    "Activation",
+    "ActivationResult",
+    "AttributionSettings",
+    "CaptureView",
+    "Correlation",
+    "DetectorSettings",
+    "align_onsets",
+    "attribute",
+    "contact_episodes",
+    "correlate_run",
+    "detect_activations",
+    "fit_alignment",
+    "read_capture",
+    "require_overlap",
+]

@@ -193,16 +193,23 @@ def _merge(chains: _Chains, accepted: np.ndarray, confidence: np.ndarray) -> lis
     found: list[Activation] = []
     for i in accepted[np.argsort(chains.onset_ns[accepted], kind="stable")]:
         a = Activation(
-            int(chains.onset_ns[i]), int(chains.end_ns[i]), int(chains.bytes_up[i]), (str(chains.endpoint[i]),),
-            int(chains.bursts[i]), round(float(confidence[i]), 4),
-        )  # fmt: skip
+            int(chains.onset_ns[i]),
+            int(chains.end_ns[i]),
+            int(chains.bytes_up[i]),
+            (str(chains.endpoint[i]),),
+            int(chains.bursts[i]),
+            round(float(confidence[i]), 4),
+        )
         last = found[-1] if found else None
         if last is not None and a.onset_ns <= last.end_ns:
             a = Activation(
-                last.onset_ns, max(last.end_ns, a.end_ns), last.bytes_up + a.bytes_up,
-                tuple(sorted(set(last.endpoints) | set(a.endpoints))), last.bursts + a.bursts,
+                last.onset_ns,
+                max(last.end_ns, a.end_ns),
+                last.bytes_up + a.bytes_up,
+                tuple(sorted(set(last.endpoints) | set(a.endpoints))),
+                last.bursts + a.bursts,
                 max(last.confidence, a.confidence),
-            )  # fmt: skip
+            )
             found[-1] = a
         else:
             found.append(a)

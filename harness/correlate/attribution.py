@@ -54,13 +54,22 @@ def contact_episodes(
     """Upstream episodes per endpoint and flow (columns :data:`EPISODE_COLUMNS`; ``flow`` is the
     packets' flow row), in time order; a voice endpoint's episodes are its activations."""
     up = packets.up & ~np.isin(packets.endpoint, list(voice))
-    table = pd.DataFrame({"endpoint": packets.endpoint[up], "flow": packets.flow[up], "ts_ns": packets.ts_ns[up],
-                          "length": packets.length[up]})  # fmt: skip
+    table = pd.DataFrame(
+        {
+            "endpoint": packets.endpoint[up],
+            "flow": packets.flow[up],
+            "ts_ns": packets.ts_ns[up],
+            "length": packets.length[up],
+        }
+    )
     rows = []
     if len(table):
         table = table.sort_values(["endpoint", "flow", "ts_ns"], kind="stable")
-        new = ((table["endpoint"] != table["endpoint"].shift()) | (table["flow"] != table["flow"].shift())
-               | (table["ts_ns"].diff() > gap_s * 1e9))  # fmt: skip
+        new = (
+            (table["endpoint"] != table["endpoint"].shift())
+            | (table["flow"] != table["flow"].shift())
+            | (table["ts_ns"].diff() > gap_s * 1e9)
+        )
         grouped = table.groupby(new.cumsum())
         rows.append(
             pd.DataFrame(
@@ -99,7 +108,9 @@ def _voice_episodes(packets: DevicePackets, activations: Sequence[Activation]) -
     return rows
 
 
-def contact_times(packets: DevicePackets, voice: Sequence[str], activations: Sequence[Activation], resolution_s: float) -> pd.DataFrame:
+def contact_times(
+    packets: DevicePackets, voice: Sequence[str], activations: Sequence[Activation], resolution_s: float
+) -> pd.DataFrame:
     """Instants at which each endpoint was contacted (columns ``endpoint``, ``ts_ns``): every
     ``resolution_s`` slot holding an upstream packet (so a steady stream is contacted in every
     window), and for voice endpoints the activation onsets only."""
@@ -125,7 +136,7 @@ def windows(onsets_ns: Sequence[int], settings: AttributionSettings) -> tuple[np
 def background_intervals(span: tuple[int, int], starts: np.ndarray, ends: np.ndarray) -> list[tuple[int, int]]:
     """The parts of ``span`` outside every window."""
     free, cursor = [], span[0]
-    for s, e in sorted(zip(starts.tolist(), ends.tolist())):
+    for s, e in sorted(zip(starts.tolist(), ends.tolist(), strict=False)):
         if s > cursor:
             free.append((cursor, min(s, span[1])))
         cursor = max(cursor, e)
@@ -232,7 +243,9 @@ def response_window(
     significant = np.flatnonzero((observed >= 2) & (poisson.sf(observed - 1, expected) < settings.response_p / tests))
     if not len(significant):
         return whole
-    return max(whole[0], float(starts[significant[0]] - step)), min(whole[1], float(starts[significant[-1]] + width + step))
+    return max(whole[0], float(starts[significant[0]] - step)), min(
+        whole[1], float(starts[significant[-1]] + width + step)
+    )
 
 
 def attribute(
@@ -258,7 +271,9 @@ def attribute(
     free = background_intervals(span, starts, ends)
     free_s, free_e = np.array([s for s, _ in free], np.int64), np.array([e for _, e in free], np.int64)
     background_s = sum(e - s for s, e in free) / 1e9
-    by_endpoint = {name: np.sort(group["ts_ns"].to_numpy(np.int64)) for name, group in contacts.groupby("endpoint", sort=True)}
+    by_endpoint = {
+        name: np.sort(group["ts_ns"].to_numpy(np.int64)) for name, group in contacts.groupby("endpoint", sort=True)
+    }
     skill_of = np.asarray(skills, dtype=object)
     members = {skill: np.flatnonzero(skill_of == skill) for skill in sorted(set(skill_of.tolist()))}
     span_s = max((span[1] - span[0]) / 1e9, 1.0)
@@ -266,7 +281,9 @@ def attribute(
     tests = []
     for endpoint, times in by_endpoint.items():
         # episode starts, not packets: one connection is one event for the rate and the delays
-        episodes = times[np.concatenate([[True], np.diff(times) > settings.episode_gap_s * 1e9])] if len(times) else times
+        episodes = (
+            times[np.concatenate([[True], np.diff(times) > settings.episode_gap_s * 1e9])] if len(times) else times
+        )
         quiet = int((np.searchsorted(episodes, free_e) - np.searchsorted(episodes, free_s)).sum())
         # with little quiet time, the rate over the whole capture (caused contacts included) is the cautious null
         rate = (quiet + 0.5) / background_s if background_s >= settings.max_window_s else (len(episodes) + 0.5) / span_s
@@ -277,7 +294,12 @@ def attribute(
                 continue
             # a skill's own endpoints answer its utterances only; a shared one (metrics after every
             # request) stands out only when all utterances are pooled
-            own = response_window(_delays(episodes, onsets[mine], starts[mine], ends[mine]), (ends[mine] - onsets[mine]) / 1e9, rate, settings)
+            own = response_window(
+                _delays(episodes, onsets[mine], starts[mine], ends[mine]),
+                (ends[mine] - onsets[mine]) / 1e9,
+                rate,
+                settings,
+            )
             whole = own == (-settings.lead_s, float((ends[mine] - onsets[mine]).max()) / 1e9 - settings.lead_s)
             frm, to = pooled if whole else own
             sub_s = np.maximum(onsets + int(frm * 1e9), starts)
@@ -300,21 +322,34 @@ def attribute(
             tests.append((skill, endpoint, len(mine), int(hit.sum()), r, b, q, frm, to, other_rate, float(p)))
             if hit.any():
                 first = times[at[hit]]
-                rows.append(pd.DataFrame({
-                    "utterance": mine[hit], "endpoint": endpoint, "skill": skill, "first_contact_ns": first,
-                    "delay_s": (first - onsets[mine[hit]]) / 1e9, "background_p": probabilities[hit], "score": q / r,
-                }))  # fmt: skip
+                rows.append(
+                    pd.DataFrame(
+                        {
+                            "utterance": mine[hit],
+                            "endpoint": endpoint,
+                            "skill": skill,
+                            "first_contact_ns": first,
+                            "delay_s": (first - onsets[mine[hit]]) / 1e9,
+                            "background_p": probabilities[hit],
+                            "score": q / r,
+                        }
+                    )
+                )
     per_skill = pd.DataFrame(tests, columns=SKILL_COLUMNS)
     per_skill = per_skill[per_skill["contacted"] > 0].reset_index(drop=True)
     per_skill["p_adjusted"] = false_discovery_control(per_skill["p_value"].to_numpy()) if len(per_skill) else []
-    per_skill["attributed"] = (per_skill["p_adjusted"] < settings.alpha) & (per_skill["caused_rate"] / per_skill["contact_rate"] >= settings.min_score)
+    per_skill["attributed"] = (per_skill["p_adjusted"] < settings.alpha) & (
+        per_skill["caused_rate"] / per_skill["contact_rate"] >= settings.min_score
+    )
     per_skill = per_skill.sort_values(["skill", "p_value", "endpoint"], kind="stable").reset_index(drop=True)
     table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame([], columns=CONTACT_COLUMNS)
     passed = per_skill[per_skill["p_adjusted"] < settings.alpha]
-    significant = list(zip(passed["skill"], passed["endpoint"]))
+    significant = list(zip(passed["skill"], passed["endpoint"], strict=False))
     tested = pd.MultiIndex.from_arrays([table["skill"], table["endpoint"]]).isin(significant)
     table["attributed"] = (table["score"] >= settings.min_score).to_numpy() & tested
-    return Attribution(table.sort_values(["utterance", "first_contact_ns"]).reset_index(drop=True), per_skill, background_s, free)
+    return Attribution(
+        table.sort_values(["utterance", "first_contact_ns"]).reset_index(drop=True), per_skill, background_s, free
+    )
 
 
 def _delays(episodes: np.ndarray, onsets: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -326,6 +361,15 @@ def _delays(episodes: np.ndarray, onsets: np.ndarray, starts: np.ndarray, ends: 
 
 CONTACT_COLUMNS = ["utterance", "endpoint", "skill", "first_contact_ns", "delay_s", "background_p", "score"]
 SKILL_COLUMNS = [
-    "skill", "endpoint", "utterances", "contacted", "contact_rate", "background_rate", "caused_rate",
-    "response_from_s", "response_to_s", "other_skills_rate", "p_value",
-]  # fmt: skip
+    "skill",
+    "endpoint",
+    "utterances",
+    "contacted",
+    "contact_rate",
+    "background_rate",
+    "caused_rate",
+    "response_from_s",
+    "response_to_s",
+    "other_skills_rate",
+    "p_value",
+]

@@ -99,12 +99,17 @@ def read_capture(paths: Sequence[str | Path], device: str | None) -> CaptureView
     order = np.argsort(rows.ts_ns[keep], kind="stable")
     flow = flow[keep][order]
     packets = DevicePackets(
-        rows.ts_ns[keep][order], rows.length[keep][order], rows.up[keep][order],
-        flows["endpoint"].to_numpy(object)[flow], flow,
-    )  # fmt: skip
+        rows.ts_ns[keep][order],
+        rows.length[keep][order],
+        rows.up[keep][order],
+        flows["endpoint"].to_numpy(object)[flow],
+        flow,
+    )
     seen.markers.sort(key=lambda pair: pair[0])
     first, last = (seen.first, seen.last) if seen.first <= seen.last else (0, 0)
-    return CaptureView(traffic.device, packets, flows, seen.markers, first, last, list(traffic.warnings), table.endpoints)
+    return CaptureView(
+        traffic.device, packets, flows, seen.markers, first, last, list(traffic.warnings), table.endpoints
+    )
 
 
 def _markers(p: Packets) -> list[tuple[int, Marker]]:

@@ -43,9 +43,21 @@ from harness.rundir.manifest import read_manifest
 MAX_LAG_S = 8.0  # an activation later than this after an onset is not that utterance's
 MIN_ONSET_CONFIDENCE = 0.5  # below it an onset fit is as likely a schedule's echo as the offset
 SPOKEN_COLUMNS = [
-    "utterance_seq", "kind", "plan_index", "turn", "attempt", "persona_id", "skill_id", "skill_name", "utterance_id", "text",
-    "onset_ns", "end_ns", "answer_onset_ns", "answer_duration_s",
-]  # fmt: skip
+    "utterance_seq",
+    "kind",
+    "plan_index",
+    "turn",
+    "attempt",
+    "persona_id",
+    "skill_id",
+    "skill_name",
+    "utterance_id",
+    "text",
+    "onset_ns",
+    "end_ns",
+    "answer_onset_ns",
+    "answer_duration_s",
+]
 
 
 @dataclass
@@ -101,12 +113,22 @@ def _spoken(run: RunDir) -> tuple[str, pd.DataFrame]:
             continue
         rows.append(
             {
-                "utterance_seq": seq, "kind": kind, "plan_index": e.plan_index, "turn": e.turn, "attempt": e.attempt,
-                "persona_id": e.persona_id, "skill_id": e.skill_id, "skill_name": names.get(e.skill_id, e.skill_id),
-                "utterance_id": e.utterance_id, "text": text, "onset_ns": e.onset_wall_ns, "end_ns": e.end_wall_ns,
-                "answer_onset_ns": a.onset_wall_ns if a else None, "answer_duration_s": a.duration_s if a else None,
+                "utterance_seq": seq,
+                "kind": kind,
+                "plan_index": e.plan_index,
+                "turn": e.turn,
+                "attempt": e.attempt,
+                "persona_id": e.persona_id,
+                "skill_id": e.skill_id,
+                "skill_name": names.get(e.skill_id, e.skill_id),
+                "utterance_id": e.utterance_id,
+                "text": text,
+                "onset_ns": e.onset_wall_ns,
+                "end_ns": e.end_wall_ns,
+                "answer_onset_ns": a.onset_wall_ns if a else None,
+                "answer_duration_s": a.duration_s if a else None,
             }
-        )  # fmt: skip
+        )
     spoken = pd.DataFrame(rows, columns=SPOKEN_COLUMNS).astype({"answer_onset_ns": "Int64"})
     return run_id, spoken.sort_values("onset_ns", kind="stable").reset_index(drop=True)
 
@@ -136,13 +158,17 @@ def align(
         warnings.append(f"no sync markers in the capture and {exc}: taking the bench and capture clocks as one")
         return host_alignment()
     if (fit.confidence or 0.0) < MIN_ONSET_CONFIDENCE:
-        warnings.append(f"no sync markers in the capture; the onset fit is ambiguous (confidence {fit.confidence:.2f}): "
-                        "taking the bench and capture clocks as one")  # fmt: skip
+        warnings.append(
+            f"no sync markers in the capture; the onset fit is ambiguous (confidence {fit.confidence:.2f}): "
+            "taking the bench and capture clocks as one"
+        )
         return host_alignment()
     if abs(fit.offset_s) < ONSET_TOLERANCE_S:
         return host_alignment()  # the clocks agree within the wake-word jitter: no fit beats them
-    warnings.append(f"no sync markers in the capture: clocks fitted from {fit.matched} utterance onsets "
-                    f"(offset {fit.offset_s:+.3f} s, confidence {fit.confidence:.2f})")  # fmt: skip
+    warnings.append(
+        f"no sync markers in the capture: clocks fitted from {fit.matched} utterance onsets "
+        f"(offset {fit.offset_s:+.3f} s, confidence {fit.confidence:.2f})"
+    )
     return fit
 
 
@@ -179,28 +205,42 @@ def correlate_run(
     times = contact_times(view.packets, detection.voice_endpoints, detection.activations, settings.contact_slot_s)
     # skills are scored on the plan's requests; a stop phrase ends a session, it asks the skill nothing
     requests = spoken.index[spoken["kind"] == "request"].to_numpy()
-    result = attribute(spoken["onset_capture_ns"].iloc[requests].tolist(), spoken["skill_id"].iloc[requests].tolist(),
-                       times, (view.first_ns, view.last_ns), settings)  # fmt: skip
+    result = attribute(
+        spoken["onset_capture_ns"].iloc[requests].tolist(),
+        spoken["skill_id"].iloc[requests].tolist(),
+        times,
+        (view.first_ns, view.last_ns),
+        settings,
+    )
     result.contacts["utterance"] = requests[result.contacts["utterance"].to_numpy(int)] if len(requests) else []
     if result.background_s < settings.max_window_s:
-        warnings.append(f"only {result.background_s:.1f} s of background traffic outside utterance windows: "
-                        "scores and p-values are weak")  # fmt: skip
+        warnings.append(
+            f"only {result.background_s:.1f} s of background traffic outside utterance windows: "
+            "scores and p-values are weak"
+        )
     endpoints = _endpoint_table(run_id, view, detection)
     tables = {
         "utterances": _utterance_table(run_id, spoken, detection, matched, result.contacts),
-        "activations": activation_table(run_id, detection, {i: int(spoken["utterance_seq"].iat[row])
-                                                            for i, row in matched.items()}),
+        "activations": activation_table(
+            run_id, detection, {i: int(spoken["utterance_seq"].iat[row]) for i, row in matched.items()}
+        ),
         "endpoints": endpoints,
         "attributions": _attribution_table(run_id, spoken.iloc[requests], result.skills),
         "contacts": _contact_table(run_id, view, episodes, endpoints, detection),
     }
     summary = Summary(
-        run_id=run_id, device=view.device, captures=[str(p) for p in paths], clock=clock,
+        run_id=run_id,
+        device=view.device,
+        captures=[str(p) for p in paths],
+        clock=clock,
         counts=_counts(tables, result.background_s),
-        activations=DetectionInfo(threshold_bps=detection.threshold_bps, voice_endpoints=detection.voice_endpoints,
-                                  voice_source=detection.voice_source),
+        activations=DetectionInfo(
+            threshold_bps=detection.threshold_bps,
+            voice_endpoints=detection.voice_endpoints,
+            voice_source=detection.voice_source,
+        ),
         warnings=warnings,
-    )  # fmt: skip
+    )
     return Correlation(summary, tables, detection, warnings)
 
 
@@ -209,12 +249,15 @@ def _counts(tables: dict[str, pd.DataFrame], background_s: float) -> Counts:
     hits = attributions[attributions["attributed"]]
     flagged = tables["endpoints"].set_index("endpoint_id")["ad_or_tracking"]
     return Counts(
-        utterances=len(u), activations=len(a), utterances_with_activation=int(u["activation_id"].notna().sum()),
+        utterances=len(u),
+        activations=len(a),
+        utterances_with_activation=int(u["activation_id"].notna().sum()),
         activations_without_utterance=int(a["utterance_seq"].isna().sum()),
-        endpoints=int(tables["contacts"]["endpoint_id"].nunique()), attributed_pairs=len(hits),
+        endpoints=int(tables["contacts"]["endpoint_id"].nunique()),
+        attributed_pairs=len(hits),
         attributed_ad_or_tracking=int(flagged.reindex(hits["endpoint_id"]).fillna(False).astype(bool).sum()),
         background_s=round(background_s, 3),
-    )  # fmt: skip
+    )
 
 
 def _match_activations(onsets: np.ndarray, detection: ActivationResult, lead_s: float) -> dict[int, int]:
@@ -241,16 +284,20 @@ def _match_activations(onsets: np.ndarray, detection: ActivationResult, lead_s: 
     return dict(sorted(matched.items()))
 
 
-def _utterance_table(run_id: str, spoken: pd.DataFrame, detection: ActivationResult, matched: dict[int, int],
-                     contacts: pd.DataFrame) -> pd.DataFrame:  # fmt: skip
+def _utterance_table(
+    run_id: str, spoken: pd.DataFrame, detection: ActivationResult, matched: dict[int, int], contacts: pd.DataFrame
+) -> pd.DataFrame:
     by_row = {row: (i, detection.activations[i]) for i, row in matched.items()}
     attributed = contacts[contacts["attributed"]].sort_values(["utterance", "score"], ascending=[True, False])
-    listed = {u: (g["endpoint"].tolist(), [round(s, 4) for s in g["score"]]) for u, g in attributed.groupby("utterance")}
+    listed = {
+        u: (g["endpoint"].tolist(), [round(s, 4) for s in g["score"]]) for u, g in attributed.groupby("utterance")
+    }
     table = spoken.assign(run_id=run_id)
     found = [by_row.get(row) for row in range(len(spoken))]
     table["activation_id"] = pd.array([f[0] if f else None for f in found], dtype="Int64")
-    table["activation_lag_s"] = [(f[1].onset_ns - o) / 1e9 if f else np.nan
-                                 for f, o in zip(found, spoken["onset_capture_ns"])]  # fmt: skip
+    table["activation_lag_s"] = [
+        (f[1].onset_ns - o) / 1e9 if f else np.nan for f, o in zip(found, spoken["onset_capture_ns"], strict=False)
+    ]
     table["activation_bytes_up"] = pd.array([f[1].bytes_up if f else None for f in found], dtype="Int64")
     table["endpoint_ids"] = [listed.get(row, ([], []))[0] for row in range(len(spoken))]
     table["scores"] = [listed.get(row, ([], []))[1] for row in range(len(spoken))]
@@ -261,17 +308,24 @@ def activation_table(run_id: str, detection: ActivationResult, utterance_of: dic
     """The activations table; ``utterance_of`` maps an activation's index to its try's ``utterance_seq``."""
     if not detection.activations:
         return empty_table("activations")
-    return conform("activations", pd.DataFrame({
-        "run_id": run_id,
-        "activation_id": np.arange(len(detection.activations)),
-        "onset_capture_ns": [a.onset_ns for a in detection.activations],
-        "end_capture_ns": [a.end_ns for a in detection.activations],
-        "bytes_up": [a.bytes_up for a in detection.activations],
-        "bursts": [a.bursts for a in detection.activations],
-        "confidence": [a.confidence for a in detection.activations],
-        "endpoint_ids": [list(a.endpoints) for a in detection.activations],
-        "utterance_seq": pd.array([utterance_of.get(i) for i in range(len(detection.activations))], dtype="Int64"),
-    }))  # fmt: skip
+    return conform(
+        "activations",
+        pd.DataFrame(
+            {
+                "run_id": run_id,
+                "activation_id": np.arange(len(detection.activations)),
+                "onset_capture_ns": [a.onset_ns for a in detection.activations],
+                "end_capture_ns": [a.end_ns for a in detection.activations],
+                "bytes_up": [a.bytes_up for a in detection.activations],
+                "bursts": [a.bursts for a in detection.activations],
+                "confidence": [a.confidence for a in detection.activations],
+                "endpoint_ids": [list(a.endpoints) for a in detection.activations],
+                "utterance_seq": pd.array(
+                    [utterance_of.get(i) for i in range(len(detection.activations))], dtype="Int64"
+                ),
+            }
+        ),
+    )
 
 
 def _endpoint_table(run_id: str, view: CaptureView, detection: ActivationResult) -> pd.DataFrame:
@@ -292,11 +346,13 @@ def _attribution_table(run_id: str, spoken: pd.DataFrame, skills: pd.DataFrame) 
     return conform("attributions", table)
 
 
-def _contact_table(run_id: str, view: CaptureView, episodes: pd.DataFrame, endpoints: pd.DataFrame,
-                   detection: ActivationResult) -> pd.DataFrame:  # fmt: skip
+def _contact_table(
+    run_id: str, view: CaptureView, episodes: pd.DataFrame, endpoints: pd.DataFrame, detection: ActivationResult
+) -> pd.DataFrame:
     flows = view.flows
-    table = episodes.rename(columns={"endpoint": "endpoint_id", "onset_ns": "onset_capture_ns",
-                                     "end_ns": "end_capture_ns"}).assign(run_id=run_id)  # fmt: skip
+    table = episodes.rename(
+        columns={"endpoint": "endpoint_id", "onset_ns": "onset_capture_ns", "end_ns": "end_capture_ns"}
+    ).assign(run_id=run_id)
     rows = table["flow"].to_numpy(np.int64)
     for col in ("protocol", "remote_ip", "remote_port", "local_port"):
         table[col] = flows[col].to_numpy()[rows] if len(rows) else []

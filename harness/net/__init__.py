@@ -29,6 +29,13 @@ def read_packets(path: str | Path, device: str | None = None) -> Iterator[Packet
 
 
 __all__ = [
-    "FLOW_COLUMNS", "CaptureReader", "Frames", "PacketRows", "Packets", "Traffic",
-    "decode", "read_packets", "read_traffic",
-]  # fmt: skip
+    "FLOW_COLUMNS",
+    "CaptureReader",
+    "Frames",
+    "PacketRows",
+    "Packets",
+    "Traffic",
+    "decode",
+    "read_packets",
+    "read_traffic",
+]

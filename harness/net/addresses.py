@@ -35,7 +35,7 @@ def texts(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
         return np.array([], dtype=object)
     pairs = np.stack([hi, lo], axis=1)
     uniq, inverse = np.unique(pairs, axis=0, return_inverse=True)
-    names = np.array([address_text(h, l) for h, l in uniq], dtype=object)
+    names = np.array([address_text(high, low) for high, low in uniq], dtype=object)
     return names[inverse.ravel()]
 
 

@@ -9,8 +9,8 @@ and :attr:`CaptureReader.problem` names the file and byte offset.
 
 from __future__ import annotations
 
-import struct
 import os
+import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -309,8 +309,11 @@ def _classic(reader: _ChunkReader, note: Callable[[int, str], None]) -> Iterator
             odd = np.flatnonzero(fraction >= frac_limit)
             if len(odd) and not noted:
                 unit = "microseconds" if mul == 1000 else "nanoseconds"
-                note(int(frames.file_offset[odd[0]]), f"timestamp fraction of {int(fraction[odd[0]])} {unit} is out of "
-                     "range; read on, carrying it into the seconds (noted once per file)")  # fmt: skip
+                note(
+                    int(frames.file_offset[odd[0]]),
+                    f"timestamp fraction of {int(fraction[odd[0]])} {unit} is out of "
+                    "range; read on, carrying it into the seconds (noted once per file)",
+                )
                 noted = True
             yield frames
         if stop is not None:
@@ -513,6 +516,11 @@ def _pcapng_frames(ch: _Chunk, starts: np.ndarray, big: bool, ifaces: list[Inter
         prev = np.maximum.accumulate(np.where(is_epb, np.arange(n), -1))
         ts = np.where(is_epb, ts, np.where(prev >= 0, ts[np.maximum(prev, 0)], 0))
     return Frames(
-        buf=ch.data, data=data, caplen=caplen, wirelen=wirelen, ts_ns=ts, linktype=linktype,
+        buf=ch.data,
+        data=data,
+        caplen=caplen,
+        wirelen=wirelen,
+        ts_ns=ts,
+        linktype=linktype,
         file_offset=starts + ch.base,
-    )  # fmt: skip
+    )

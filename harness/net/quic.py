@@ -131,7 +131,7 @@ def open_packet(dg: bytes, h: LongHeader, keys: tuple[bytes, bytes, bytes]) -> b
     mask = encryptor.update(dg[h.pn_offset + 4 : h.pn_offset + 20]) + encryptor.finalize()
     first = dg[h.start] ^ (mask[0] & 0x0F)
     pn_len = (first & 3) + 1
-    pn = bytes(b ^ m for b, m in zip(dg[h.pn_offset : h.pn_offset + pn_len], mask[1:]))
+    pn = bytes(b ^ m for b, m in zip(dg[h.pn_offset : h.pn_offset + pn_len], mask[1:], strict=False))
     header = bytes([first]) + dg[h.start + 1 : h.pn_offset] + pn
     # Initial packet numbers of a first flight are small: the truncated number is the number
     nonce = (int.from_bytes(iv, "big") ^ int.from_bytes(pn, "big")).to_bytes(12, "big")

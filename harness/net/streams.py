@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.net import dns, http, tls
+from harness.net import http, tls
 
 STREAM_CAP = 32 * 1024  # bytes kept per direction: a ClientHello, a certificate chain, request headers
 MAX_STREAMS = 1024  # directions in progress at once
@@ -162,7 +162,9 @@ class Streams:
         if dkey not in self.active:
             self._open(dkey, (seq + 1) & SEQ_MASK, key, from_dns_port)
 
-    def segment(self, dkey: int, seq: int, payload: bytes, ts: int, key: tuple, starts: bool, from_dns_port: bool) -> None:
+    def segment(
+        self, dkey: int, seq: int, payload: bytes, ts: int, key: tuple, starts: bool, from_dns_port: bool
+    ) -> None:
         """A segment with payload; ``starts`` says it may begin the direction (no SYN seen)."""
         stream = self.active.get(dkey)
         if stream is None:

@@ -28,16 +28,43 @@ HTTP_FIRST[[m[0] for m in http.METHODS]] = True
 DIRECT_RANK = {"sni": 0, "quic": 0, "http": 1, "certificate": 2}
 PROTOCOLS = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6", 132: "sctp", 2: "igmp"}
 FLOW_COLUMNS = [
-    "protocol", "proto", "local_ip", "local_port", "remote_ip", "remote_port", "local_mac", "remote_mac",
-    "first_ns", "last_ns", "packets_up", "packets_down", "bytes_up", "bytes_down",
-    "name", "name_source", "device",
-]  # fmt: skip
+    "protocol",
+    "proto",
+    "local_ip",
+    "local_port",
+    "remote_ip",
+    "remote_port",
+    "local_mac",
+    "remote_mac",
+    "first_ns",
+    "last_ns",
+    "packets_up",
+    "packets_down",
+    "bytes_up",
+    "bytes_down",
+    "name",
+    "name_source",
+    "device",
+]
 FLOW_DTYPES = {
-    "protocol": object, "proto": np.int64, "local_ip": object, "local_port": np.int64, "remote_ip": object,
-    "remote_port": np.int64, "local_mac": object, "remote_mac": object, "first_ns": np.int64, "last_ns": np.int64,
-    "packets_up": np.int64, "packets_down": np.int64, "bytes_up": np.int64, "bytes_down": np.int64,
-    "name": object, "name_source": object, "device": bool,
-}  # fmt: skip
+    "protocol": object,
+    "proto": np.int64,
+    "local_ip": object,
+    "local_port": np.int64,
+    "remote_ip": object,
+    "remote_port": np.int64,
+    "local_mac": object,
+    "remote_mac": object,
+    "first_ns": np.int64,
+    "last_ns": np.int64,
+    "packets_up": np.int64,
+    "packets_down": np.int64,
+    "bytes_up": np.int64,
+    "bytes_down": np.int64,
+    "name": object,
+    "name_source": object,
+    "device": bool,
+}
 
 
 @dataclass
@@ -125,7 +152,9 @@ class _Names:
         udp_rows = np.flatnonzero((proto == UDP) & (plen >= quic.MIN_PACKET))
         wq = _win(p.buf, pay[udp_rows], 5)
         version = np.ascontiguousarray(wq[:, 1:5]).view(">u4").ravel()
-        initial = ((wq[:, 0] & 0xF0 == 0xC0) & (version == quic.V1)) | ((wq[:, 0] & 0xF0 == 0xD0) & (version == quic.V2))
+        initial = ((wq[:, 0] & 0xF0 == 0xC0) & (version == quic.V1)) | (
+            (wq[:, 0] & 0xF0 == 0xD0) & (version == quic.V2)
+        )
         todo = np.zeros(len(h), np.int8)
         todo[udp_rows[initial]] = 5
         todo[dns_rows] = 1
@@ -142,7 +171,7 @@ class _Names:
         ts = p.ts_ns[packet].tolist()
         dirs, seqs, syns, may_start = (col[t].tolist() if len(col) else [0] * len(t) for col in (dk, seq, syn, starts))
         from_dns = (sport[rows] == 53).tolist()
-        flow_keys = list(zip(*(keys[k][rows].tolist() for k in KEY_COLUMNS)))
+        flow_keys = list(zip(*(keys[k][rows].tolist() for k in KEY_COLUMNS), strict=False))
         for j in range(len(kinds)):
             kind = kinds[j]
             data = bytes(mem[begin[j] : begin[j] + sizes[j]])
@@ -237,7 +266,9 @@ def read_traffic(
     table = acc.result()
     if not table:
         empty = PacketRows(*(np.array([], t) for t in (np.int64, np.int64, bool, np.int64))) if device_packets else None
-        return Traffic(pd.DataFrame({c: pd.Series(dtype=t) for c, t in FLOW_DTYPES.items()}), device, total, warnings, empty)
+        return Traffic(
+            pd.DataFrame({c: pd.Series(dtype=t) for c, t in FLOW_DTYPES.items()}), device, total, warnings, empty
+        )
     if device is None:
         chosen = choose_device(table)
         if chosen is not None:
@@ -251,7 +282,7 @@ def read_traffic(
 
 def _device_rows(flows: pd.DataFrame, rows: list[tuple[np.ndarray, ...]], warnings: list[str]) -> PacketRows:
     """The device's packets with their flow's row, from per-packet (ts, length, flow hash, a->b)."""
-    ts, length, h, a2b = (np.concatenate(cols) for cols in zip(*rows)) if rows else ([],) * 4
+    ts, length, h, a2b = (np.concatenate(cols) for cols in zip(*rows, strict=False)) if rows else ([],) * 4
     firsts = ~flows["hash"].duplicated().to_numpy()
     if not firsts.all():  # two flows with one 64-bit hash: packets go to the first of them
         warnings.append("two flows share a hash; the packets of the second are counted with the first")
@@ -354,8 +385,10 @@ def _name(flows: pd.DataFrame, names: _Names) -> None:
     _fill(flows, direct["name"].to_numpy(), direct["source"].to_numpy())
     own = direct["name"].notna().to_numpy()
     if own.any():
-        peers = order.assign(found=direct["name"].to_numpy()[order["row"].to_numpy()],
-                             source=direct["source"].to_numpy()[order["row"].to_numpy()])
+        peers = order.assign(
+            found=direct["name"].to_numpy()[order["row"].to_numpy()],
+            source=direct["source"].to_numpy()[order["row"].to_numpy()],
+        )
         peers = peers[peers["found"].notna()].rename(columns={"first_ns": "ts"}).drop(columns="row")
         near = _asof(order, peers, "nearest")
         found = pd.Series(near["found"].to_numpy(), index=near["row"].to_numpy()).sort_index()

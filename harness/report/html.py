@@ -69,14 +69,18 @@ def table(frame: pd.DataFrame, columns: Sequence[str], flag: Iterable[bool] | No
     flags = list(flag) if flag is not None else [False] * len(frame)
     head = "".join(f"<th>{esc(c)}</th>" for c in columns)
     body = []
-    for marked, record in zip(flags, frame[list(columns)].itertuples(index=False)):
+    for marked, record in zip(flags, frame[list(columns)].itertuples(index=False), strict=False):
         cells = "".join(_cell(v.item() if isinstance(v, np.generic) else v) for v in record)
         body.append(f'<tr class="flag">{cells}</tr>' if marked else f"<tr>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
 def _when(ns: Any) -> str:
-    return "" if ns is None or pd.isna(ns) else datetime.fromtimestamp(int(ns) / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    return (
+        ""
+        if ns is None or pd.isna(ns)
+        else datetime.fromtimestamp(int(ns) / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    )
 
 
 FLAGGED_COLUMNS = ["endpoint_id", "category", "party", "organization", "ad_or_tracking", "contacts", "attributed_to"]
@@ -90,7 +94,11 @@ def flagged_endpoints(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     seen = contacts.groupby("endpoint_id").size().rename("contacts").to_frame()
     info = endpoints.set_index("endpoint_id")[["category", "party", "organization", "ad_or_tracking"]]
     seen = seen.join(info, how="left")
-    hits = attributions[attributions["attributed"]].groupby("endpoint_id")["skill_name"].agg(lambda s: sorted(set(map(str, s))))
+    hits = (
+        attributions[attributions["attributed"]]
+        .groupby("endpoint_id")["skill_name"]
+        .agg(lambda s: sorted(set(map(str, s))))
+    )
     seen["attributed_to"] = hits.reindex(seen.index).map(lambda v: v if isinstance(v, list) else [])
     keep = seen["ad_or_tracking"].fillna(False).astype(bool) | seen["party"].isin(["third_party", "skill_vendor"])
     out = seen[keep].reset_index().sort_values(["ad_or_tracking", "contacts"], ascending=[False, False])
@@ -101,9 +109,12 @@ def report_html(summary: Summary, tables: dict[str, pd.DataFrame], ads: AdsResul
     """The whole report page."""
     utterances, activations = tables["utterances"], tables["activations"]
     attributions = tables["attributions"].merge(
-        tables["endpoints"][["endpoint_id", "registrable_domain", "organization", "party", "category", "ad_or_tracking"]],
-        how="left", on="endpoint_id",
-    )  # fmt: skip
+        tables["endpoints"][
+            ["endpoint_id", "registrable_domain", "organization", "party", "category", "ad_or_tracking"]
+        ],
+        how="left",
+        on="endpoint_id",
+    )
     counts, clock = summary.counts.model_dump(), summary.clock
     top = flagged_endpoints(tables)
     personas = sorted(set(map(str, utterances["persona_id"]))) if len(utterances) else []
@@ -126,20 +137,39 @@ def report_html(summary: Summary, tables: dict[str, pd.DataFrame], ads: AdsResul
         + esc(
             f"{clock.method}, offset {clock.offset_s:+.6f} s, drift {clock.drift_ppm:+.2f} ppm, "
             f"{clock.markers} pairs, residual jitter p50/p99/max "
-            + "/".join("–" if v is None else f"{v * 1000:.2f}" for v in (clock.jitter_p50_s, clock.jitter_p99_s, clock.jitter_max_s))
+            + "/".join(
+                "–" if v is None else f"{v * 1000:.2f}"
+                for v in (clock.jitter_p50_s, clock.jitter_p99_s, clock.jitter_max_s)
+            )
             + " ms"
         )
         + "</p>"
     )
     parts.append("<h2>Timeline</h2>")
-    parts.append(_png(timeline_figure(tables), "timeline of utterances, answers, activations and contacts per endpoint"))
+    parts.append(
+        _png(timeline_figure(tables), "timeline of utterances, answers, activations and contacts per endpoint")
+    )
     view = utterances.assign(onset_utc=utterances["onset_ns"].map(_when)) if len(utterances) else utterances
     parts.append("<h2>Utterances</h2>")
     parts.append(
         table(
             view,
-            ["plan_index", "persona_id", "skill_name", "utterance_id", "turn", "attempt", "text", "onset_utc",
-             "answer_duration_s", "activation_id", "activation_lag_s", "activation_bytes_up", "endpoint_ids", "scores"],
+            [
+                "plan_index",
+                "persona_id",
+                "skill_name",
+                "utterance_id",
+                "turn",
+                "attempt",
+                "text",
+                "onset_utc",
+                "answer_duration_s",
+                "activation_id",
+                "activation_lag_s",
+                "activation_bytes_up",
+                "endpoint_ids",
+                "scores",
+            ],
             utterances["activation_id"].isna().tolist() if len(utterances) else None,
         )
     )
@@ -147,17 +177,37 @@ def report_html(summary: Summary, tables: dict[str, pd.DataFrame], ads: AdsResul
     parts.append(
         table(
             attributions,
-            ["skill_name", "endpoint_id", "registrable_domain", "organization", "party", "category", "ad_or_tracking",
-             "utterances", "contacted", "background_rate", "other_skills_rate", "p_value", "p_adjusted", "attributed"],
+            [
+                "skill_name",
+                "endpoint_id",
+                "registrable_domain",
+                "organization",
+                "party",
+                "category",
+                "ad_or_tracking",
+                "utterances",
+                "contacted",
+                "background_rate",
+                "other_skills_rate",
+                "p_value",
+                "p_adjusted",
+                "attributed",
+            ],
             attributions["ad_or_tracking"].fillna(False).astype(bool).tolist() if len(attributions) else None,
         )
     )
     if len(activations):
-        shown = activations.assign(onset_utc=activations["onset_capture_ns"].map(_when),
-                                   duration_s=(activations["end_capture_ns"] - activations["onset_capture_ns"]) / 1e9)  # fmt: skip
+        shown = activations.assign(
+            onset_utc=activations["onset_capture_ns"].map(_when),
+            duration_s=(activations["end_capture_ns"] - activations["onset_capture_ns"]) / 1e9,
+        )
         parts.append("<h2>Activations</h2>")
-        parts.append(table(shown, ["activation_id", "onset_utc", "duration_s", "bytes_up", "bursts", "endpoint_ids",
-                                   "utterance_seq"]))  # fmt: skip
+        parts.append(
+            table(
+                shown,
+                ["activation_id", "onset_utc", "duration_s", "bytes_up", "bursts", "endpoint_ids", "utterance_seq"],
+            )
+        )
     if ads is not None:
         parts.append(ads_section_html(ads))
     title = f"harness report {summary.run_id}"

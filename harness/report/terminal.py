@@ -39,8 +39,14 @@ def summary_renderable(summary: Summary, tables: dict[str, pd.DataFrame]) -> Gro
         for col in ("endpoint", "category", "party", "ad/track", "contacts", "attributed to"):
             t.add_column(col)
         for r in flagged.itertuples(index=False):
-            t.add_row(_t(r.endpoint_id), _t(r.category), _t(r.party), Text("yes" if r.ad_or_tracking else ""),
-                      _t(r.contacts), _t(r.attributed_to))  # fmt: skip
+            t.add_row(
+                _t(r.endpoint_id),
+                _t(r.category),
+                _t(r.party),
+                Text("yes" if r.ad_or_tracking else ""),
+                _t(r.contacts),
+                _t(r.attributed_to),
+            )
         parts.append(t)
     attributions = tables["attributions"]
     hits = attributions[attributions["attributed"]]
@@ -50,8 +56,14 @@ def summary_renderable(summary: Summary, tables: dict[str, pd.DataFrame]) -> Gro
         for col in ("skill", "endpoint", "category", "contacted", "background", "p adj."):
             t.add_column(col)
         for r in hits.itertuples(index=False):
-            t.add_row(_t(r.skill_name), _t(r.endpoint_id), _t(category.get(r.endpoint_id)),
-                      Text(f"{r.contacted}/{r.utterances}"), _t(r.background_rate), _t(r.p_adjusted))  # fmt: skip
+            t.add_row(
+                _t(r.skill_name),
+                _t(r.endpoint_id),
+                _t(category.get(r.endpoint_id)),
+                Text(f"{r.contacted}/{r.utterances}"),
+                _t(r.background_rate),
+                _t(r.p_adjusted),
+            )
         parts.append(t)
     for message in summary.warnings:
         parts.append(Text(terminal_text(f"warning: {message}"), style="yellow"))

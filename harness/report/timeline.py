@@ -8,9 +8,13 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 CATEGORY_COLOURS = {
-    "voice": "#1f77b4", "platform": "#7f7f7f", "advertising": "#d62728", "tracking": "#ff7f0e",
-    "content": "#2ca02c", "other": "#9467bd",
-}  # fmt: skip
+    "voice": "#1f77b4",
+    "platform": "#7f7f7f",
+    "advertising": "#d62728",
+    "tracking": "#ff7f0e",
+    "content": "#2ca02c",
+    "other": "#9467bd",
+}
 MAX_ROWS = 30  # endpoints beyond this are summed up in the tables, not drawn
 
 
@@ -28,12 +32,15 @@ def timeline_figure(tables: dict[str, pd.DataFrame]) -> Figure:
     utterances = tables["utterances"].assign(
         onset_capture=tables["utterances"]["onset_capture_ns"] / 1e9,
         length=(tables["utterances"]["end_ns"] - tables["utterances"]["onset_ns"]) / 1e9,
-        answer_after=(tables["utterances"]["answer_onset_ns"] - tables["utterances"]["onset_ns"]).astype("Float64") / 1e9,
-    )  # fmt: skip
-    activations = tables["activations"].assign(onset=tables["activations"]["onset_capture_ns"] / 1e9,
-                                               end=tables["activations"]["end_capture_ns"] / 1e9)  # fmt: skip
-    contacts = tables["contacts"].assign(onset=tables["contacts"]["onset_capture_ns"] / 1e9,
-                                         endpoint=tables["contacts"]["endpoint_id"])  # fmt: skip
+        answer_after=(tables["utterances"]["answer_onset_ns"] - tables["utterances"]["onset_ns"]).astype("Float64")
+        / 1e9,
+    )
+    activations = tables["activations"].assign(
+        onset=tables["activations"]["onset_capture_ns"] / 1e9, end=tables["activations"]["end_capture_ns"] / 1e9
+    )
+    contacts = tables["contacts"].assign(
+        onset=tables["contacts"]["onset_capture_ns"] / 1e9, endpoint=tables["contacts"]["endpoint_id"]
+    )
     starts = [s.min() for s in (utterances["onset_capture"], activations["onset"], contacts["onset"]) if len(s)]
     zero = min(starts) if starts else 0.0
     counts = contacts["endpoint"].value_counts(sort=False) if len(contacts) else pd.Series(dtype=int)
@@ -50,9 +57,13 @@ def timeline_figure(tables: dict[str, pd.DataFrame]) -> Figure:
             axes.broken_barh([(row.onset_capture - zero, length)], (y["utterances"] - 0.35, 0.7), color="#444")
             if pd.notna(row.answer_after):
                 start = row.onset_capture + row.answer_after - zero
-                axes.broken_barh([(start, max(row.answer_duration_s or 0.05, 0.05))], (y["answers"] - 0.35, 0.7), color="#8c564b")
+                axes.broken_barh(
+                    [(start, max(row.answer_duration_s or 0.05, 0.05))], (y["answers"] - 0.35, 0.7), color="#8c564b"
+                )
     for row in activations.itertuples(index=False):
-        axes.broken_barh([(row.onset - zero, max(row.end - row.onset, 0.05))], (y["activations"] - 0.35, 0.7), color="#1f77b4")
+        axes.broken_barh(
+            [(row.onset - zero, max(row.end - row.onset, 0.05))], (y["activations"] - 0.35, 0.7), color="#1f77b4"
+        )
     if len(contacts):
         shown = contacts[contacts["endpoint"].isin(endpoints)]
         for category, group in shown.groupby("category"):

@@ -34,7 +34,14 @@ from harness.rundir.layout import RunDir
 from harness.textsafe import csv_safe_frame
 
 Kind = Literal["str", "int", "int?", "float", "bool", "list"]
-_DTYPES: dict[str, str] = {"str": "str", "int": "int64", "int?": "Int64", "float": "float64", "bool": "bool", "list": "object"}
+_DTYPES: dict[str, str] = {
+    "str": "str",
+    "int": "int64",
+    "int?": "Int64",
+    "float": "float64",
+    "bool": "bool",
+    "list": "object",
+}
 
 
 @dataclass(frozen=True)
@@ -59,7 +66,9 @@ _CLASS = [
 TABLES: dict[str, list[Column]] = {
     "utterances": [
         _c("run_id", "str", "the run"),
-        _c("utterance_seq", "int", "seq of the try's utterance_started (or stop_spoken) event: the key of a spoken try"),
+        _c(
+            "utterance_seq", "int", "seq of the try's utterance_started (or stop_spoken) event: the key of a spoken try"
+        ),
         _c("kind", "str", "request: a try of the plan; stop: the bench's stop phrase (the device hears it too)"),
         _c("plan_index", "int", "0-based plan item"),
         _c("turn", "int", "0 the utterance, k its k-th follow-up"),
@@ -162,7 +171,11 @@ def conform(name: str, frame: pd.DataFrame) -> pd.DataFrame:
             cells = [list(v) if isinstance(v, (list, tuple, np.ndarray)) else [] for v in out[col.name]]
             out[col.name] = pd.Series(cells, index=out.index, dtype=object)  # object even when empty
         elif col.kind == "str":
-            out[col.name] = out[col.name].map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)).astype("str")
+            out[col.name] = (
+                out[col.name]
+                .map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+                .astype("str")
+            )
         else:
             out[col.name] = out[col.name].astype(_DTYPES[col.kind])
     return out
@@ -172,9 +185,11 @@ def table_schema(name: str) -> dict[str, Any]:
     """A table's columns as JSON (name, dtype, meaning), for ``harness schema`` and the docs."""
     return {
         "table": name,
-        "columns": [{"name": c.name, "dtype": _DTYPES[c.kind] if c.kind != "list" else "list", "description": c.doc}
-                    for c in TABLES[name]],
-    }  # fmt: skip
+        "columns": [
+            {"name": c.name, "dtype": _DTYPES[c.kind] if c.kind != "list" else "list", "description": c.doc}
+            for c in TABLES[name]
+        ],
+    }
 
 
 # ----- summary.json ------------------------------------------------------------------------------
@@ -311,5 +326,7 @@ def summary_json_schema() -> dict[str, Any]:
 
 def analysis_json(summary: Summary, tables: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
     """The analysis as one JSON document (what ``--format json`` prints): the summary and each table's rows."""
-    return {"summary": summary.model_dump(mode="json"),
-            **{name: json.loads(conform(name, tables[name]).to_json(orient="records")) for name in TABLE_NAMES}}  # fmt: skip
+    return {
+        "summary": summary.model_dump(mode="json"),
+        **{name: json.loads(conform(name, tables[name]).to_json(orient="records")) for name in TABLE_NAMES},
+    }

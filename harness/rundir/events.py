@@ -269,16 +269,48 @@ class RunFinished(_Event):
 
 
 EVENT_TYPES: tuple[type[_Event], ...] = (
-    RunStarted, RunResumed, ClockSample, Calibration, UtteranceStarted, UtteranceEnded,
-    UtteranceCut, AnswerHeard, NoAnswer, Retry, StopSpoken, MarkerSent, ItemCompleted,
-    DeviceLost, DeviceRestored, CaptureStarted, CaptureStopped, ErrorEvent, RunInterrupted,
+    RunStarted,
+    RunResumed,
+    ClockSample,
+    Calibration,
+    UtteranceStarted,
+    UtteranceEnded,
+    UtteranceCut,
+    AnswerHeard,
+    NoAnswer,
+    Retry,
+    StopSpoken,
+    MarkerSent,
+    ItemCompleted,
+    DeviceLost,
+    DeviceRestored,
+    CaptureStarted,
+    CaptureStopped,
+    ErrorEvent,
+    RunInterrupted,
     RunFinished,
-)  # fmt: skip
+)
 
 Event = Annotated[
-    RunStarted | RunResumed | ClockSample | Calibration | UtteranceStarted | UtteranceEnded
-    | UtteranceCut | AnswerHeard | NoAnswer | Retry | StopSpoken | MarkerSent | ItemCompleted
-    | DeviceLost | DeviceRestored | CaptureStarted | CaptureStopped | ErrorEvent | RunInterrupted
+    RunStarted
+    | RunResumed
+    | ClockSample
+    | Calibration
+    | UtteranceStarted
+    | UtteranceEnded
+    | UtteranceCut
+    | AnswerHeard
+    | NoAnswer
+    | Retry
+    | StopSpoken
+    | MarkerSent
+    | ItemCompleted
+    | DeviceLost
+    | DeviceRestored
+    | CaptureStarted
+    | CaptureStopped
+    | ErrorEvent
+    | RunInterrupted
     | RunFinished,
     Field(discriminator="event"),
 ]
@@ -306,9 +338,7 @@ def parse_event(record: dict[str, Any]) -> Event:
     """Validate one decoded line; raises pydantic's ValidationError (also for a missing head field)."""
     missing = [key for key in _HEAD if key not in record]
     if missing:
-        raise ValidationError.from_exception_data(
-            "event", [{"type": "missing", "loc": (missing[0],), "input": record}]
-        )
+        raise ValidationError.from_exception_data("event", [{"type": "missing", "loc": (missing[0],), "input": record}])
     return EVENT_ADAPTER.validate_python(record)
 
 

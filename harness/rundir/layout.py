@@ -112,7 +112,9 @@ class RunDir:
         """Every capture file in the capture folder (not the hidden pid files and fetch folders), in order."""
         if not self.capture.is_dir():
             return []
-        return sorted((p for p in self.capture.iterdir() if p.is_file() and not p.name.startswith(".")), key=natural_order)
+        return sorted(
+            (p for p in self.capture.iterdir() if p.is_file() and not p.name.startswith(".")), key=natural_order
+        )
 
     @property
     def analysis(self) -> Path:

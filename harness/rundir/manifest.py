@@ -73,7 +73,9 @@ class Settings(_Model):
     device_wait_s: float = Field(description="how long a lost device is waited for before the run stops")
     twin: bool = Field(False, description="--twin: run against the digital twin, which a resume starts again")
     twin_config: str | None = Field(None, description="--twin-config (None: the shipped configuration)")
-    quiet_lead_s: float = Field(0.0, description="with --twin: seconds of background captured before the first utterance")
+    quiet_lead_s: float = Field(
+        0.0, description="with --twin: seconds of background captured before the first utterance"
+    )
 
 
 class ClockInfo(_Model):

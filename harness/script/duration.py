@@ -35,8 +35,13 @@ class Duration:
         return self.estimate_s + self.worst_extra_s
 
     def __add__(self, other: Duration) -> Duration:
-        return Duration(self.turns + other.turns, self.speech_s + other.speech_s, self.gaps_s + other.gaps_s,
-                        self.waits_s + other.waits_s, self.worst_extra_s + other.worst_extra_s)  # fmt: skip
+        return Duration(
+            self.turns + other.turns,
+            self.speech_s + other.speech_s,
+            self.gaps_s + other.gaps_s,
+            self.waits_s + other.waits_s,
+            self.worst_extra_s + other.worst_extra_s,
+        )
 
 
 SpokenSeconds = Callable[[Persona, str], float]
@@ -53,8 +58,12 @@ def item_duration(item: PlanItem, persona: Persona, spoken_s: SpokenSeconds, lis
     return Duration(len(texts), speech, 0.0 if last else session.gap_s, waits, worst)
 
 
-def run_duration(items: Sequence[PlanItem], persona_of: Callable[[PlanItem], Persona], spoken_s: SpokenSeconds,
-                 listening: bool = True) -> Duration:  # fmt: skip
+def run_duration(
+    items: Sequence[PlanItem],
+    persona_of: Callable[[PlanItem], Persona],
+    spoken_s: SpokenSeconds,
+    listening: bool = True,
+) -> Duration:
     """The sum of :func:`item_duration` over ``items`` (the last one has no gap)."""
     total = Duration()
     for n, item in enumerate(items):

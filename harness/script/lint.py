@@ -40,8 +40,11 @@ def lint(persona: Persona) -> list[tuple[Loc, str]]:
         invocation = "".join(words(skill.invocation))
         if not any(invocation in "".join(words(u.text)) for u in skill.utterances):
             found.append(
-                (("skills", i, "invocation"), f"no utterance of skill '{skill.id}' says its invocation name "
-                 f"'{skill.invocation}', so Alexa may not route them to the skill")
+                (
+                    ("skills", i, "invocation"),
+                    f"no utterance of skill '{skill.id}' says its invocation name "
+                    f"'{skill.invocation}', so Alexa may not route them to the skill",
+                )
             )
     seen: dict[tuple[str, ...], str] = {}
     for loc, utterance_id, utterance in _utterances(persona):
@@ -61,7 +64,9 @@ def lint(persona: Persona) -> list[tuple[Loc, str]]:
             seconds = estimated_seconds(follow_up, rate)
             if seconds > MAX_SPOKEN_S:
                 found.append(
-                    ((*loc, "follow_ups", k), f"about {seconds:.0f} s when spoken at {rate} wpm (over {MAX_SPOKEN_S:.0f} s)")
+                    (
+                        (*loc, "follow_ups", k),
+                        f"about {seconds:.0f} s when spoken at {rate} wpm (over {MAX_SPOKEN_S:.0f} s)",
+                    )
                 )
     return found
-

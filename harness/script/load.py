@@ -139,7 +139,9 @@ def check_paths(paths: Iterable[str | os.PathLike[str]]) -> list[ScriptCheck]:
             place = check.source.place(("persona", "id"))
             first_place = first.source.place(("persona", "id"))
             check.errors.append(
-                InputError(check.path, f"duplicate persona id '{persona_id}' (also in {first.path}:{first_place})", place)
+                InputError(
+                    check.path, f"duplicate persona id '{persona_id}' (also in {first.path}:{first_place})", place
+                )
             )
             check.persona = None
         else:
@@ -167,4 +169,3 @@ def script_files(folder: Path) -> list[Path]:
         (p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and not p.name.startswith(".")),
         key=lambda p: p.name,
     )
-

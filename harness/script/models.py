@@ -65,16 +65,16 @@ class SpeechSettings(_Model):
 class SessionSettings(_Model):
     """Timing and order of a run."""
 
-    gap_s: float = Field(default=5.0, ge=0.0, le=3600.0, description="Pause after an answer before the next utterance, in seconds.")
+    gap_s: float = Field(
+        default=5.0, ge=0.0, le=3600.0, description="Pause after an answer before the next utterance, in seconds."
+    )
     answer_timeout_s: float = Field(
         default=8.0, gt=0.0, le=600.0, description="How long to wait for the answer to start, in seconds."
     )
     max_answer_s: float = Field(
         default=30.0, gt=0.0, le=3600.0, description="Longest answer before the stop phrase is spoken, in seconds."
     )
-    min_silence_s: float = Field(
-        default=1.0, ge=0.0, le=60.0, description="Silence that ends an answer, in seconds."
-    )
+    min_silence_s: float = Field(default=1.0, ge=0.0, le=60.0, description="Silence that ends an answer, in seconds.")
     stop_phrase: Phrase = Field(default="Alexa, stop", description="Said when an answer runs longer than max_answer_s.")
     order: Literal["as_written", "shuffled"] = Field(
         default="as_written", description="Speak utterances in file order, or shuffled (reproducibly, see seed)."
@@ -92,7 +92,9 @@ class Expect(_Model):
     """A hint of the expected answer, used to check that the skill (not Alexa) answered."""
 
     keywords: list[Phrase] = Field(default_factory=list, description="Words the answer should contain.")
-    regex: str | None = Field(default=None, max_length=500, description="A Python regular expression the answer should match.")
+    regex: str | None = Field(
+        default=None, max_length=500, description="A Python regular expression the answer should match."
+    )
 
     @field_validator("regex")
     @classmethod

@@ -23,7 +23,9 @@ class PlanItem(BaseModel):
     persona_id: str
     skill_id: str = Field(description=f"The skill's id, or '{BUILTIN_SKILL_ID}' for a built-in request.")
     skill_name: str
-    utterance_id: str = Field(description="'<skill id>/<n>', n the utterance's 1-based place in its skill; unique in a persona.")
+    utterance_id: str = Field(
+        description="'<skill id>/<n>', n the utterance's 1-based place in its skill; unique in a persona."
+    )
     text: str = Field(description="The text as spoken, wake word prefixed where it was missing.")
     follow_ups: list[str] = Field(default_factory=list)
     repeat: int = Field(description="1-based count of this utterance_id so far in the run.")

@@ -116,8 +116,9 @@ def problem(model: type[BaseModel], source: Source, error: ErrorDetails) -> tupl
     if kind in _EXPECTED:
         message = f"{name}: expected {_EXPECTED[kind]}, got {got}{_quote_hint(error)}"
     elif kind == "string_pattern_mismatch":
-        message = (f"{name}: {got} is not an id: use lowercase letters, digits, '-' and '_', "
-                   "starting with a letter or digit")
+        message = (
+            f"{name}: {got} is not an id: use lowercase letters, digits, '-' and '_', starting with a letter or digit"
+        )
     elif kind == "value_error":
         message = f"{name}: {error['msg'].removeprefix('Value error, ')}"
     elif kind == "too_short" and isinstance(error.get("input"), list):

@@ -17,11 +17,21 @@ if TYPE_CHECKING:
     from harness.speech.voices import VoiceInfo
 
 _MODULE_OF = {
-    "ENGINE_NAMES": "engine", "Engine": "engine", "SpeechError": "engine", "default_engine_name": "engine",
-    "get_engine": "engine", "Synthesis": "synthesis", "cache_key": "synthesis", "cached_path": "synthesis",
-    "default_cache_dir": "cachedir", "synthesize": "synthesis", "synthesize_many": "synthesis",
-    "SpokenText": "texts", "spoken_texts": "texts", "VoiceInfo": "voices",
-}  # fmt: skip
+    "ENGINE_NAMES": "engine",
+    "Engine": "engine",
+    "SpeechError": "engine",
+    "default_engine_name": "engine",
+    "get_engine": "engine",
+    "Synthesis": "synthesis",
+    "cache_key": "synthesis",
+    "cached_path": "synthesis",
+    "default_cache_dir": "cachedir",
+    "synthesize": "synthesis",
+    "synthesize_many": "synthesis",
+    "SpokenText": "texts",
+    "spoken_texts": "texts",
+    "VoiceInfo": "voices",
+}
 
 __all__ = sorted(_MODULE_OF)
 

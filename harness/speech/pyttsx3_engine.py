@@ -59,9 +59,7 @@ class Pyttsx3Engine(Engine):
         return f"pyttsx3 {info['pyttsx3']}; {info['driver']} {info['driver_version']}"
 
     def voices(self) -> list[VoiceInfo]:
-        return [
-            VoiceInfo(v["id"], v["name"], tuple(v["languages"]), v["gender"]) for v in self._info["voices"]
-        ]
+        return [VoiceInfo(v["id"], v["name"], tuple(v["languages"]), v["gender"]) for v in self._info["voices"]]
 
     def driver_voice(self, voice: str) -> str:
         """The driver's voice id for an espeak-style id (the espeak driver keeps the +variant)."""

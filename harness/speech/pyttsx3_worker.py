@@ -22,8 +22,9 @@ STABLE_POLLS = 3
 
 
 def info() -> dict:
-    import pyttsx3
     from importlib.metadata import version
+
+    import pyttsx3
 
     engine = pyttsx3.init()
     driver = engine.driver_name
@@ -49,7 +50,7 @@ def wait_for_complete_wav(path: str, timeout_s: float) -> None:
     sizes: list[int] = []
     while time.monotonic() < deadline:
         size = os.path.getsize(path) if os.path.exists(path) else -1
-        sizes = [*sizes[-(STABLE_POLLS - 1):], size]
+        sizes = [*sizes[-(STABLE_POLLS - 1) :], size]
         if size > 44 and len(sizes) == STABLE_POLLS and len(set(sizes)) == 1:
             with wave.open(path, "rb") as wf:
                 expected = wf.getnframes() * wf.getsampwidth() * wf.getnchannels()

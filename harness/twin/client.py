@@ -64,8 +64,13 @@ class Flow:
         return truth.Flow(cause=self.cause, **fields)
 
     def connection(self) -> truth.Connection:
-        return truth.Connection(endpoint=self.endpoint, src_ip=self.src_ip, src_port=self.src_port,
-                                dst_ip=self.dst_ip, dst_port=self.dst_port)  # fmt: skip
+        return truth.Connection(
+            endpoint=self.endpoint,
+            src_ip=self.src_ip,
+            src_port=self.src_port,
+            dst_ip=self.dst_ip,
+            dst_port=self.dst_port,
+        )
 
 
 @dataclass
@@ -99,8 +104,9 @@ class Network:
         self.on_flow(flow)
         return address
 
-    def _exchange(self, cause: Cause, purpose: str, name: str, app: str, server: tuple[str, int],
-                  request: bytes, size: int) -> tuple[Flow, bytes]:
+    def _exchange(
+        self, cause: Cause, purpose: str, name: str, app: str, server: tuple[str, int], request: bytes, size: int
+    ) -> tuple[Flow, bytes]:
         """One UDP request and its reply (empty, outcome "timeout", when none comes in 2 s),
         recorded on the wire when the twin writes its own capture; the caller logs the flow."""
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
@@ -149,8 +155,9 @@ class TlsSession:
     :meth:`post` talk, :meth:`close` ends it and reports the flow. ``sent_ns``/``received_ns``:
     when the last bytes went out and came in (the instants traced)."""
 
-    def __init__(self, net: Network, name: str, address: str, cause: Cause, purpose: str,
-                 stall_s: float | None) -> None:  # fmt: skip
+    def __init__(
+        self, net: Network, name: str, address: str, cause: Cause, purpose: str, stall_s: float | None
+    ) -> None:
         self.net = net
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.bind((net.device, 0))

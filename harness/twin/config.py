@@ -233,7 +233,9 @@ def load_config(path: str | os.PathLike[str] | None = None) -> TwinConfig:
     try:
         return TwinConfig.model_validate(source.data if source.data is not None else {})
     except ValidationError as exc:
-        errors = [InputError(source.path, message, place)
-                  for place, message in (problem(TwinConfig, source, e) for e in exc.errors(include_url=False))]
+        errors = [
+            InputError(source.path, message, place)
+            for place, message in (problem(TwinConfig, source, e) for e in exc.errors(include_url=False))
+        ]
         errors.sort(key=lambda e: (e.place.line or 0, e.place.column or 0))
         raise ScriptErrors(errors) from None

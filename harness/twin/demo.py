@@ -23,8 +23,9 @@ class DemoResult:
 def run_demo(script: Path, runs_dir: Path, config: Path | None, quiet_s: float, console: Any) -> DemoResult:
     """Run ``script`` against the twin with ``quiet_s`` of background on both sides; when the run
     finished, correlate it (one clock: the twin's capture is stamped by the bench's host) and report."""
-    options = RunOptions(scripts=[script], runs_dir=runs_dir, capture_tail_s=quiet_s, twin=True, twin_config=config,
-                         quiet_lead_s=quiet_s)  # fmt: skip
+    options = RunOptions(
+        scripts=[script], runs_dir=runs_dir, capture_tail_s=quiet_s, twin=True, twin_config=config, quiet_lead_s=quiet_s
+    )
     result = run_with_twin(options, console)
     if result.status != 0:
         return DemoResult(result, None, None)

@@ -21,12 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from harness.audio import open_backend, resolve_device
-from harness.script import BUILTIN_SKILL_ID, Persona, SpeechSettings, spoken_text
-from harness.speech import synthesize, synthesize_many
 from harness.defaults import default
 from harness.errors import HarnessError
 from harness.rundir import truth
 from harness.rundir.truth import Cause, TruthLog
+from harness.script import BUILTIN_SKILL_ID, Persona, SpeechSettings, spoken_text
+from harness.speech import synthesize, synthesize_many
 from harness.twin.client import Flow, Network
 from harness.twin.config import Reply, TwinConfig
 from harness.twin.ear import Ear, Heard, Wake
@@ -62,9 +62,18 @@ def vendor_name(template: str, skill_id: str) -> str:
 class Twin:
     """One simulated speaker. :meth:`start`, then :meth:`stop` (the truth is complete after it)."""
 
-    def __init__(self, personas: list[Persona], config: TwinConfig, truth_path: Path, work_dir: Path,
-                 backend: str = default.backend, ear_device: str = EAR_DEVICE, mouth_device: str = MOUTH_DEVICE,
-                 synthetic_capture: Path | None = None, config_path: Path | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        personas: list[Persona],
+        config: TwinConfig,
+        truth_path: Path,
+        work_dir: Path,
+        backend: str = default.backend,
+        ear_device: str = EAR_DEVICE,
+        mouth_device: str = MOUTH_DEVICE,
+        synthetic_capture: Path | None = None,
+        config_path: Path | None = None,
+    ) -> None:
         self.config = config
         self.personas = personas
         self.rng = random.Random(config.seed)
@@ -112,23 +121,38 @@ class Twin:
         self._prepare_answers()
         backend = open_backend(self.backend_name)
         self.mouth = Mouth(backend, resolve_device(self.mouth_device, "output", self.backend_name))
-        self.ear = Ear(backend, resolve_device(self.ear_device, "input", self.backend_name), self.catalogue,
-                       cfg.hearing, self._on_wake, self._on_open_speech, self._on_heard)  # fmt: skip
+        self.ear = Ear(
+            backend,
+            resolve_device(self.ear_device, "input", self.backend_name),
+            self.catalogue,
+            cfg.hearing,
+            self._on_wake,
+            self._on_open_speech,
+            self._on_heard,
+        )
         for persona in self.personas:
             first = next((u.text for s in persona.skills for u in s.utterances), None)
             if first is not None:
                 spoken = synthesize(spoken_text(first, persona.speech.wake_word), persona.speech)
                 self.ear.prime(*read_wav(spoken.path))
-        self.truth.write(truth.TwinStarted(
-            device=cfg.network.device, resolver=f"{cfg.network.resolver}:{self.servers.ports['dns']}",
-            ports=self.servers.ports, addresses=dict(book.addresses), seed=cfg.seed,
-            config=str(self.config_path) if self.config_path else "default",
-            config_sha256=hashlib.sha256(cfg.model_dump_json().encode()).hexdigest(),
-            personas=[p.persona.id for p in self.personas], requests=len(self.catalogue.requests),
-            ear_device=self.ear.device.name, ear_rate=self.ear.rate, mouth_device=self.mouth.device.name,
-            capture="synthetic" if self.synthetic_capture else "external",
-            synthetic_capture=str(self.synthetic_capture) if self.synthetic_capture else None,
-        ))  # fmt: skip
+        self.truth.write(
+            truth.TwinStarted(
+                device=cfg.network.device,
+                resolver=f"{cfg.network.resolver}:{self.servers.ports['dns']}",
+                ports=self.servers.ports,
+                addresses=dict(book.addresses),
+                seed=cfg.seed,
+                config=str(self.config_path) if self.config_path else "default",
+                config_sha256=hashlib.sha256(cfg.model_dump_json().encode()).hexdigest(),
+                personas=[p.persona.id for p in self.personas],
+                requests=len(self.catalogue.requests),
+                ear_device=self.ear.device.name,
+                ear_rate=self.ear.rate,
+                mouth_device=self.mouth.device.name,
+                capture="synthetic" if self.synthetic_capture else "external",
+                synthetic_capture=str(self.synthetic_capture) if self.synthetic_capture else None,
+            )
+        )
         self.ear.start()
         if not self.ear.ready.wait(10) or self.ear.error is not None:
             raise RuntimeError(f"the twin's ear did not start: {self.ear.error}")
@@ -197,8 +221,12 @@ class Twin:
         self.servers.stop()
         if self.wire is not None and self.synthetic_capture is not None:
             self.wire.write(self.synthetic_capture)
-        self.truth.write(truth.TwinStopped(ear_error=repr(self.ear.error) if self.ear.error else None,
-                                           synthetic_packets=len(self.wire) if self.wire is not None else None))  # fmt: skip
+        self.truth.write(
+            truth.TwinStopped(
+                ear_error=repr(self.ear.error) if self.ear.error else None,
+                synthetic_packets=len(self.wire) if self.wire is not None else None,
+            )
+        )
         self.truth.close()
 
     def _spawn(self, target, name: str, *args) -> threading.Thread:
@@ -228,15 +256,28 @@ class Twin:
             self._missed = wake
             self.truth.write(truth.Failure(kind="missed_wake", wake_wall_ns=wake.wall_ns))
             return
-        seq = self.truth.write(truth.Wake(wall_ns=wake.wall_ns, noticed_ns=wake.noticed_ns,
-                                          segment_onset_ns=wake.segment_onset_ns, while_answering=self._is_answering()))  # fmt: skip
+        seq = self.truth.write(
+            truth.Wake(
+                wall_ns=wake.wall_ns,
+                noticed_ns=wake.noticed_ns,
+                segment_onset_ns=wake.segment_onset_ns,
+                while_answering=self._is_answering(),
+            )
+        )
         self.mouth.ducked.set()
         self._turn = _Turn(seq, self.voice.upload(Cause(kind="request", request_seq=seq)))
 
     def _on_open_speech(self, onset_ns: int) -> None:
         """Speech began while the microphone was open (a skill asked a question): upload it as it is spoken."""
-        seq = self.truth.write(truth.Wake(wall_ns=None, noticed_ns=None, segment_onset_ns=onset_ns,
-                                          while_answering=self._is_answering(), follow_up=True))  # fmt: skip
+        seq = self.truth.write(
+            truth.Wake(
+                wall_ns=None,
+                noticed_ns=None,
+                segment_onset_ns=onset_ns,
+                while_answering=self._is_answering(),
+                follow_up=True,
+            )
+        )
         self._turn = _Turn(seq, self.voice.upload(Cause(kind="request", request_seq=seq)), follow_up=True)
 
     def _is_answering(self) -> bool:
@@ -254,12 +295,19 @@ class Twin:
             with self._rng_lock:
                 request = self.rng.choice([r for r in self.catalogue.requests.values() if r is not request])
             outcome = "misheard"
-        self.truth.write(truth.Request(
-            wake_seq=turn.seq, hypothesis=heard.hypothesis, outcome=outcome,
-            text=request.text if request else None, skill_id=request.skill_id if request else None,
-            utterance_id=request.utterance_id if request else None, onset_ns=heard.onset_ns, end_ns=heard.end_ns,
-            decode_s=round(heard.decode_s, 3),
-        ))  # fmt: skip
+        self.truth.write(
+            truth.Request(
+                wake_seq=turn.seq,
+                hypothesis=heard.hypothesis,
+                outcome=outcome,
+                text=request.text if request else None,
+                skill_id=request.skill_id if request else None,
+                utterance_id=request.utterance_id if request else None,
+                onset_ns=heard.onset_ns,
+                end_ns=heard.end_ns,
+                decode_s=round(heard.decode_s, 3),
+            )
+        )
         self.mouth.ducked.clear()
         self._spawn(self._respond, "twin-respond", turn, heard, request)
 
@@ -267,8 +315,12 @@ class Twin:
 
     def _respond(self, turn: _Turn, heard: Heard, request: Request | None) -> None:
         cfg = self.config
-        cause = Cause(kind="request", request_seq=turn.seq, utterance_id=request.utterance_id if request else None,
-                      skill_id=request.skill_id if request else None)  # fmt: skip
+        cause = Cause(
+            kind="request",
+            request_seq=turn.seq,
+            utterance_id=request.utterance_id if request else None,
+            skill_id=request.skill_id if request else None,
+        )
         samples, rate, text = self.answers[request.text if request else ""]
         self.mouth.stop.set()  # a new request (or "stop") ends the current answer at once
         if self._answering is not None:
@@ -292,11 +344,19 @@ class Twin:
         spoken = self.mouth.say(samples, rate)
         if spoken.cut and answer is not None:
             self.voice.cancel(answer)
-        self.truth.write(truth.Answer(
-            request_seq=turn.seq, text=text, onset_wall_ns=spoken.onset_wall_ns,
-            end_wall_ns=spoken.end_wall_ns, cut=spoken.cut, seconds=round(spoken.seconds_played, 3),
-            planned_seconds=round(len(samples) / rate, 3), delay_s=round(delay, 3), device=self.mouth.device.name,
-        ))  # fmt: skip
+        self.truth.write(
+            truth.Answer(
+                request_seq=turn.seq,
+                text=text,
+                onset_wall_ns=spoken.onset_wall_ns,
+                end_wall_ns=spoken.end_wall_ns,
+                cut=spoken.cut,
+                seconds=round(spoken.seconds_played, 3),
+                planned_seconds=round(len(samples) / rate, 3),
+                delay_s=round(delay, 3),
+                device=self.mouth.device.name,
+            )
+        )
         if request is not None and request.has_follow_ups and not spoken.cut:
             self.ear.open_mic(cfg.hearing.follow_up_s)
         self._spawn(self._post_metrics, "twin-metrics", cause)
@@ -334,13 +394,28 @@ class Twin:
                 continue
             stall = cfg.failures.hang_s if hang and n == 0 else None
             if stall is not None:
-                self.truth.write(truth.Failure(kind="hang", request_seq=cause.request_seq,
-                                               endpoint=vendor_name(endpoint.name, request.skill_id)))  # fmt: skip
-            self._spawn(self._session, "twin-skill", vendor_name(endpoint.name, request.skill_id), cause,
-                        endpoint.purpose, endpoint.bytes_up, endpoint.bytes_down, endpoint.delay_s, stall)  # fmt: skip
+                self.truth.write(
+                    truth.Failure(
+                        kind="hang",
+                        request_seq=cause.request_seq,
+                        endpoint=vendor_name(endpoint.name, request.skill_id),
+                    )
+                )
+            self._spawn(
+                self._session,
+                "twin-skill",
+                vendor_name(endpoint.name, request.skill_id),
+                cause,
+                endpoint.purpose,
+                endpoint.bytes_up,
+                endpoint.bytes_down,
+                endpoint.delay_s,
+                stall,
+            )
 
-    def _session(self, name: str, cause: Cause, purpose: str, up: int, down: int, delay_s: float,
-                 stall_s: float | None = None) -> None:  # fmt: skip
+    def _session(
+        self, name: str, cause: Cause, purpose: str, up: int, down: int, delay_s: float, stall_s: float | None = None
+    ) -> None:
         if delay_s and self._stop.wait(delay_s):
             return
         session = self.net.connect(name, cause, purpose, stall_s)

@@ -96,16 +96,27 @@ class Ear:
     began while the microphone was open: its onset, ns) and ``on_heard`` from its thread. Every
     segment reported by ``on_wake`` or ``on_open_speech`` ends with one ``on_heard``."""
 
-    def __init__(self, backend: AudioBackend, device: DeviceInfo, catalogue: Catalogue, settings: Hearing,
-                 on_wake: Callable[[Wake], None], on_open_speech: Callable[[int], None],
-                 on_heard: Callable[[Heard], None]) -> None:  # fmt: skip
+    def __init__(
+        self,
+        backend: AudioBackend,
+        device: DeviceInfo,
+        catalogue: Catalogue,
+        settings: Hearing,
+        on_wake: Callable[[Wake], None],
+        on_open_speech: Callable[[int], None],
+        on_heard: Callable[[Heard], None],
+    ) -> None:
         from pocketsphinx import Decoder
 
         self.backend, self.device, self.settings = backend, device, settings
         self.on_wake, self.on_open_speech, self.on_heard = on_wake, on_open_speech, on_heard
         quiet = dict(loglevel="FATAL")
-        self.kws = Decoder(keyphrase=settings.wake_word.lower(), kws_threshold=settings.kws_threshold,
-                           kws_delay=KWS_DELAY_FRAMES, **quiet)  # fmt: skip
+        self.kws = Decoder(
+            keyphrase=settings.wake_word.lower(),
+            kws_threshold=settings.kws_threshold,
+            kws_delay=KWS_DELAY_FRAMES,
+            **quiet,
+        )
         self.grammar = Decoder(**GRAMMAR_OPTIONS, **quiet)
         for word in sorted(catalogue.words()):
             if self.grammar.lookup_word(word) is None:
@@ -221,10 +232,16 @@ class Ear:
                     if wake is None:
                         self.kws.process_raw(frame.tobytes(), False, False)
                         if self.kws.hyp() is not None:
-                            ends = [s.end_frame for s in self.kws.seg() or [] if s.word.startswith(self.settings.wake_word.lower())]
+                            ends = [
+                                s.end_frame
+                                for s in self.kws.seg() or []
+                                if s.word.startswith(self.settings.wake_word.lower())
+                            ]
                             # Keyphrase frames are 10 ms (160 samples) from the segment's start.
                             wake_cut = min((ends[0] + 1) * 160, len(segment) * FRAME) if ends else len(segment) * FRAME
-                            wake = Wake(self._wall_ns(seg_start + wake_cut), time.time_ns(), self._wall_ns(max(seg_start, 0)))
+                            wake = Wake(
+                                self._wall_ns(seg_start + wake_cut), time.time_ns(), self._wall_ns(max(seg_start, 0))
+                            )
                             self.on_wake(wake)
                     if quiet >= end_frames or len(segment) >= max_frames:
                         self.kws.end_utt()
@@ -245,6 +262,12 @@ class Ear:
         end = start + len(audio) - quiet * FRAME
         if wake is None:
             self._open_until = 0.0
-        self.on_heard(Heard(hyp.hypstr if hyp is not None and hyp.hypstr else None,
-                            self._wall_ns(max(start, 0)) if wake is None else wake.segment_onset_ns,
-                            self._wall_ns(end), wake, time.monotonic() - began))  # fmt: skip
+        self.on_heard(
+            Heard(
+                hyp.hypstr if hyp is not None and hyp.hypstr else None,
+                self._wall_ns(max(start, 0)) if wake is None else wake.segment_onset_ns,
+                self._wall_ns(end),
+                wake,
+                time.monotonic() - began,
+            )
+        )

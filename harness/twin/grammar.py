@@ -51,13 +51,29 @@ class Catalogue:
             for skill in persona.skills:
                 for n, utterance in enumerate(skill.utterances, start=1):
                     uid = f"{skill.id}/{n}"
-                    self._add(Request(request_words(utterance.text, wake_word), skill.id, skill.name, uid,
-                                      has_follow_ups=bool(utterance.follow_ups)))  # fmt: skip
+                    self._add(
+                        Request(
+                            request_words(utterance.text, wake_word),
+                            skill.id,
+                            skill.name,
+                            uid,
+                            has_follow_ups=bool(utterance.follow_ups),
+                        )
+                    )
                     for follow in utterance.follow_ups:
-                        self._add(Request(request_words(follow, wake_word), skill.id, skill.name, uid, follow_up_of=uid))
+                        self._add(
+                            Request(request_words(follow, wake_word), skill.id, skill.name, uid, follow_up_of=uid)
+                        )
             for n, utterance in enumerate(persona.builtins, start=1):
-                self._add(Request(request_words(utterance.text, wake_word), BUILTIN_SKILL_ID, BUILTIN_NAME,
-                                  f"{BUILTIN_SKILL_ID}/{n}", has_follow_ups=bool(utterance.follow_ups)))  # fmt: skip
+                self._add(
+                    Request(
+                        request_words(utterance.text, wake_word),
+                        BUILTIN_SKILL_ID,
+                        BUILTIN_NAME,
+                        f"{BUILTIN_SKILL_ID}/{n}",
+                        has_follow_ups=bool(utterance.follow_ups),
+                    )
+                )
         for text in builtins:
             self._add(Request(request_words(text, wake_word), BUILTIN_SKILL_ID, BUILTIN_NAME, None))
 

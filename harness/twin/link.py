@@ -81,8 +81,9 @@ class Upload:
 class Link:
     """One long-lived TLS connection and the thread that drives it. Call :meth:`close` at the end."""
 
-    def __init__(self, session: TlsSession, voice: Voice, on_segment: Callable[[truth.Segment], None],
-                 rng: random.Random) -> None:  # fmt: skip
+    def __init__(
+        self, session: TlsSession, voice: Voice, on_segment: Callable[[truth.Segment], None], rng: random.Random
+    ) -> None:
         self.session, self.voice, self.on_segment, self.rng = session, voice, on_segment, rng
         self.connection = session.flow.connection()
         self._ops: queue.Queue[Callable[[], None]] = queue.Queue()
@@ -207,8 +208,17 @@ class Link:
             self._report(segment)
 
     def _report(self, segment: _Segment) -> None:
-        self.on_segment(truth.Segment(
-            cause=segment.cause, part=segment.part, connection=self.connection, first_ns=segment.first_ns,
-            last_ns=segment.last_ns, bytes_up=segment.bytes_up, bytes_down=segment.bytes_down,
-            opening_bytes=segment.opening_bytes, records_up=segment.records_up, cut=segment.cut,
-        ))  # fmt: skip
+        self.on_segment(
+            truth.Segment(
+                cause=segment.cause,
+                part=segment.part,
+                connection=self.connection,
+                first_ns=segment.first_ns,
+                last_ns=segment.last_ns,
+                bytes_up=segment.bytes_up,
+                bytes_down=segment.bytes_down,
+                opening_bytes=segment.opening_bytes,
+                records_up=segment.records_up,
+                cut=segment.cut,
+            )
+        )

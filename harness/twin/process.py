@@ -26,17 +26,25 @@ START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
 
 
-def serve(scripts: list[Path], truth: Path, config: Path | None = None, synthetic_capture: Path | None = None,
-          backend: str = default.backend, ear_device: str | None = None, mouth_device: str | None = None,
-          hold: bool = False) -> int:  # fmt: skip
+def serve(
+    scripts: list[Path],
+    truth: Path,
+    config: Path | None = None,
+    synthetic_capture: Path | None = None,
+    backend: str = default.backend,
+    ear_device: str | None = None,
+    mouth_device: str | None = None,
+    hold: bool = False,
+) -> int:
     """Run the twin until SIGTERM or SIGINT; prints :data:`READY` once it booted (voice connection
     open, listening). ``hold``: it then waits for a line on stdin before sending anything else."""
     personas = load_personas(scripts)
     settings = load_config(config)
     work = private_dir(RunDir(truth.parent).twin_work)
     extra = {k: v for k, v in (("ear_device", ear_device), ("mouth_device", mouth_device)) if v}
-    twin = Twin(personas, settings, truth, work, backend, synthetic_capture=synthetic_capture,
-                config_path=config, **extra)  # fmt: skip
+    twin = Twin(
+        personas, settings, truth, work, backend, synthetic_capture=synthetic_capture, config_path=config, **extra
+    )
     done, go = threading.Event(), threading.Event()
     twin.start()  # SIGTERM until here (its bench died while it started) ends it at once: nothing ran yet
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -62,11 +70,28 @@ def serve(scripts: list[Path], truth: Path, config: Path | None = None, syntheti
 class TwinProcess:
     """The twin as a child process (``python -m harness.cli.main twin serve ...``)."""
 
-    def __init__(self, scripts: list[Path], run: RunDir, config: Path | None = None,
-                 synthetic_capture: Path | None = None, backend: str = default.backend,
-                 hold: bool = False) -> None:  # fmt: skip
-        self.argv = [sys.executable, "-m", "harness.cli.main", "twin", "serve", *map(str, scripts),
-                     "--truth", str(run.truth), "--backend", backend, *(["--hold"] if hold else [])]  # fmt: skip
+    def __init__(
+        self,
+        scripts: list[Path],
+        run: RunDir,
+        config: Path | None = None,
+        synthetic_capture: Path | None = None,
+        backend: str = default.backend,
+        hold: bool = False,
+    ) -> None:
+        self.argv = [
+            sys.executable,
+            "-m",
+            "harness.cli.main",
+            "twin",
+            "serve",
+            *map(str, scripts),
+            "--truth",
+            str(run.truth),
+            "--backend",
+            backend,
+            *(["--hold"] if hold else []),
+        ]
         if config is not None:
             self.argv += ["--config", str(config)]
         if synthetic_capture is not None:
@@ -87,8 +112,15 @@ class TwinProcess:
         except OSError as exc:
             raise output_error(self.log_path, exc, "cannot open the twin's log") from None
         try:
-            self._proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
-                                          start_new_session=True, preexec_fn=die_with_parent())  # fmt: skip
+            self._proc = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                start_new_session=True,
+                preexec_fn=die_with_parent(),
+            )
         finally:
             os.close(log)
         write_pid_file(self.pid_path, self._proc.pid)
@@ -106,7 +138,11 @@ class TwinProcess:
         while not ready.wait(0.1):
             if self._proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                tail = self.log_path.read_text(errors="replace").strip().splitlines()[-1:] if self.log_path.exists() else []
+                tail = (
+                    self.log_path.read_text(errors="replace").strip().splitlines()[-1:]
+                    if self.log_path.exists()
+                    else []
+                )
                 said = " ".join(tail).removeprefix("harness: error: ")  # its own first error, e.g. address in use
                 raise HarnessError(f"the twin did not start: {said or 'no message'} (log: {self.log_path})")
 
@@ -116,8 +152,9 @@ class TwinProcess:
         deadline = time.monotonic() + STOP_TIMEOUT_S
         while (pid := running_from_pid_file(self.pid_path)) is not None:
             if time.monotonic() > deadline:
-                raise HarnessError(f"a twin of this run still runs (pid {pid}: {command_line(pid)}); stop it first "
-                                   f"(kill {pid})")  # fmt: skip
+                raise HarnessError(
+                    f"a twin of this run still runs (pid {pid}: {command_line(pid)}); stop it first (kill {pid})"
+                )
             time.sleep(0.1)
         self.pid_path.unlink(missing_ok=True)
 

@@ -68,10 +68,25 @@ def make_certificate(folder: Path) -> tuple[Path, Path]:
         raise ToolMissing("openssl is not installed (the twin's TLS servers need a certificate)")
     cert, key = folder / "twin-cert.pem", folder / "twin-key.pem"
     done = subprocess.run(
-        [exe, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-         "-days", "2", "-subj", "/CN=twin.test"],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            exe,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=twin.test",
+        ],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         raise HarnessError(f"openssl could not make the twin's certificate: {done.stderr.strip()}")
     os.chmod(key, 0o600)

@@ -78,9 +78,11 @@ def run_with_twin(options: RunOptions, console: Any) -> TwinRun:
     if not options.resume:
         config = load_config(options.twin_config)
         options = dataclasses.replace(
-            options, output_device=options.output_device or default.lab_output,
-            input_device=options.input_device or default.lab_input, capture_device=config.network.device,
-        )  # fmt: skip
+            options,
+            output_device=options.output_device or default.lab_output,
+            input_device=options.input_device or default.lab_input,
+            capture_device=config.network.device,
+        )
     bench = BenchRun(options, console)
     bench.prepare()
     options, run = bench.options, bench.run_dir
@@ -93,8 +95,9 @@ def run_with_twin(options: RunOptions, console: Any) -> TwinRun:
             bench.record.close()
             return TwinRun(0, run, _capture_paths(bench), not segment.real_capture, time.monotonic() - began)
         scripts = [run.resolve(s.path) for s in bench.record.manifest.scripts]
-        segment.twin = TwinProcess(scripts, run, options.twin_config, segment.synthetic_path,
-                                   options.backend or default.backend, hold=True)  # fmt: skip
+        segment.twin = TwinProcess(
+            scripts, run, options.twin_config, segment.synthetic_path, options.backend or default.backend, hold=True
+        )
         console.print(f"starting the twin ({device}); its log: {segment.twin.log_path}", markup=False, highlight=False)
         segment.twin.start()  # like an Echo's, its voice connection opens at boot, before the capture starts
         segment.start_capture(device)
@@ -162,8 +165,18 @@ class _Segment:
         elif self.synthetic_path is not None and self.synthetic_path.exists():
             os.chmod(self.synthetic_path, PRIVATE_FILE)
             stat = self.synthetic_path.stat()
-            files = [record.capture_file(CaptureFile(self.synthetic_path, sha256_file(self.synthetic_path), stat.st_size,
-                                                     "lo", self._opened[0].started_ns or 0, stat.st_mtime_ns),
-                                         synthetic=True)]  # fmt: skip
+            files = [
+                record.capture_file(
+                    CaptureFile(
+                        self.synthetic_path,
+                        sha256_file(self.synthetic_path),
+                        stat.st_size,
+                        "lo",
+                        self._opened[0].started_ns or 0,
+                        stat.st_mtime_ns,
+                    ),
+                    synthetic=True,
+                )
+            ]
         if self._opened:
             record.capture_closed(self._opened, files)

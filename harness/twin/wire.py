@@ -23,7 +23,10 @@ MSS = 65483  # loopback's MTU (65536) minus IPv4 and TCP headers
 
 def tcp_segment(sport: int, dport: int, seq: int, ack: int, flags: int, payload: bytes = b"") -> bytes:
     """A TCP header (no options, checksum left 0 as on loopback with offload) and its payload."""
-    return struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 5 << 4, flags, 65483, 0, 0) + payload
+    return (
+        struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 5 << 4, flags, 65483, 0, 0)
+        + payload
+    )
 
 
 class Wire:
@@ -74,13 +77,23 @@ class TcpTrace:
         self.seq_out, self.seq_in = (seed * 2654435761) & 0xFFFFFFFF, (seed * 40503) & 0xFFFFFFFF
 
     def _out(self, ts: int, flags: int, payload: bytes = b"") -> None:
-        self.wire.add(ts, self.local[0], self.remote[0], 6,
-                      tcp_segment(self.local[1], self.remote[1], self.seq_out, self.seq_in, flags, payload))
+        self.wire.add(
+            ts,
+            self.local[0],
+            self.remote[0],
+            6,
+            tcp_segment(self.local[1], self.remote[1], self.seq_out, self.seq_in, flags, payload),
+        )
         self.seq_out += len(payload) + (1 if flags & (SYN | FIN) else 0)
 
     def _in(self, ts: int, flags: int, payload: bytes = b"") -> None:
-        self.wire.add(ts, self.remote[0], self.local[0], 6,
-                      tcp_segment(self.remote[1], self.local[1], self.seq_in, self.seq_out, flags, payload))
+        self.wire.add(
+            ts,
+            self.remote[0],
+            self.local[0],
+            6,
+            tcp_segment(self.remote[1], self.local[1], self.seq_in, self.seq_out, flags, payload),
+        )
         self.seq_in += len(payload) + (1 if flags & (SYN | FIN) else 0)
 
     def handshake(self, syn_ns: int, done_ns: int) -> None:
