@@ -433,3 +433,14 @@ def test_report_of_hostile_run_runs_no_script(loop_run, tmp_path):
     assert "pwned" not in dom.split("</title>")[0]
     assert "&lt;script&gt;document.title='pwned'&lt;/script&gt;" in dom or "&lt;script&gt;document.title=" in dom
     assert "Wëather ☂" in dom and "日本" in dom
+
+
+@pytest.mark.root
+def test_a_capture_that_misses_the_run_is_refused_in_one_line(loop_run, echo_captures, capsys):
+    """A real Echo capture from 2018 against this run: no clock maps one onto the other."""
+    from harness.cli.main import main
+
+    capture = echo_captures / "tell_me_a_joke_5x30s.pcapng"
+    assert main(["correlate", str(loop_run.root), "--pcap", str(capture), "--device", "192.168.86.40"]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "do not overlap in time" in line and "2018-10-22" in line
