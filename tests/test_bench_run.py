@@ -19,7 +19,8 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import jsonschema
@@ -222,6 +223,17 @@ def bench(lab, tmp_path: Path, cache: Path):
             if listen:
                 devices += ["--input-device", "virtual_mic", "--calibration", "0.3"]
             return harness_run([*args, *devices, "--runs-dir", str(self.runs)], env, tmp_path)
+
+        @contextmanager
+        def captured(self, script: Path, *args: str) -> Iterator[subprocess.Popen]:
+            """A run (not listening) sending its markers to a local sink, its traffic captured on ``lo``."""
+            require_root()
+            require_tool("tcpdump")
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink:
+                sink.bind(("127.0.0.1", 0))
+                marker = f"127.0.0.1:{sink.getsockname()[1]}"
+                capture = ["--capture", "lo", "--capture-device", "127.0.0.1", "--capture-tail", "0.3"]
+                yield self.start(str(script), "--marker", marker, *capture, *args, listen=False)
 
         def resume(self, run_dir: Path, *args: str) -> subprocess.Popen:
             return harness_run(["--resume", str(run_dir), *args], env, tmp_path)
@@ -475,24 +487,9 @@ def test_an_unknown_device_is_one_line_and_no_run_directory(bench) -> None:
 
 
 def test_markers_land_in_the_run_capture(bench) -> None:
-    require_root()
-    require_tool("tcpdump")
     dpkt = pytest.importorskip("dpkt")
     script = bench.script(persona_yaml(2, texts=SHORT))
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx:
-        rx.bind(("127.0.0.1", 0))
-        proc = bench.start(
-            str(script),
-            "--marker",
-            f"127.0.0.1:{rx.getsockname()[1]}",
-            "--capture",
-            "lo",
-            "--capture-device",
-            "127.0.0.1",
-            "--capture-tail",
-            "0.3",
-            listen=False,
-        )
+    with bench.captured(script) as proc:
         status, _, err = finish(proc)
     assert status == 0, err
     (run_dir,) = run_dirs(bench.runs)
@@ -530,24 +527,8 @@ def _alive(pid: int) -> bool:
 
 
 def test_a_capture_is_listed_from_its_start_and_survives_kill_9(bench) -> None:
-    require_root()
-    require_tool("tcpdump")
     script = bench.script(persona_yaml(3, texts=SHORT))
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx:
-        rx.bind(("127.0.0.1", 0))
-        marker = f"127.0.0.1:{rx.getsockname()[1]}"
-        proc = bench.start(
-            str(script),
-            "--marker",
-            marker,
-            "--capture",
-            "lo",
-            "--capture-device",
-            "127.0.0.1",
-            "--capture-tail",
-            "0.3",
-            listen=False,
-        )
+    with bench.captured(script) as proc:
         run_dir = wait_for(bench.runs, proc, "marker_sent", 1)
         run = RunDir(run_dir)
         (listed,) = read_manifest(run).captures  # in the manifest before the first utterance ended
@@ -581,25 +562,9 @@ def test_a_capture_is_listed_from_its_start_and_survives_kill_9(bench) -> None:
 
 
 def test_correlate_names_capture_files_the_manifest_does_not_list(bench) -> None:
-    require_root()
-    require_tool("tcpdump")
     script = bench.script(persona_yaml(1, texts=SHORT))
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx:
-        rx.bind(("127.0.0.1", 0))
-        status, _, err = finish(
-            bench.start(
-                str(script),
-                "--marker",
-                f"127.0.0.1:{rx.getsockname()[1]}",
-                "--capture",
-                "lo",
-                "--capture-device",
-                "127.0.0.1",
-                "--capture-tail",
-                "0.3",
-                listen=False,
-            )
-        )
+    with bench.captured(script) as proc:
+        status, _, err = finish(proc)
     assert status == 0, err
     (run_dir,) = run_dirs(bench.runs)
     run = RunDir(run_dir)
@@ -652,29 +617,9 @@ def test_a_full_disk_stops_the_run_resumable_and_loses_nothing(bench, tmp_path: 
 
 
 def test_a_rotating_capture_is_listed_file_by_file_and_read_as_one(bench) -> None:
-    require_root()
-    require_tool("tcpdump")
     script = bench.script(persona_yaml(4, texts=SHORT))
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx:
-        rx.bind(("127.0.0.1", 0))
-        status, _, err = finish(
-            bench.start(
-                str(script),
-                "--marker",
-                f"127.0.0.1:{rx.getsockname()[1]}",
-                "--capture",
-                "lo",
-                "--capture-device",
-                "127.0.0.1",
-                "--capture-tail",
-                "0.3",
-                "--capture-rotate-s",
-                "1",
-                "--capture-filter",
-                "udp",
-                listen=False,
-            )
-        )
+    with bench.captured(script, "--capture-rotate-s", "1", "--capture-filter", "udp") as proc:
+        status, _, err = finish(proc)
     assert status == 0, err
     (run_dir,) = run_dirs(bench.runs)
     run = RunDir(run_dir)
