@@ -171,3 +171,32 @@ def test_line_separators_inside_json_strings_neither_split_records_nor_shift_lin
     data = load_files([path], USD)
     assert [ad.advertiser for ad in data.audio_ads] == ["A\u2028B", "C\x85D", "F\u2028G"]
     assert _skipped(data) == ["audio_ads.jsonl:3: time: missing"]
+
+
+def test_prebid_bids_without_a_currency_are_read_as_usd_and_counted(tmp_path):
+    """An old dump whose bids name no currency: Prebid itself assumes US dollars."""
+    visits = [
+        {"persona": p, "site": "news.example", "visit_time": 1682928000 + i,
+         "getBidResponses": {"div-top": {"bids": [{"bidder": "appnexus", "cpm": 0.4 + i / 10, "adId": f"a{i}"}]}},
+         "getAllWinningBids": [{"bidder": "appnexus", "cpm": 0.4 + i / 10, "adId": f"a{i}"}]}
+        for i, p in enumerate(["vanilla", "health"])
+    ]  # fmt: skip
+    path = tmp_path / "old.jsonl"
+    path.write_text("\n".join(json.dumps(v) for v in visits) + "\n")
+    data = load_files([path], Rates(target="EUR", to_target={"USD": 0.5}))
+    assert [(b.cpm_original, b.currency_original, b.cpm, b.won) for b in data.bids] == [
+        (0.4, "USD", 0.2, True),
+        (0.5, "USD", 0.25, True),
+    ]
+    assert data.files[0].no_currency == 2 and all(b.currency_assumed for b in data.bids)
+
+
+def test_when_nothing_is_usable_the_error_names_the_files_and_the_first_errors(tmp_path):
+    path = tmp_path / "bids.csv"
+    path.write_text(
+        "persona,visit_time,bidder,cpm,currency\nvanilla,1682928000,appnexus,-1,USD\nhealth,x,rubicon,1,USD\n"
+    )
+    data = load_files([path], USD)
+    message = data.nothing_usable()
+    assert message.startswith(f"no usable rows in {path} (2 bad row(s)): {path}:2: cpm:")
+    assert f"{path}:3: visit_time" in message

@@ -101,6 +101,10 @@ def analyse(data: AdsData, options: Options, runs: RunFacts | None = None) -> Ad
 def _row_warnings(data: AdsData) -> list[str]:
     warnings = []
     for summary in data.files:
+        if summary.no_currency:
+            warnings.append(
+                f"{summary.path}: {summary.no_currency} Prebid bid(s) name no currency: read as USD, as Prebid does"
+            )
         if not summary.skipped:
             continue
         errors = [str(error) for error in data.skipped if error.path == summary.path]

@@ -46,6 +46,7 @@ class FileSummary:
     format: str
     rows: int = 0
     skipped: int = 0
+    no_currency: int = 0  # Prebid bids that named no currency, read as Prebid's default
 
 
 @dataclass
@@ -57,6 +58,13 @@ class AdsData:
     interests: list[Interest] = field(default_factory=list)
     skipped: list[RowError] = field(default_factory=list)
     files: list[FileSummary] = field(default_factory=list)
+
+    def nothing_usable(self, shown: int = 3) -> str:
+        """Why nothing survived: the files read, how many rows each lost, and the first errors."""
+        counts = ", ".join(f"{f.path} ({f.skipped} bad row(s))" for f in self.files) or "no files"
+        first = "; ".join(str(error) for error in self.skipped[:shown])
+        more = f" (+{len(self.skipped) - shown} more)" if len(self.skipped) > shown else ""
+        return f"no usable rows in {counts}" + (f": {first}{more}" if first else "")
 
 
 def kind_of(keys: Iterable[str]) -> str | None:
@@ -127,6 +135,7 @@ def _load_file(path: Path, rates: Rates, strict: bool, data: AdsData) -> None:
             summary.rows += 1
             if isinstance(result, Bid):
                 data.bids.append(result)
+                summary.no_currency += result.currency_assumed
             elif isinstance(result, AudioAd):
                 data.audio_ads.append(result)
             else:
@@ -204,6 +213,7 @@ def _bid(persona: str, site: str, visit_ns: int, bid: FlatBidRow | PrebidBid, wo
         currency=rates.target,
         cpm_original=bid.cpm,
         currency_original=bid.currency,
+        currency_assumed=isinstance(bid, PrebidBid) and bid.currency_assumed,
         ad_unit=bid.ad_unit,
         width=bid.width,
         height=bid.height,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from harness.ads.currency import currency_code
 from harness.ads.times import to_epoch_ns
@@ -23,6 +23,9 @@ def _size_part(value: Any) -> Any:
     # Prebid and CSVs write a missing size as "" or null; both mean "no size".
     return None if value in ("", None) else value
 
+
+#: What Prebid.js assumes of a bid that names no currency.
+PREBID_DEFAULT_CURRENCY = "USD"
 
 Name = Annotated[str, BeforeValidator(_strip), Field(min_length=1)]
 Text = Annotated[str, BeforeValidator(_strip)]
@@ -52,11 +55,21 @@ class FlatBidRow(_Input):
 
 
 class PrebidBid(_Input):
-    """A bid object from ``pbjs.getBidResponses()`` or ``pbjs.getAllWinningBids()``."""
+    """A bid object from ``pbjs.getBidResponses()`` or ``pbjs.getAllWinningBids()``; a bid without
+    a currency is in US dollars, as Prebid itself assumes (the reader warns how many were)."""
 
     bidder: Name = Field(validation_alias=AliasChoices("bidder", "bidderCode"))
     cpm: Cpm
-    currency: Currency
+    currency: Currency = PREBID_DEFAULT_CURRENCY
+    currency_assumed: bool = False  # the bid named no currency
+
+    @model_validator(mode="before")
+    @classmethod
+    def _note_missing_currency(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("currency") is None:
+            return {**data, "currency_assumed": True}
+        return data
+
     width: Pixels = None
     height: Pixels = None
     ad_unit: Text = Field("", validation_alias=AliasChoices("adUnitCode", "ad_unit"))
@@ -118,6 +131,7 @@ class Bid(BaseModel):
     currency: str
     cpm_original: float
     currency_original: str
+    currency_assumed: bool = False  # the file named no currency: Prebid's default (USD) was taken
     ad_unit: str
     width: int | None
     height: int | None

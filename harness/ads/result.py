@@ -92,6 +92,7 @@ class FileRead(_Out):
     format: str
     rows: int
     skipped: int
+    no_currency: int = Field(0, description="Prebid bids that named no currency, read as USD as Prebid does")
 
 
 class AdsResult(_Out):

@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     rates = load_rates(args.rates, args.currency) if args.rates else Rates(target=args.currency)
     data = load_files(args.files, rates, strict=args.strict)
     if not (data.bids or data.audio_ads or data.interests):
-        raise HarnessError("no usable rows in the input files")
+        raise HarnessError(data.nothing_usable())
     runs = read_runs(args.runs) if args.runs else None
     options = Options(
         control=args.control,
