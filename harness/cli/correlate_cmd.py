@@ -52,10 +52,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser(
         "report",
-        help="one offline HTML report of a correlated run",
+        help="one offline HTML report of a run (correlated, or its timings and answers without a capture)",
         description="Write a self-contained HTML report (timeline, per-utterance and per-endpoint tables, "
-        "third-party and ad/tracking endpoints, warnings) and print a summary. Correlates first when "
-        "RUN_DIR/analysis/ is missing.",
+        "third-party and ad/tracking endpoints, per-skill views, answers with audio, warnings) and print a "
+        "summary. Correlates first when RUN_DIR/analysis/ is missing; a run without a capture gets a report "
+        "of its timings and answers.",
     )
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("-o", "--output", metavar="FILE", help="where to write (default RUN_DIR/report.html)")
@@ -171,17 +172,23 @@ def run_report(args: argparse.Namespace) -> int:
 
     from harness.cli.console import out
     from harness.correlate import correlate_run
+    from harness.correlate.run import has_capture, timings_only
     from harness.report import summary_renderable, write_report
     from harness.rundir.analysis import has_analysis, read_analysis, write_analysis
     from harness.rundir.layout import RunDir
 
     run = RunDir.existing(args.run_dir)
     ads = _ads(args.ads) if args.ads else None
-    if not has_analysis(run):
+    if has_analysis(run):
+        summary, tables = read_analysis(run)
+    elif not has_capture(run):
+        # a bench run without --capture: its timings and answers, nothing written to analysis/
+        summary, tables = timings_only(run.root)
+    else:
         result = correlate_run(run.root)
         write_analysis(run, result.summary, result.tables)
-    path = write_report(run, args.output, ads)
-    summary, tables = read_analysis(run)
+        summary, tables = read_analysis(run)
+    path = write_report(run, args.output, ads, (summary, tables))
     out.print(summary_renderable(summary, tables))
     out.print(Text(f"report: {path}"))
     return 0

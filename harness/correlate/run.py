@@ -360,3 +360,44 @@ def _contact_table(
     table["category"] = info["category"].reindex(table["endpoint_id"]).fillna("other").to_numpy()
     table["ad_or_tracking"] = info["ad_or_tracking"].reindex(table["endpoint_id"]).fillna(False).to_numpy(bool)
     return conform("contacts", table)
+
+
+def has_capture(run: RunDir) -> bool:
+    """Whether the run's manifest lists a capture file that arrived (a bench run without
+    ``--capture`` lists none)."""
+    return any(c.state != "missing" for c in read_manifest(run).captures)
+
+
+def timings_only(run_dir: str | Path) -> tuple[Summary, dict[str, pd.DataFrame]]:
+    """The analysis of a run without a capture: its utterances and answers from the event log
+    (bench clock taken as the capture clock), every traffic table empty, ``captures`` empty."""
+    run = RunDir.existing(run_dir)
+    run_id, spoken = _spoken(run)
+    warnings = ["no capture: traffic not analysed"]
+    try:
+        capture_paths(run, None, warnings)
+    except InputError:
+        pass  # the warnings it gathered (lost files, unlisted files) are what matters here
+    if spoken.empty:
+        warnings.append("the run logged no spoken utterances")
+    utterances = spoken.assign(
+        run_id=run_id,
+        onset_capture_ns=spoken["onset_ns"],
+        activation_id=pd.array([None] * len(spoken), dtype="Int64"),
+        activation_lag_s=np.nan,
+        activation_bytes_up=pd.array([None] * len(spoken), dtype="Int64"),
+        endpoint_ids=[[] for _ in range(len(spoken))],
+        scores=[[] for _ in range(len(spoken))],
+    )
+    tables = {name: empty_table(name) for name in ("activations", "endpoints", "attributions", "contacts")}
+    tables["utterances"] = conform("utterances", utterances)
+    summary = Summary(
+        run_id=run_id,
+        device=None,
+        captures=[],
+        clock=host_alignment(),
+        counts=_counts(tables, 0.0),
+        activations=DetectionInfo(threshold_bps=0.0, voice_endpoints=[], voice_source="none"),
+        warnings=warnings,
+    )
+    return summary, tables

@@ -15,6 +15,15 @@ CATEGORY_COLOURS = {
     "content": "#2ca02c",
     "other": "#9467bd",
 }
+UTTERANCE_COLOUR, ANSWER_COLOUR, ACTIVATION_COLOUR = "#444444", "#8c564b", "#17becf"
+CATEGORY_MEANING = {
+    "voice": "the voice service (requests and answers)",
+    "platform": "the device platform (updates, metrics, time)",
+    "advertising": "on an advertising list",
+    "tracking": "on a tracking list",
+    "content": "media and content delivery",
+    "other": "anything else",
+}
 MAX_ROWS = 30  # endpoints beyond this are summed up in the tables, not drawn
 
 
@@ -25,6 +34,19 @@ def plain(text: object) -> str:
 
 def _short(text: str, size: int = 48) -> str:
     return text if len(text) <= size else text[: size - 1] + "…"
+
+
+def legend_items() -> list[tuple[str, str, str]]:
+    """(name, colour, meaning) of every mark the timeline draws, for the legend beside it."""
+    return [
+        ("utterances", UTTERANCE_COLOUR, "a bar from the first to the last sample the bench played"),
+        ("answers", ANSWER_COLOUR, "a bar over the device's spoken answer as the bench heard it"),
+        ("activations", ACTIVATION_COLOUR, "a bar while the device streamed a request to the voice service"),
+        *(
+            (f"contact: {name}", colour, f"a tick per contact of an endpoint in that row; {CATEGORY_MEANING[name]}")
+            for name, colour in CATEGORY_COLOURS.items()
+        ),
+    ]
 
 
 def timeline_figure(tables: dict[str, pd.DataFrame]) -> Figure:
@@ -54,15 +76,19 @@ def timeline_figure(tables: dict[str, pd.DataFrame]) -> Figure:
     for row in utterances.itertuples(index=False):
         if pd.notna(row.onset_capture):
             length = max(row.length, 0.05)
-            axes.broken_barh([(row.onset_capture - zero, length)], (y["utterances"] - 0.35, 0.7), color="#444")
+            axes.broken_barh(
+                [(row.onset_capture - zero, length)], (y["utterances"] - 0.35, 0.7), color=UTTERANCE_COLOUR
+            )
             if pd.notna(row.answer_after):
                 start = row.onset_capture + row.answer_after - zero
                 axes.broken_barh(
-                    [(start, max(row.answer_duration_s or 0.05, 0.05))], (y["answers"] - 0.35, 0.7), color="#8c564b"
+                    [(start, max(row.answer_duration_s or 0.05, 0.05))], (y["answers"] - 0.35, 0.7), color=ANSWER_COLOUR
                 )
     for row in activations.itertuples(index=False):
         axes.broken_barh(
-            [(row.onset - zero, max(row.end - row.onset, 0.05))], (y["activations"] - 0.35, 0.7), color="#1f77b4"
+            [(row.onset - zero, max(row.end - row.onset, 0.05))],
+            (y["activations"] - 0.35, 0.7),
+            color=ACTIVATION_COLOUR,
         )
     if len(contacts):
         shown = contacts[contacts["endpoint"].isin(endpoints)]
@@ -70,9 +96,9 @@ def timeline_figure(tables: dict[str, pd.DataFrame]) -> Figure:
             rows = [y[_short(e)] for e in group["endpoint"]]
             axes.scatter(group["onset"] - zero, rows, marker="|", s=120, color=CATEGORY_COLOURS.get(category, "#000"))
     axes.set_yticks(range(len(labels)), [plain(label) for label in reversed(labels)], fontsize=8)
-    axes.set_xlabel("seconds since the start of the capture (capture clock)")
+    axes.set_xlabel("seconds since the first event (capture clock)")
     axes.grid(axis="x", alpha=0.3)
-    handles = [Patch(color=c, label=k) for k, c in CATEGORY_COLOURS.items()]
-    axes.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=6, fontsize=8, frameon=False)
+    handles = [Patch(color=colour, label=name) for name, colour, _ in legend_items()]
+    axes.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=5, fontsize=8, frameon=False)
     figure.tight_layout()
     return figure
