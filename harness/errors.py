@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 class HarnessError(Exception):
@@ -66,3 +70,9 @@ class OutputError(HarnessError):
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}"
+
+
+def first_problem(exc: ValidationError) -> str:
+    """The first problem a pydantic validation found, as one ``where: message`` line."""
+    first = exc.errors()[0]
+    return f"{'.'.join(str(part) for part in first['loc'])}: {first['msg']}"

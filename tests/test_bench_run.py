@@ -31,6 +31,7 @@ from harness.audio import open_backend, resolve_device
 from harness.audio.lab import lab_status, lab_up
 from harness.audio.vad import FRAME_S, frame_levels
 from harness.bench.markers import decode_marker
+from harness.children import running_from_pid_file
 from harness.files import sha256_file
 from harness.rundir.events import (
     AnswerHeard,
@@ -518,14 +519,6 @@ def test_markers_land_in_the_run_capture(bench) -> None:
         assert abs(float(ts) * 1e9 - marker.sent_wall_ns) < 50e6  # the capture's clock is this host's
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-
-
 def test_a_capture_is_listed_from_its_start_and_survives_kill_9(bench) -> None:
     script = bench.script(persona_yaml(3, texts=SHORT))
     with bench.captured(script) as proc:
@@ -534,14 +527,14 @@ def test_a_capture_is_listed_from_its_start_and_survives_kill_9(bench) -> None:
         (listed,) = read_manifest(run).captures  # in the manifest before the first utterance ended
         assert listed.state == "writing" and listed.sha256 is None and (run_dir / listed.path).is_file()
         (pid_file,) = run.capture.glob(".capture-*.pid")
-        tcpdump = int(pid_file.read_text().split()[0])
+        assert running_from_pid_file(pid_file) is not None
         time.sleep(0.3)  # the marker reaches the capture
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         deadline = time.monotonic() + 10
-        while _alive(tcpdump) and time.monotonic() < deadline:
+        while running_from_pid_file(pid_file) is not None and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not _alive(tcpdump)  # the capture died with the bench
+        assert running_from_pid_file(pid_file) is None  # the capture died with the bench
         status, _, err = finish(bench.resume(run_dir))
     assert status == 0, err
     first, second = read_manifest(run).captures

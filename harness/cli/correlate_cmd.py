@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.cli.args import seconds
-from harness.errors import InputError
+from harness.errors import InputError, first_problem
 
 if TYPE_CHECKING:
     from harness.ads.result import AdsResult
@@ -163,8 +163,7 @@ def _ads(path: str) -> AdsResult:
     except OSError as exc:
         raise InputError(path, exc.strerror or "cannot read") from None
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise InputError(path, f"not an ads result: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        raise InputError(path, f"not an ads result: {first_problem(exc)}") from None
 
 
 def run_report(args: argparse.Namespace) -> int:

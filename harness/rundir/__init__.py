@@ -4,7 +4,8 @@
 - :mod:`events`: ``events.jsonl``, the bench's typed, append-only timing log;
 - :mod:`manifest`: ``manifest.json``, what the run was made of;
 - :mod:`truth`: ``truth.jsonl``, what the twin heard, said and sent;
-- :mod:`analysis`: the correlation's tables and ``summary.json`` (one schema for each).
+- :mod:`analysis`: the correlation's tables and ``summary.json`` (one schema for each);
+- :mod:`document`: reading one JSON document of the run into its model.
 """
 
 from harness.rundir.layout import RunDir, new_run_id

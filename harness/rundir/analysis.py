@@ -26,10 +26,11 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from harness.errors import HarnessError, InputError
 from harness.files import PRIVATE_FILE, atomic_write_bytes, atomic_write_text
+from harness.rundir.document import read_document
 from harness.rundir.layout import RunDir
 from harness.textsafe import csv_safe_frame
 
@@ -292,15 +293,9 @@ def write_analysis(run: RunDir, summary: Summary, tables: Mapping[str, pd.DataFr
 
 
 def read_summary(run: RunDir) -> Summary:
-    path = run.summary
-    if not path.is_file():
+    if not run.summary.is_file():
         raise HarnessError(f"{run.analysis}: no analysis yet (run `harness correlate {run.root}`)")
-    try:
-        return Summary.model_validate_json(path.read_bytes())
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InputError(path, f"not a valid summary: {where}: {first['msg']}") from None
+    return read_document(run.summary, Summary, "summary")
 
 
 def has_analysis(run: RunDir) -> bool:

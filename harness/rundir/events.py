@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from harness.errors import InputError, Place
+from harness.errors import InputError, Place, first_problem
 from harness.jsonl import JsonlLog, read_jsonl
 
 SCHEMA_ID = "https://harness.invalid/schemas/events.json"
@@ -373,10 +373,8 @@ def read_events(path: str | Path) -> LoggedEvents:
             events.append(parse_event(record))
         except ValidationError as exc:
             number = _line_of(lines, record)
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
             place = Place(line=number, column=1) if number else None
-            raise InputError(path, f"not a valid event: {where}: {first['msg']}", place) from None
+            raise InputError(path, f"not a valid event: {first_problem(exc)}", place) from None
     return LoggedEvents(events=events, torn_lines=torn, highest_seq=highest)
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from harness.errors import InputError
 from harness.files import PRIVATE_FILE, atomic_write_text
+from harness.rundir.document import read_document
 from harness.rundir.events import CaptureFileInfo
 from harness.rundir.layout import RunDir
 
@@ -117,15 +118,9 @@ def write_manifest(run: RunDir, manifest: Manifest) -> None:
 
 def read_manifest(run: RunDir) -> Manifest:
     """The run's manifest; one line naming the file when it is missing or damaged."""
-    path = run.manifest
-    if not path.is_file():
-        raise InputError(path, "no manifest: not a run directory")
-    try:
-        return Manifest.model_validate_json(path.read_bytes())
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InputError(path, f"not a valid manifest: {where}: {first['msg']}") from None
+    if not run.manifest.is_file():
+        raise InputError(run.manifest, "no manifest: not a run directory")
+    return read_document(run.manifest, Manifest, "manifest")
 
 
 def manifest_json_schema() -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from harness.errors import InputError
+from harness.errors import InputError, first_problem
 from harness.jsonl import JsonlLog, read_jsonl
 
 SCHEMA_ID = "https://harness.invalid/schemas/truth.json"
@@ -215,7 +215,5 @@ def read_truth(path: str | Path) -> list[TruthRecord]:
         try:
             records.append(TRUTH_ADAPTER.validate_python(raw))
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise InputError(path, f"record {number} is not a valid truth record: {where}: {first['msg']}") from None
+            raise InputError(path, f"record {number} is not a valid truth record: {first_problem(exc)}") from None
     return records
