@@ -75,4 +75,5 @@ class OutputError(HarnessError):
 def first_problem(exc: ValidationError) -> str:
     """The first problem a pydantic validation found, as one ``where: message`` line."""
     first = exc.errors()[0]
-    return f"{'.'.join(str(part) for part in first['loc'])}: {first['msg']}"
+    where = ".".join(str(part) for part in first["loc"])
+    return f"{where}: {first['msg']}" if where else first["msg"]
