@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from harness.cli.args import add_format, add_verbose
 from harness.defaults import default
 
 
@@ -24,8 +25,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     lab.set_defaults(func=_lab)
 
-    devices = subparsers.add_parser("devices", help="list audio devices as PortAudio sees them")
+    devices = subparsers.add_parser(
+        "devices",
+        help="list audio devices as PortAudio sees them",
+        description="List the audio devices PortAudio sees through a back end. With none, says what to do "
+        "(start the virtual lab, or check the sound card) and exits 1. What ALSA and JACK print while "
+        "PortAudio probes the cards is kept off the terminal unless --verbose.",
+    )
     devices.add_argument("--backend", choices=default.backends, default=default.backend)
+    add_format(devices)
+    add_verbose(devices)
     devices.set_defaults(func=_devices)
 
 
@@ -56,27 +65,46 @@ def _lab(args: argparse.Namespace) -> int:
     return 0
 
 
+DEVICE_COLUMNS = ("index", "name", "hostapi", "max_input_channels", "max_output_channels", "default_samplerate")
+
+
 def _devices(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    import pandas as pd
     from rich.table import Table
 
-    from harness.audio import list_devices
-    from harness.cli.console import out
+    from harness.audio import device_advice, list_devices
+    from harness.audio.probe import show_probe
+    from harness.cli.console import err, out, plain, print_csv, print_json
 
-    table = Table(title=f"Audio devices ({args.backend})")
-    for column in ("index", "name", "host API", "in", "out", "default rate", "default"):
-        table.add_column(
-            column, justify="right" if column in ("index", "in", "out", "default rate") else "left", overflow="fold"
+    show_probe(args.verbose)
+    found = list_devices(args.backend)
+    if args.format == "json":
+        print_json([asdict(d) for d in found])
+    elif args.format == "csv":
+        print_csv(
+            pd.DataFrame([asdict(d) for d in found], columns=[*DEVICE_COLUMNS, "is_default_input", "is_default_output"])
         )
-    for d in list_devices(args.backend):
-        marks = " ".join(m for m, on in (("input", d.is_default_input), ("output", d.is_default_output)) if on)
-        table.add_row(
-            str(d.index),
-            d.name,
-            d.hostapi,
-            str(d.max_input_channels),
-            str(d.max_output_channels),
-            f"{d.default_samplerate:g}",
-            marks,
-        )
-    out.print(table)
+    elif found:
+        table = Table(title=f"Audio devices ({args.backend})")
+        for column in ("index", "name", "host API", "in", "out", "default rate", "default"):
+            table.add_column(
+                column, justify="right" if column in ("index", "in", "out", "default rate") else "left", overflow="fold"
+            )
+        for d in found:
+            marks = " ".join(m for m, on in (("input", d.is_default_input), ("output", d.is_default_output)) if on)
+            table.add_row(
+                str(d.index),
+                plain(d.name),
+                plain(d.hostapi),
+                str(d.max_input_channels),
+                str(d.max_output_channels),
+                f"{d.default_samplerate:,.0f}",
+                marks,
+            )
+        out.print(table)
+    if not found:
+        err.print(plain(f"no audio devices ({args.backend}): {device_advice()}"), soft_wrap=True)
+        return 1
     return 0
