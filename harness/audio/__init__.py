@@ -72,7 +72,10 @@ def list_devices(backend: str = DEFAULT_BACKEND) -> list[DeviceInfo]:
 def device_advice() -> str:
     """What to do when the devices a bench needs are not there: start the virtual lab when none
     runs, and how to see what PortAudio's probe of the sound cards found."""
-    card = "check that PortAudio sees your sound card (`aplay -l`; `harness devices --backend pyaudio -v` shows what ALSA and JACK reported)"
+    card = (
+        "check that PortAudio sees your sound card "
+        "(`aplay -l`; `harness devices --backend pyaudio -v` shows what ALSA and JACK reported)"
+    )
     if lab_status().running:
         return f"the virtual lab is running (`harness lab status`) but not seen by this process; {card}"
     return f"start the virtual lab with `harness lab up`, or {card}"
