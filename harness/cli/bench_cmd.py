@@ -174,6 +174,7 @@ def dry_run(options: RunOptions, fmt: str = "table") -> int:
     from harness.cli.console import out, plain, print_json
     from harness.cli.speech_cmd import ESTIMATE_NOTE, speech_seconds
     from harness.script.duration import clock_text, run_duration
+    from harness.termtable import keep_names
 
     if options.resume:
         from harness.bench.record import RunRecord
@@ -223,7 +224,7 @@ def dry_run(options: RunOptions, fmt: str = "table") -> int:
         return status
     table = Table(title=f"plan: {len(plan.items)} utterances", show_lines=False)
     for column in ("#", "persona", "skill", "utterance", "text", "follow-ups"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column)
     for item in plan.items:
         table.add_row(
             str(item.index),
@@ -233,7 +234,7 @@ def dry_run(options: RunOptions, fmt: str = "table") -> int:
             plain(item.text),
             plain(" / ".join(item.follow_ups)),
         )
-    out.print(table)
+    out.print(keep_names(table, 1, 2, 3))
     checked = Table(title="checks", show_header=False)
     checked.add_column("ok")
     checked.add_column("what", no_wrap=True)

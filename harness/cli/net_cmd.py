@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.cli.args import add_format, add_quiet
 from harness.errors import HarnessError
 from harness.files import atomic_write_bytes
 
@@ -29,7 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("pcaps", nargs="+", metavar="PCAP", help="capture files, read as one capture in order")
     p.add_argument("--device", metavar="ADDR", help="the device's IP address (default: the busiest local host)")
-    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    add_format(p)
+    add_quiet(p)
     p.add_argument("--flows", metavar="FILE", help="also write the flow table (.parquet or .csv)")
     p.set_defaults(func=run)
 
@@ -57,7 +59,7 @@ def write_flows(flows: pd.DataFrame, path: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from harness.classify import classify_flows
-    from harness.cli.console import out, print_csv, print_json, warn
+    from harness.cli.console import out, print_csv, print_json, progress, warn
     from harness.net import read_traffic
     from harness.net.addresses import parse_address
 
@@ -65,13 +67,15 @@ def run(args: argparse.Namespace) -> int:
         parse_address(args.device)
     if args.flows and Path(args.flows).suffix not in (".parquet", ".csv"):
         raise HarnessError(f"{args.flows}: --flows must end in .parquet or .csv")
-    traffic = read_traffic(args.pcaps, args.device)
+    with progress(args.quiet) as report:
+        traffic = read_traffic(args.pcaps, args.device, progress=report)
+        report("naming endpoints")
+        table = classify_flows(traffic.flows)
     warnings = list(traffic.warnings)
     if traffic.device is None:
         warnings.append("no local host found to take as the device")
     elif not traffic.flows["device"].any():
         warnings.append(f"no traffic of {traffic.device} in the capture")
-    table = classify_flows(traffic.flows)
     frame = endpoint_frame(table.endpoints)
     named, owned = table.owned_share()
     summary = {
@@ -111,10 +115,11 @@ def _when(ns: int) -> str:
 def _table(frame: pd.DataFrame, device: str | None) -> Table:
     from rich.table import Table
 
+    from harness.termtable import keep_names
+
     table = Table(title=f"endpoints of {device}" if device else "endpoints")
     rows = frame.to_dict("records")
-    # names stay whole (up to 40 characters); the other columns give way on narrow terminals
-    table.add_column("name", min_width=min(40, max((len(r["endpoint_id"]) for r in rows), default=4)), overflow="fold")
+    table.add_column("name")
     for col, justify in (
         ("named by", "left"),
         ("owner", "left"),
@@ -150,4 +155,4 @@ def _table(frame: pd.DataFrame, device: str | None) -> Table:
             _when(r["first_capture_ns"]),
             _when(r["last_capture_ns"]),
         )
-    return table
+    return keep_names(table, 0, 5)
