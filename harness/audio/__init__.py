@@ -85,14 +85,15 @@ def resolve_device(spec: str | int, kind: Kind, backend: str = DEFAULT_BACKEND) 
     """The device ``spec`` names (index; exact name; unique case-insensitive substring).
 
     Raises DeviceError listing the close names and the candidates when none or several match,
-    suggesting the virtual lab when none runs.
+    suggesting the virtual lab when there are no devices or neither it nor another sound server
+    is in use.
     """
     devices = list_devices(backend)
     try:
         return match_device(devices, spec, kind)
     except DeviceError as exc:
-        if lab_status().running and devices:
-            raise
+        if devices and (os.environ.get("PULSE_SERVER") or lab_status().running):
+            raise  # a sound server is in use: the listing says what it has
         raise DeviceError(f"{exc}; {device_advice()}") from None
 
 

@@ -15,7 +15,8 @@ from harness.files import atomic_write_bytes
 
 if TYPE_CHECKING:
     import pandas as pd
-    from rich.table import Table
+
+    from harness.termtable import WholeNames
 
 # The reader and classifier (numpy, pandas, filter lists) are imported inside the functions:
 # importing them here would slow every `harness` start.
@@ -100,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "csv":
         print_csv(frame)
         return 0
-    out.print(_table(frame, traffic.device))
+    out.print(_table(frame, traffic.device, out.width))
     out.print(
         f"{summary['bytes']:,} bytes of the device: {named:.1%} to named endpoints, "
         f"{owned:.1%} to endpoints with an owner"
@@ -112,47 +113,44 @@ def _when(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _table(frame: pd.DataFrame, device: str | None) -> Table:
+# the columns a terminal narrower than WIDE_TERMINAL gets (with a caption saying so)
+NARROW_COLUMNS = ("name", "party", "category", "ad/track", "bytes up", "bytes down")
+WIDE_TERMINAL = 160
+
+
+def _table(frame: pd.DataFrame, device: str | None, width: int) -> WholeNames:
+    """The endpoints, names whole: every column on a wide terminal, the essential ones on a narrow
+    one (piped output counts as 80 columns unless COLUMNS says more)."""
     from rich.table import Table
 
+    from harness.cli.console import plain
     from harness.termtable import keep_names
 
+    columns = {
+        "name": ("left", lambda r: r["endpoint_id"]),
+        "named by": ("left", lambda r: ",".join(r["name_sources"])),
+        "owner": ("left", lambda r: r["owner"] or ""),
+        "owner from": ("left", lambda r: r["owner_source"] or ""),
+        "network": ("left", lambda r: r["network"] or ""),
+        "domain": ("left", lambda r: r["registrable_domain"] or ""),
+        "organization": ("left", lambda r: r["organization"] or ""),
+        "party": ("left", lambda r: r["party"].replace("_", " ")),
+        "category": ("left", lambda r: r["category"]),
+        "ad/track": ("center", lambda r: "yes" if r["ad_or_tracking"] else ""),
+        "flows": ("right", lambda r: str(r["flows"])),
+        "bytes up": ("right", lambda r: f"{r['bytes_up']:,}"),
+        "bytes down": ("right", lambda r: f"{r['bytes_down']:,}"),
+        "first seen (UTC)": ("left", lambda r: _when(r["first_capture_ns"])),
+        "last seen (UTC)": ("left", lambda r: _when(r["last_capture_ns"])),
+    }
+    shown = list(columns) if width >= WIDE_TERMINAL else list(NARROW_COLUMNS)
     table = Table(title=f"endpoints of {device}" if device else "endpoints")
-    rows = frame.to_dict("records")
-    table.add_column("name")
-    for col, justify in (
-        ("named by", "left"),
-        ("owner", "left"),
-        ("owner from", "left"),
-        ("network", "left"),
-        ("domain", "left"),
-        ("organization", "left"),
-        ("party", "left"),
-        ("category", "left"),
-        ("ad/track", "center"),
-        ("flows", "right"),
-        ("bytes up", "right"),
-        ("bytes down", "right"),
-        ("first seen (UTC)", "left"),
-        ("last seen (UTC)", "left"),
-    ):
-        table.add_column(col, justify=justify)
-    for r in rows:
-        table.add_row(
-            r["endpoint_id"],
-            ",".join(r["name_sources"]),
-            r["owner"] or "",
-            r["owner_source"] or "",
-            r["network"] or "",
-            r["registrable_domain"] or "",
-            r["organization"] or "",
-            r["party"],
-            r["category"],
-            "yes" if r["ad_or_tracking"] else "",
-            str(r["flows"]),
-            f"{r['bytes_up']:,}",
-            f"{r['bytes_down']:,}",
-            _when(r["first_capture_ns"]),
-            _when(r["last_capture_ns"]),
+    if len(shown) < len(columns):
+        table.caption = (
+            f"{len(columns) - len(shown)} more columns on a terminal of {WIDE_TERMINAL} columns, or with --format csv"
         )
-    return keep_names(table, 0, 5)
+    for name in shown:
+        table.add_column(name, justify=columns[name][0])
+    for r in frame.to_dict("records"):
+        table.add_row(*(plain(columns[name][1](r)) for name in shown))
+    return keep_names(table, 0)
