@@ -37,10 +37,12 @@ async def _pbjs(page: Page, op: str, arg: Any = None) -> Any:
     return await page.evaluate(PBJS_JS, [op, arg])
 
 
-async def _state_until(page: Page, deadline: float, done: Any) -> dict[str, Any] | None:
-    """Poll Prebid's state until ``done(state)`` or the deadline; the last state (None: no Prebid)."""
+async def prebid_state(page: Page, wait_s: float, done: Any = None) -> dict[str, Any] | None:
+    """Poll the page's Prebid state (global, version, auctions ended, bid responses, ad units) for
+    up to ``wait_s`` until it exists and ``done(state)``; the last state (None: no Prebid)."""
+    deadline = time.monotonic() + wait_s
     state = await _pbjs(page, "state")
-    while (state is None or not done(state)) and time.monotonic() < deadline:
+    while (state is None or (done is not None and not done(state))) and time.monotonic() < deadline:
         await asyncio.sleep(POLL_S)
         state = await _pbjs(page, "state")
     return state
@@ -51,10 +53,11 @@ async def run_auction(page: Page, auction_timeout_s: float, settle_s: float) -> 
     bid came back; give ads ``settle_s`` to render; read every bid."""
     auction = Auction()
     start = time.monotonic()
-    state = await _state_until(page, start + min(DISCOVER_S, auction_timeout_s), lambda s: True)
+    state = await prebid_state(page, min(DISCOVER_S, auction_timeout_s))
     if state is None:
         return auction
-    state = await _state_until(page, start + auction_timeout_s, lambda s: s["auction_ends"] > 0)
+    left = max(0.0, auction_timeout_s - (time.monotonic() - start))
+    state = await prebid_state(page, left, lambda s: s["auction_ends"] > 0)
     if state is None:  # the page removed its Prebid global meanwhile
         return auction
     auction.prebid, auction.version = True, state["version"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.crawl.layout import CrawlDir
+from harness.defaults import default
 from harness.files import atomic_write_text
 from harness.rundir.document import read_document
 
@@ -29,7 +30,7 @@ class CrawlSettings(_Model):
     headless: bool = True
     third_party_cookies: bool = Field(True, description="allow third-party cookies (bidders' own cookies)")
     browser_args: list[str] = Field(default_factory=list, description="extra Chromium command-line flags")
-    executable: str = "/usr/bin/chromium"
+    executable: str = default.chromium
 
 
 class PersonaEntry(_Model):

@@ -103,13 +103,18 @@ async def _screenshot(page: Page, crawl: CrawlDir, plan: VisitPlan, ad_unit: str
         return ""
     path = crawl.screenshot(plan.key.persona, plan.site_index, ad_unit)
     slot = page.locator(f"[id={_css_string(ad_unit)}]")
-    if await slot.count() != 1:
+    try:
+        # the slot's box cut from the whole page: no wait for the element to be "stable", which
+        # pages loading side by side in one browser may not reach
+        box = await slot.bounding_box(timeout=2000) if await slot.count() == 1 else None
+        if not box or box["width"] < 1 or box["height"] < 1:
+            return ""  # no such slot, or an empty one
+        x, y = await page.evaluate("[window.scrollX, window.scrollY]")  # the box is viewport-relative
+        clip = {**box, "x": box["x"] + x, "y": box["y"] + y}
+        data = await page.screenshot(clip=clip, full_page=True, timeout=10_000)
+    except Exception:  # the page went away meanwhile
         return ""
     private_dir(path.parent)
-    try:
-        data = await slot.screenshot(timeout=5000)
-    except Exception:  # a hidden or zero-sized slot has no picture
-        return ""
     atomic_write_bytes(path, data)
     return crawl.relative(path)
 
