@@ -21,6 +21,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -108,6 +109,15 @@ def _self_signed(folder: Path, hosts: list[str]) -> tuple[Path, Path]:
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return cert_path, key_path
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # a browser that closes a page mid-response (the benchmark's plain script) is no rig error
+        if not isinstance(sys.exc_info()[1], ConnectionError | ssl.SSLError):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -357,10 +367,10 @@ class Rig:
 
     def start(self) -> None:
         handler = type("Handler", (_Handler,), {"rig": self})
-        plain = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        plain = _Server(("127.0.0.1", 0), handler)
         hosts = [f"site{n}.test" for n in range(1, SITES + 1)] + ["static.test", "plain.test"]
         self.ports |= {host: plain.server_address[1] for host in hosts}
-        secure = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        secure = _Server(("127.0.0.1", 0), handler)
         tls_hosts = [*BIDDER_HOSTS, *SYNC_HOSTS]
         cert, key = _self_signed(self.folder, tls_hosts)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -369,7 +379,6 @@ class Rig:
         self.ports |= {host: secure.server_address[1] for host in tls_hosts}
         self._servers += [plain, secure]
         for server in self._servers:
-            server.daemon_threads = True
             threading.Thread(target=server.serve_forever, daemon=True).start()
         self.ports["closes.test"] = self._broken(close=True)
         self.ports["hangs.test"] = self._broken(close=False)
