@@ -110,6 +110,11 @@ def test_two_personas_and_a_control_recover_the_planted_ratio(rig, tmp_path: Pat
     assert hop["redirected_from"].startswith("https://ib.adnxs.com/getuid?partner_uid=")
     first = by_url["https://s.amazon-adsystem.com/iu3"]
     assert first["status"] == 302 and first["set_cookies"][0].startswith("ad-id=")
+    # the decoys are there as docs/crawl.md says: a shared constant, a timestamp, the page URL's own value
+    assert by_url["https://rtb.openx.net/cfg"]["url"].endswith(f"v={SHARED_CONSTANT}")
+    assert by_url["https://ib.adnxs.com/px"]["redirected_from"] == "https://rtb.openx.net/ts"
+    page_value = rig.sites[0].split("pv=")[1]
+    assert page_value in by_url["https://rtb.openx.net/openrtbb/prebidjs"]["post_data"]
     bid_request = by_url["https://ib.adnxs.com/ut/v3/prebid"]
     assert bid_request["method"] == "POST" and '"tags"' in bid_request["post_data"]
     assert bid_request["referrer"].startswith("http://site1.test/")
