@@ -176,6 +176,8 @@ def test_kill_9_then_resume_visits_every_site_once_and_logs_failing_sites(rig, t
     visits = rows(crawl / "visits.jsonl")
     assert Counter((v["persona"], v["site"]) for v in visits) == {(p, s): 1 for p in ("one", "two") for s in sites}
     assert visits[: len(before)] == before  # append-only: what was there stays as it was
+    starts = Counter(s["visit_id"] for s in rows(crawl / "starts.jsonl"))
+    assert {v["visit_id"]: v["attempt"] for v in visits} == dict(starts)  # a visit cut by the kill ran again
     bids = rows(crawl / "bids.jsonl")
     assert Counter(b["visit_id"] for b in bids) == {v["visit_id"]: v["bids"] for v in visits if v["bids"]}
     assert len({b["ad_id"] for b in bids}) == len(bids)

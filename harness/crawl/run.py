@@ -118,7 +118,6 @@ def run_crawl(crawl: CrawlDir, progress: Progress | None = None) -> CrawlSummary
         done = journal.done()
     finally:
         journal.close()
-    manifest.versions.prebid = sorted(versions)
     summary = _summary(crawl, manifest, done, recovered)
     if summary.completed:
         write_parquet(crawl)
@@ -168,8 +167,9 @@ async def _persona(
     except Exception as exc:  # a profile in use by another browser, a Chromium that will not start
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise HarnessError(f"{profile}: cannot start Chromium on persona {persona.name}'s profile: {first}") from None
-    if context.browser is not None:
+    if context.browser is not None and context.browser.version != manifest.versions.chromium:
         manifest.versions.chromium = context.browser.version
+        write_manifest(crawl, manifest)
     recorders = ContextRecorders()
     gate = asyncio.Semaphore(settings.jobs)
 
@@ -187,8 +187,10 @@ async def _persona(
                     f"continue with `harness crawl run --resume {crawl.root}`"
                 ) from None
             journal.commit(outcome.visit, outcome.rows)
-            if outcome.prebid_version:
+            if outcome.prebid_version and outcome.prebid_version not in versions:
                 versions.add(outcome.prebid_version)
+                manifest.versions.prebid = sorted(versions)
+                write_manifest(crawl, manifest)
             progress.advance(outcome.visit)
 
     try:
