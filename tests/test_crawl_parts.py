@@ -174,3 +174,16 @@ def test_crawl_bid_rows_are_flat_bid_rows_for_harness_ads(tmp_path: Path) -> Non
         ("a", 2.5, time_ns, 300, True),
         ("control", 1.0, time_ns + 1, None, False),
     ]
+
+
+def test_a_bad_sites_file_is_one_line_naming_the_place_and_no_crawl_starts(tmp_path: Path) -> None:
+    sites = tmp_path / "sites.txt"
+    sites.write_text("http://a.test/\nnot a url\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = ["crawl", "run", str(sites), "--persona", "a", "--profiles", str(tmp_path / "p"), "--out", str(tmp_path)]
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.cli.main", *command], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 1
+    assert done.stderr == f"harness: error: {sites}:2:1: not an http(s) URL: 'not a url'\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sites.txt"]
