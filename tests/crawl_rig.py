@@ -33,6 +33,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 RIG = Path(__file__).resolve().parent / "rig"
+CHROMIUM = "/usr/bin/chromium"
 SITES = 20
 #: What the persona's seg cookie does to every bid: the planted effect the ads analysis recovers.
 MULTIPLIER = {"a": 3.0, "b": 1.5}
@@ -418,6 +419,69 @@ def running_rig(bundle: Path, folder: Path) -> Iterator[Rig]:
         yield rig
     finally:
         rig.stop()
+
+
+#: The end-to-end crawl's personas and the seg cookie each profile is seeded with (None: the control).
+PERSONAS = {"persona-a": "a", "persona-b": "b", "control": None}
+#: Crawl options that keep a rig crawl short.
+FAST = ["--jobs", "3", "--auction-timeout", "4", "--settle", "0.3", "--load-timeout", "10", "--visit-timeout", "40"]
+
+
+def harness_cli(*args: str, **kw) -> subprocess.CompletedProcess[str]:
+    """``harness ARGS`` in a child process of this checkout (output captured as text)."""
+    env = {**os.environ, "PYTHONPATH": str(RIG.parents[1])}
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli.main", *args], capture_output=True, text=True, env=env, **kw
+    )
+
+
+def crawl_rig(rig: Rig, folder: Path, personas: dict[str, str | None] = PERSONAS, *more: str) -> Path:
+    """Seed each persona's profile with its seg cookie, then crawl the rig's 20 sites with all of
+    them in one command; the crawl directory. What the sync detector's tests can run on."""
+    profiles = folder / "profiles"
+    browser = [f"--browser-arg={arg}" for arg in rig.browser_args]
+    for persona, seg in personas.items():
+        if seg is not None:
+            seeds = folder / f"seeds-{persona}.txt"
+            seeds.write_text("\n".join(rig.seeds(seg)) + "\n")
+            done = harness_cli(
+                "crawl",
+                "run",
+                str(seeds),
+                "--persona",
+                persona,
+                "--profiles",
+                str(profiles),
+                "--out",
+                str(folder / "seeding"),
+                *browser,
+            )
+            assert done.returncode == 0, done.stderr
+    sites = folder / "sites.txt"
+    sites.write_text("# the rig's sites\n" + "\n".join(rig.sites) + "\n")
+    chosen = [arg for persona in personas for arg in ("--persona", persona)]
+    common = ["--profiles", str(profiles), "--out", str(folder / "crawls"), *browser, *FAST, *more]
+    done = harness_cli("crawl", "run", str(sites), *chosen, *common, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    return Path(json.loads(done.stdout)["crawl_dir"])
+
+
+@contextmanager
+def rig_or_skip(folder: Path) -> Iterator[Rig]:
+    """The running rig for a test, or a skip naming what is missing (Chromium, npm, the registry)."""
+    import pytest
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed")
+    pytest.importorskip("playwright", reason="Playwright for Python is a dependency of the crawl")
+    if not npm_available():
+        pytest.skip("npm/node are not installed: the rig bundles Prebid.js from the npm registry")
+    try:
+        bundle = build_bundle(rig_cache())
+    except subprocess.CalledProcessError as exc:
+        pytest.skip(f"cannot build the rig's Prebid.js (npm registry unreachable?): {exc.stderr[-300:]!r}")
+    with running_rig(bundle, folder) as rig:
+        yield rig
 
 
 def rig_cache() -> Path:

@@ -11,38 +11,35 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from crawl_rig import MULTIPLIER, PLANTED, SHARED_CONSTANT, build_bundle, npm_available, rig_cache, running_rig
+from crawl_rig import (
+    FAST,
+    MULTIPLIER,
+    PERSONAS,
+    PLANTED,
+    SHARED_CONSTANT,
+    Rig,
+    crawl_rig,
+    harness_cli,
+    rig_or_skip,
+)
 
-from conftest import REPO, require_tool
-
-pytest.importorskip("playwright", reason="Playwright for Python is a dependency of the crawl")
-FAST = ["--jobs", "3", "--auction-timeout", "4", "--settle", "0.3", "--load-timeout", "10", "--visit-timeout", "40"]
+from conftest import REPO
 
 
 @pytest.fixture(scope="module")
-def rig(tmp_path_factory: pytest.TempPathFactory):
-    require_tool("chromium")
-    if not npm_available():
-        pytest.skip("npm/node are not installed: the rig bundles Prebid.js from the npm registry")
-    try:
-        bundle = build_bundle(rig_cache())
-    except subprocess.CalledProcessError as exc:
-        pytest.skip(f"cannot build the rig's Prebid.js (npm registry unreachable?): {exc.stderr[-300:]!r}")
-    with running_rig(bundle, tmp_path_factory.mktemp("rig")) as running:
+def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
+    with rig_or_skip(tmp_path_factory.mktemp("rig")) as running:
         yield running
 
 
-def harness(*args: str, check: bool = True, **kw) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run(
-        [sys.executable, "-m", "harness.cli.main", *args], capture_output=True, text=True, env=env, **kw
-    )
-    if check:
-        assert done.returncode == 0, done.stderr
+def harness(*args: str, **kw) -> subprocess.CompletedProcess[str]:
+    done = harness_cli(*args, **kw)
+    assert done.returncode == 0, done.stderr
     return done
 
 
@@ -50,32 +47,13 @@ def rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def crawl_dir(summary: str) -> Path:
-    return Path(json.loads(summary)["crawl_dir"])
-
-
-def seed(rig, tmp: Path, profiles: Path, persona: str, seg: str) -> None:
-    """Give the persona's profile its seg cookie on every bidder's domain, as browsing would."""
-    seeds = tmp / f"seeds-{persona}.txt"
-    seeds.write_text("\n".join(rig.seeds(seg)) + "\n")
-    args = ["--profiles", str(profiles), "--out", str(tmp / "seeding"), *_browser(rig)]
-    harness("crawl", "run", str(seeds), "--persona", persona, *args)
-
-
 def _browser(rig) -> list[str]:
     return [f"--browser-arg={arg}" for arg in rig.browser_args]
 
 
 def test_two_personas_and_a_control_recover_the_planted_ratio(rig, tmp_path: Path) -> None:
+    crawl = crawl_rig(rig, tmp_path, PERSONAS, "--screenshots")
     profiles = tmp_path / "profiles"
-    seed(rig, tmp_path, profiles, "persona-a", "a")
-    seed(rig, tmp_path, profiles, "persona-b", "b")
-    sites = tmp_path / "sites.txt"
-    sites.write_text("# the rig's sites\n" + "\n".join(rig.sites) + "\n")
-    personas = ["--persona", "persona-a", "--persona", "persona-b", "--persona", "control"]
-    common = ["--profiles", str(profiles), "--out", str(tmp_path / "crawls"), *_browser(rig), *FAST]
-    done = harness("crawl", "run", str(sites), *personas, *common, "--screenshots", "--format", "json")
-    crawl = crawl_dir(done.stdout)
 
     visits = rows(crawl / "visits.jsonl")
     assert Counter((v["persona"], v["site"]) for v in visits) == {
