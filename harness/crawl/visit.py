@@ -64,6 +64,12 @@ async def visit_site(
     except Exception:  # closing a page of a crashed browser
         pass
     bids = [_bid_row(bid, plan, started) for bid in auction.bids if math.isfinite(bid["cpm"])]
+    rows = {
+        "bids": _valid(CrawlBid, bids),
+        "requests": _valid(Request, recorder.requests),
+        "cookies": _valid(CookieWrite, recorder.cookies),
+        "storage": _valid(StorageWrite, recorder.storage),
+    }
     visit = Visit(
         **plan.key.fields(),
         site_index=plan.site_index,
@@ -75,15 +81,9 @@ async def visit_site(
         error=error,
         prebid=auction.prebid,
         auction=auction.outcome,
-        bids=len(bids),
-        requests=len(recorder.requests),
+        bids=len(rows["bids"]),
+        requests=len(rows["requests"]),
     )
-    rows = {
-        "bids": _valid(CrawlBid, bids),
-        "requests": _valid(Request, recorder.requests),
-        "cookies": _valid(CookieWrite, recorder.cookies),
-        "storage": _valid(StorageWrite, recorder.storage),
-    }
     return VisitOutcome(visit=visit.model_dump(mode="json"), rows=rows, prebid_version=auction.version)
 
 
