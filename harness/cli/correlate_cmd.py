@@ -36,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="attribute a run's traffic to its utterances (writes RUN_DIR/analysis/)",
         description="Align the bench clock with the capture (sync markers, else the utterance onsets), "
         "find activations, attribute "
-        "endpoints to utterances against background traffic; writes utterances, endpoints, activations "
+        "endpoints to utterances against background traffic, check each answer against its utterance's expect "
+        "(answers the run did not check are transcribed offline); writes utterances, endpoints, activations "
         "and contacts as CSV and Parquet, and summary.json, into RUN_DIR/analysis/.",
     )
     p.add_argument("run_dir", metavar="RUN_DIR")
@@ -48,6 +49,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="capture clock minus bench clock, seconds (skips the marker and onset fits)",
     )
     p.add_argument("--device", metavar="ADDR", help="the device's IP address (default: the run's --capture-device)")
+    p.add_argument(
+        "--no-transcribe",
+        dest="transcribe",
+        action="store_false",
+        help="do not transcribe and check the answers the run did not check itself (they stay unchecked)",
+    )
     p.set_defaults(func=run_correlate)
 
     p = subparsers.add_parser(
@@ -146,7 +153,7 @@ def run_correlate(args: argparse.Namespace) -> int:
     if args.device:
         parse_address(args.device)
     run = RunDir.existing(args.run_dir)
-    result = correlate_run(run.root, args.pcap, args.clock_offset, args.device)
+    result = correlate_run(run.root, args.pcap, args.clock_offset, args.device, transcribe=args.transcribe)
     written = write_analysis(run, result.summary, result.tables)
     out.print(summary_renderable(result.summary, result.tables))
     out.print(Text(f"wrote {len(written)} files to {run.analysis}"))
