@@ -105,7 +105,11 @@ def check_answer(
 ) -> AnswerChecked:
     """Transcribe one answer (its samples, the answer part of the recording) and check it."""
     began = time.monotonic()
-    transcript = transcriber.transcribe(samples, rate)
+    return checked_event(heard, transcriber.transcribe(samples, rate), expect, time.monotonic() - began)
+
+
+def checked_event(heard: AnswerHeard, transcript: str, expect: Expect | None, decode_s: float) -> AnswerChecked:
+    """The ``answer_checked`` event of one answer's transcript."""
     verdict = check_transcript(transcript, expect)
     return AnswerChecked(
         **heard.ref().fields(),
@@ -117,7 +121,7 @@ def check_answer(
         keywords=list(expect.keywords) if expect else [],
         regex=expect.regex if expect else None,
         recogniser=recogniser_name(),
-        decode_s=round(time.monotonic() - began, 3),
+        decode_s=round(decode_s, 3),
     )
 
 
@@ -129,15 +133,20 @@ def unchecked_answers(events: list[Event]) -> list[AnswerHeard]:
 
 
 def check_logged(run: RunDir, answers: list[AnswerHeard], plan: Plan, transcriber: Transcriber) -> list[AnswerChecked]:
-    """Check logged answers offline from their WAVs (an unreadable WAV is left unchecked)."""
+    """Check logged answers offline from their WAVs (an unreadable WAV is left unchecked); an
+    answer of an older log that carries its transcript is checked on that one."""
     checked = []
     for heard in answers:
+        expect = expect_of(plan, heard.plan_index, heard.turn)
+        if heard.transcript is not None:
+            checked.append(checked_event(heard, heard.transcript, expect, 0.0))
+            continue
         try:
             samples, rate = read_wav(run.resolve(heard.path))
         except (OSError, HarnessError):
             continue
         voice = samples[heard.onset_index : heard.end_index + 1]
-        checked.append(check_answer(transcriber, heard, voice, rate, expect_of(plan, heard.plan_index, heard.turn)))
+        checked.append(check_answer(transcriber, heard, voice, rate, expect))
     return checked
 
 

@@ -22,7 +22,8 @@ class DemoResult:
 
 def run_demo(script: Path, runs_dir: Path, config: Path | None, quiet_s: float, console: Any) -> DemoResult:
     """Run ``script`` against the twin with ``quiet_s`` of background on both sides, its answers
-    checked; when the run finished, correlate it (one clock: the twin's capture is stamped by the bench's host) and report."""
+    checked; when the run finished, correlate it (one clock: the twin's capture is stamped by the
+    bench's host) and report."""
     options = RunOptions(
         scripts=[script],
         runs_dir=runs_dir,
