@@ -133,9 +133,7 @@ def _offline_checks(run: RunDir, logged: list[Event], plan: Plan | None, warning
     todo = unchecked_answers(logged)
     if not todo or plan is None:
         return []
-    transcriber = Transcriber(
-        vocabulary(plan)
-    )  # loads in a fraction of a second; decodes only answers without a transcript
+    transcriber = Transcriber(vocabulary(plan))  # loads in a fraction of a second
     checked = check_logged(run, todo, plan, transcriber)
     if len(checked) < len(todo):
         warnings.append(f"{len(todo) - len(checked)} answer recordings are missing or unreadable: not checked")
