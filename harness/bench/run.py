@@ -542,7 +542,7 @@ class BenchRun:
             self.view.status(f"checking the last {checker.pending()} answers")
         checker.close(wait)
         if checker.error is not None:
-            self.view.note(f"answer checks stopped: {checker.error}; `harness correlate` checks the rest")
+            self.view.note(f"answer checks failed: {checker.error}; `harness correlate` checks what is left")
 
     def _print_checks(self) -> None:
         """The run's answer checks in one line (all segments): how many utterances reached their skill."""
