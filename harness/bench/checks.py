@@ -32,6 +32,7 @@ from rapidfuzz import fuzz
 from harness.bench.plan import Plan
 from harness.bench.transcribe import Transcriber, recogniser_name
 from harness.errors import HarnessError
+from harness.progress import Progress, no_progress
 from harness.rundir.analysis import AnswerCounts
 from harness.rundir.events import (
     AnswerChecked,
@@ -132,11 +133,14 @@ def unchecked_answers(events: list[Event]) -> list[AnswerHeard]:
     return [e for e in events if isinstance(e, AnswerHeard) and e.seq not in done]
 
 
-def check_logged(run: RunDir, answers: list[AnswerHeard], plan: Plan, transcriber: Transcriber) -> list[AnswerChecked]:
+def check_logged(
+    run: RunDir, answers: list[AnswerHeard], plan: Plan, transcriber: Transcriber, progress: Progress = no_progress
+) -> list[AnswerChecked]:
     """Check logged answers offline from their WAVs (an unreadable WAV is left unchecked); an
     answer of an older log that carries its transcript is checked on that one."""
     checked = []
-    for heard in answers:
+    for done, heard in enumerate(answers):
+        progress("checking answers", done, len(answers))
         expect = expect_of(plan, heard.plan_index, heard.turn)
         if heard.transcript is not None:
             checked.append(checked_event(heard, heard.transcript, expect, 0.0))

@@ -38,6 +38,7 @@ from harness.correlate.clock import (
     require_overlap,
 )
 from harness.errors import HarnessError, InputError
+from harness.progress import Progress, no_progress
 from harness.rundir.analysis import AnswerCounts, ClockAlignment, Counts, DetectionInfo, Summary, conform, empty_table
 from harness.rundir.events import (
     AnswerChecked,
@@ -127,20 +128,24 @@ def _plan(run: RunDir, warnings: list[str]) -> Plan | None:
         return None
 
 
-def _offline_checks(run: RunDir, logged: list[Event], plan: Plan | None, warnings: list[str]) -> list[AnswerChecked]:
+def _offline_checks(
+    run: RunDir, logged: list[Event], plan: Plan | None, warnings: list[str], progress: Progress
+) -> list[AnswerChecked]:
     """Checks of the answers the run did not check itself (it ran without --transcribe, or was
     killed before its checker got to them), transcribed here from their WAVs."""
     todo = unchecked_answers(logged)
     if not todo or plan is None:
         return []
     transcriber = Transcriber(vocabulary(plan))  # loads in a fraction of a second
-    checked = check_logged(run, todo, plan, transcriber)
+    checked = check_logged(run, todo, plan, transcriber, progress)
     if len(checked) < len(todo):
         warnings.append(f"{len(todo) - len(checked)} answer recordings are missing or unreadable: not checked")
     return checked
 
 
-def _spoken(run: RunDir, transcribe: bool = True, warnings: list[str] | None = None) -> Spoken:
+def _spoken(
+    run: RunDir, transcribe: bool = True, warnings: list[str] | None = None, progress: Progress = no_progress
+) -> Spoken:
     """One row per sound the bench played (bench clock, ns), in onset order: every try of the plan
     (``kind`` request, with its answer and its answer check) and every stop phrase (``kind``
     stop), which the device hears as a request too. Answers the run did not check are checked
@@ -154,7 +159,7 @@ def _spoken(run: RunDir, transcribe: bool = True, warnings: list[str] | None = N
     answers = {e.started_seq: e for e in logged if isinstance(e, AnswerHeard)}
     names = {e.skill_id: e.skill_name for e in started.values()}
     plan = _plan(run, warnings)
-    extra = _offline_checks(run, logged, plan, warnings) if transcribe else []
+    extra = _offline_checks(run, logged, plan, warnings, progress) if transcribe else []
     results = try_results(logged, plan, extra)
     rows = []
     for e in logged:
@@ -241,20 +246,23 @@ def correlate_run(
     detector: DetectorSettings | None = None,
     settings: AttributionSettings | None = None,
     transcribe: bool = True,
+    progress: Progress = no_progress,
 ) -> Correlation:
     """Correlate one run directory; captures default to the manifest's, the device to the one the
     run captured. Answers the run did not check are transcribed and checked unless ``transcribe``
-    is false."""
+    is false. ``progress`` hears each step (checking answers, reading captures, naming endpoints,
+    aligning clocks, finding activations, attributing endpoints)."""
     settings = settings or AttributionSettings()
     run = RunDir.existing(run_dir)
     warnings: list[str] = []
-    said = _spoken(run, transcribe, warnings)
+    said = _spoken(run, transcribe, warnings, progress)
     run_id, spoken = said.run_id, said.table
     paths = capture_paths(run, pcaps, warnings)
     if device is None and run.manifest.is_file():
         device = read_manifest(run).settings.capture_device
-    view = read_capture(paths, device)
+    view = read_capture(paths, device, progress)
     warnings += view.warnings
+    progress("aligning clocks")
     bench_onsets = spoken["onset_ns"].to_numpy(np.int64)
     clock = align(view, run_id, clock_offset, bench_onsets, detector, warnings)
     if spoken.empty:
@@ -263,9 +271,11 @@ def correlate_run(
         require_overlap((int(bench_onsets[0]), int(spoken["end_ns"].max())), (view.first_ns, view.last_ns), clock)
     spoken["onset_capture_ns"] = clock.to_capture_ns(bench_onsets)
     # every sound the bench played starts its own activation, the stop phrase included
+    progress("finding activations")
     detection = detect_activations(view, detector, spoken["onset_capture_ns"].to_numpy(np.int64))
     warnings.extend(detection.warnings)
     matched = _match_activations(spoken["onset_capture_ns"].to_numpy(np.int64), detection, settings.lead_s)
+    progress("attributing endpoints")
     episodes = contact_episodes(view.packets, detection.voice_endpoints, detection.activations, settings.episode_gap_s)
     times = contact_times(view.packets, detection.voice_endpoints, detection.activations, settings.contact_slot_s)
     # skills are scored on the plan's requests; a stop phrase ends a session, it asks the skill nothing
@@ -434,13 +444,15 @@ def has_capture(run: RunDir) -> bool:
     return any(c.state != "missing" for c in read_manifest(run).captures)
 
 
-def timings_only(run_dir: str | Path, transcribe: bool = True) -> tuple[Summary, dict[str, pd.DataFrame]]:
+def timings_only(
+    run_dir: str | Path, transcribe: bool = True, progress: Progress = no_progress
+) -> tuple[Summary, dict[str, pd.DataFrame]]:
     """The analysis of a run without a capture: its utterances and answers (checked as by
     :func:`correlate_run`) from the event log (bench clock taken as the capture clock), every
     traffic table empty, ``captures`` empty."""
     run = RunDir.existing(run_dir)
     warnings = ["no capture: traffic not analysed"]
-    said = _spoken(run, transcribe, warnings)
+    said = _spoken(run, transcribe, warnings, progress)
     run_id, spoken = said.run_id, said.table
     try:
         capture_paths(run, None, warnings)
