@@ -32,8 +32,10 @@ from harness.audio.lab import lab_status, lab_up
 from harness.audio.vad import FRAME_S, frame_levels
 from harness.bench.markers import decode_marker
 from harness.children import running_from_pid_file
+from harness.correlate.run import timings_only
 from harness.files import sha256_file
 from harness.rundir.events import (
+    AnswerChecked,
     AnswerHeard,
     CaptureStopped,
     DeviceLost,
@@ -46,6 +48,8 @@ from harness.rundir.events import (
     RunInterrupted,
     RunResumed,
     StopSpoken,
+    TrySuperseded,
+    TurnSkipped,
     UtteranceCut,
     UtteranceEnded,
     UtteranceStarted,
@@ -298,7 +302,7 @@ def test_run_hears_answers_and_sends_markers(bench, answers: dict[str, Path]) ->
         assert abs(answer.onset_wall_ns - (played_onset + voice_ns)) < 10_000_000  # the responder's DAC onset
         assert not answer.too_long and not answer.same_as_previous
         assert abs(answer.duration_s - len(played) / played_rate) < 0.1
-        assert isinstance(answer.transcript, str)
+        assert answer.transcript is None  # the worker's answer_checked carries it
         path = run_dir / answer.path
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         assert sha256_file(path) == answer.sha256
@@ -318,6 +322,12 @@ def test_run_hears_answers_and_sends_markers(bench, answers: dict[str, Path]) ->
         # the marker leaves with the first onset estimate; the logged one may be refined a little
         assert abs(marker.onset_wall_ns - ended[marker.seq].onset_wall_ns) < 1_000_000
     assert of(events, RunFinished)[0].answers == 2
+    # --transcribe: each answer checked once, by the worker, before the run finished; no expect: unchecked
+    checks = of(events, AnswerChecked)
+    assert sorted(c.answer_seq for c in checks) == [a.seq for a in heard]
+    assert all(c.result == "unchecked" and isinstance(c.transcript, str) for c in checks)
+    assert all(c.seq < of(events, RunFinished)[0].seq for c in checks)
+    assert "none of the 2 utterances has an expect" in out
     manifest = read_manifest(RunDir(run_dir))
     assert manifest.status == "finished"
     assert manifest.plan == ["tiny:weather/1#1", "tiny:weather/2#1"]
@@ -326,8 +336,9 @@ def test_run_hears_answers_and_sends_markers(bench, answers: dict[str, Path]) ->
 
 def test_no_answer_is_retried(bench) -> None:
     script = bench.script(persona_yaml(1, retries=1, timeout_s=0.8, texts=SHORT))
-    status, _, err = finish(bench.start(str(script)))  # nobody answers
+    status, out, err = finish(bench.start(str(script)))  # nobody answers
     assert status == 0, err
+    assert "(try 1/2)" in out and "retry 2/2: Alexa, one." in out and "(try 2/2)" in out
     (run_dir,) = run_dirs(bench.runs)
     events = check_log(run_dir, 1)
     kinds = [e.event for e in events if e.event in {"utterance_started", "no_answer", "retry", "item_completed"}]
@@ -341,8 +352,9 @@ def test_stop_phrase_after_a_repeated_or_too_long_answer(bench, answers: dict[st
     script = bench.script(persona_yaml(3, max_answer_s=1.5))
     order = [answers["sunny"], answers["sunny"], answers["long"]]
     with Responder(bench.lab, lambda n, _: order[n] if n < 3 else None) as responder:
-        status, _, err = finish(bench.start(str(script)))
+        status, out, err = finish(bench.start(str(script)))
     assert status == 0, err
+    assert "(same as the previous answer)" in out and "(cut at the listen limit)" in out
     (run_dir,) = run_dirs(bench.runs)
     events = check_log(run_dir, 3)
     heard = of(events, AnswerHeard)
@@ -371,7 +383,8 @@ def wait_for(run_dir_parent: Path, proc: subprocess.Popen, event: str, nth: int,
 def test_resume_after_kill_9_at_several_points(bench) -> None:
     script = bench.script(persona_yaml(4, follow_up=True, timeout_s=0.5, texts=SHORT))
     plan_items = 4
-    # mid-play of item 0; listening after item 1's follow-up ended; in the gap after item 2
+    # mid-play of item 0; listening after item 2's utterance ended (item 1 got no answer: its follow-up
+    # is skipped); in the gap after item 2
     kill_points = [("utterance_started", 1), ("utterance_ended", 3), ("item_completed", 3)]
     proc = bench.start(str(script))
     run_dir = None
@@ -397,6 +410,57 @@ def test_resume_after_kill_9_at_several_points(bench) -> None:
     assert sorted(closed) == sorted(started)  # every utterance either ended or was logged as cut
     assert read_manifest(RunDir(run_dir)).status == "finished"
     assert len(read_manifest(RunDir(run_dir)).segments) == len(kill_points) + 1
+    # every try of an item under way at a kill is superseded; the keys of the tries stay unique
+    superseded = {e.started_seq for e in of(events, TrySuperseded)}
+    assert superseded and superseded <= started
+    keys = [(e.plan_index, e.turn, e.attempt) for e in of(events, UtteranceStarted)]
+    assert len(keys) == len(set(keys))
+    assert [(e.plan_index, e.turn, e.after_turn) for e in of(events, TurnSkipped)] == [(1, 1, 0)]
+
+
+def test_ctrl_c_while_listening_then_resume_supersedes_the_try(bench, answers: dict[str, Path]) -> None:
+    """Ctrl-C while the bench listens to item 1's answer: the answer is recorded, the run stops
+    before the follow-up; the resume speaks item 1 again as try 2 and marks try 1 superseded."""
+    script = bench.script(persona_yaml(2, follow_up=True))
+    order = [answers["sunny"], answers["rain"]]
+    with Responder(bench.lab, lambda n, _: order[n % 2]):
+        proc = bench.start(str(script))
+        run_dir = wait_for(bench.runs, proc, "utterance_ended", 2)  # item 1's utterance: listening now
+        proc.send_signal(signal.SIGINT)
+        status, out, err = finish(proc)
+        assert status == 130, err
+        first = events_of(run_dir)
+        assert [e.plan_index for e in of(first, AnswerHeard)] == [0, 1] and len(of(first, ItemCompleted)) == 1
+        status, out, err = finish(bench.resume(run_dir))
+    assert status == 0, err
+    events = check_log(run_dir, 2)
+    starts = of(events, UtteranceStarted)
+    item1 = [(e.turn, e.attempt) for e in starts if e.plan_index == 1]
+    assert item1 == [(0, 1), (0, 2), (1, 1)]  # the resumed opening is try 2, its follow-up try 1
+    (marked,) = of(events, TrySuperseded)
+    assert marked.started_seq == starts[1].seq and (marked.plan_index, marked.turn, marked.attempt) == (1, 0, 1)
+    assert marked.seq < of(events, RunResumed)[0].seq
+    assert "follow-up 1 of utterance weather/2: Thanks" in out
+    _, tables = timings_only(run_dir, transcribe=False)
+    u = tables["utterances"]
+    requests = u[u["kind"] == "request"]
+    assert not requests.duplicated(["plan_index", "turn", "attempt"]).any()
+    rows = requests.set_index(["plan_index", "turn", "attempt"])
+    assert rows.loc[(1, 0, 1), "superseded"] and not rows.loc[(1, 0, 1), "final"]
+    assert rows.loc[(1, 0, 2), "final"] and not rows.loc[(1, 0, 2), "superseded"]
+
+
+def test_a_follow_up_is_skipped_when_its_opening_got_no_answer(bench) -> None:
+    script = bench.script(persona_yaml(2, follow_up=True, timeout_s=0.5, texts=SHORT))
+    status, out, err = finish(bench.start(str(script)))  # nobody answers
+    assert status == 0, err
+    (run_dir,) = run_dirs(bench.runs)
+    events = check_log(run_dir, 2)
+    (skipped,) = of(events, TurnSkipped)
+    assert (skipped.plan_index, skipped.turn, skipped.after_turn, skipped.reason) == (1, 1, 0, "no_answer")
+    assert skipped.text == "Thanks"
+    assert "Thanks" not in [e.text for e in of(events, UtteranceStarted)]  # never spoken
+    assert "follow-up 1 of utterance weather/2 skipped (turn 0 got no answer): Thanks" in out
 
 
 def test_ctrl_c_finishes_the_utterance_and_resumes(bench) -> None:

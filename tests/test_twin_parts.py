@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.bench.transcribe import pronounce
 from harness.cli.main import main
 from harness.correlate.activations import detect_activations
 from harness.correlate.capture import read_capture
@@ -17,7 +18,7 @@ from harness.rundir.truth import Cause
 from harness.script import ScriptErrors, load_persona
 from harness.twin.client import Network
 from harness.twin.config import DEFAULT_CONFIG, load_config
-from harness.twin.grammar import Catalogue, pronounce, request_words
+from harness.twin.grammar import Catalogue, request_words
 from harness.twin.link import Link
 from harness.twin.servers import AddressBook, Servers
 from harness.twin.wire import Wire

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.files import sha256_file
+from harness.rundir.layout import RunDir
+from harness.rundir.manifest import Manifest
 from harness.script import Persona, PlanItem, build_plan, load_persona, script_paths
 from harness.script.load import ScriptErrors
 
@@ -49,3 +51,9 @@ def load_plan(paths: list[Path], seed: int | None) -> Plan:
         for item in build_plan(script.persona, seed):
             items.append(item.model_copy(update={"index": len(items)}))
     return Plan(scripts, items)
+
+
+def run_plan(run: RunDir, manifest: Manifest) -> Plan:
+    """The plan of a run, from its copies of the scripts and the seed it ran with."""
+    copies = [run.resolve(s.path) for s in manifest.scripts]
+    return load_plan(copies, manifest.scripts[0].seed if manifest.scripts else None)

@@ -22,7 +22,7 @@ from harness import __version__
 from harness.audio.devices import DeviceInfo as AudioDevice
 from harness.bench.clock import ClockPair, clock_pair, clock_status, step_between
 from harness.bench.options import RunOptions
-from harness.bench.plan import Plan, load_plan
+from harness.bench.plan import Plan, load_plan, run_plan
 from harness.bench.resume import RunState, run_state
 from harness.defaults import default
 from harness.errors import InputError
@@ -151,7 +151,7 @@ class RunRecord:
         for info, copy in zip(manifest.scripts, copies, strict=True):
             if not copy.is_file() or sha256_file(copy) != info.sha256:
                 raise InputError(copy, "the run's copy of this script is missing or changed")
-        plan = load_plan(copies, manifest.scripts[0].seed if manifest.scripts else None)
+        plan = run_plan(run, manifest)
         if plan.keys() != manifest.plan:
             raise InputError(run.manifest, "the scripts no longer give the run's plan")
         return cls(run, plan, manifest)

@@ -1,10 +1,12 @@
 """The bench run: speak the plan, listen for each answer, log every instant, survive faults.
 
 One plan item is: the utterance (retried while no answer comes, up to the retries), the stop
-phrase when the answer ran too long or repeated the previous one, then the follow-ups, then the
-gap. Every step is an event in ``events.jsonl`` (see :mod:`harness.rundir.events`). The run
-record (:mod:`harness.bench.record`) owns the run directory; the device guard
-(:mod:`harness.bench.guard`) owns the devices; this module is the turn loop.
+phrase when the answer ran too long or repeated the previous one, then the follow-ups (skipped
+once a turn got no answer), then the gap. With answer checks, each answer is transcribed and
+checked against its expect by a background worker (:mod:`harness.bench.checker`). Every step
+is an event in ``events.jsonl`` (see :mod:`harness.rundir.events`). The run record
+(:mod:`harness.bench.record`) owns the run directory; the device guard (:mod:`harness.bench.guard`)
+owns the devices; this module is the turn loop.
 """
 
 from __future__ import annotations
@@ -44,10 +46,13 @@ from harness.rundir.events import (
     RunResumed,
     RunStarted,
     StopSpoken,
+    TrySuperseded,
     TurnRef,
+    TurnSkipped,
     UtteranceCut,
     UtteranceEnded,
     UtteranceStarted,
+    read_events,
 )
 from harness.rundir.layout import RunDir
 from harness.script import Persona, PlanItem
@@ -56,7 +61,7 @@ from harness.speech import Synthesis, synthesize
 from harness.wav import read_wav, write_wav
 
 if TYPE_CHECKING:
-    from harness.bench.transcribe import Transcriber
+    from harness.bench.checker import AnswerChecker
 
 EXIT_INTERRUPTED = 130
 
@@ -76,7 +81,8 @@ class BenchRun:
         self._last_answer: tuple[Answer, AnswerHeard] | None = None
         self._speech: dict[str, tuple[Synthesis, np.ndarray, int, str]] = {}
         self._counts = {"answers": 0, "no_answers": 0}
-        self._transcriber: Transcriber | None = None
+        self._checker: AnswerChecker | None = None
+        self._next_attempt: dict[tuple[int, int], int] = {}  # on a resume: turns whose tries continue
         self._marker: MarkerSender | None = None
         self._record: RunRecord | None = None
         self._guard: DeviceGuard | None = None
@@ -138,15 +144,12 @@ class BenchRun:
         assert completed is not None
         if self.options.marker:
             self._marker = MarkerSender(*self.options.marker)
-        if self.options.transcribe:
-            from harness.bench.transcribe import Transcriber  # loads the recogniser's stack only when asked
-
-            self._transcriber = Transcriber()
         capture = None
         try:
             left = self._estimates(completed)
             with _signals(self._on_signal), RunView(self.console, len(plan.items), len(completed), left) as view:
                 self._view = view
+                self._start_checker()
                 capture = self._start_capture()
                 self.guard.calibrate(record, view)
                 for item in plan.items:
@@ -160,15 +163,24 @@ class BenchRun:
                         self._gap(plan.persona(item).session.gap_s)
                 self._stop_capture(capture)
                 capture = None
+                self._close_checker(wait=True)
                 record.clock_sample()
                 record.emit(RunFinished(items_completed=len(plan.items), **self._counts))
                 record.write_manifest("finished")
                 view.status("finished")
+            self._print_checks()
             self.console.print(f"run finished: {record.run.root}", markup=False, highlight=False)
             return 0
-        except (Stop, KeyboardInterrupt):
+        except Stop:
             if self._open is not None:
                 self._cut(self._open, "interrupted")
+            self._stop_capture(capture)
+            self._close_checker(wait=True)  # a graceful stop: the answers heard so far are checked
+            return self._interrupted("signal", "interrupted", "interrupted", EXIT_INTERRUPTED)
+        except KeyboardInterrupt:
+            if self._open is not None:
+                self._cut(self._open, "interrupted")
+            self._close_checker(wait=False)  # stop at once: what is left is checked on resume or by correlate
             self._stop_capture(capture)
             return self._interrupted("signal", "interrupted", "interrupted", EXIT_INTERRUPTED)
         except OutputError as exc:
@@ -188,6 +200,7 @@ class BenchRun:
             self._interrupted(reason, str(exc), status, 1)
             raise HarnessError(f"{exc}; the run is resumable: harness run --resume {record.run.root}") from None
         finally:
+            self._close_checker(wait=False)
             if self._marker:
                 self._marker.close()
             record.close()
@@ -235,6 +248,9 @@ class BenchRun:
                 self._last_answer = (_answer_from_log(state.last_answer, samples), state.last_answer)
             for started in state.open_utterances:
                 self._cut(started, "crash")
+            for started in state.superseded:
+                record.emit(TrySuperseded(**started.ref().fields(), started_seq=started.seq))
+            self._next_attempt = dict(state.next_attempt or {})
             record.emit(
                 RunResumed(
                     next_index=state.next_index,
@@ -297,12 +313,19 @@ class BenchRun:
         persona = self.record.plan.persona(item)
         self.view.item(item, persona.persona.name)
         answers = no_answers = 0
+        unanswered: int | None = None  # the turn that got no answer: the session is over
         for turn, text in enumerate([item.text, *item.follow_ups]):
+            if unanswered is not None:
+                self._skip(item, turn, text, unanswered)
+                continue
             if turn:
                 self._check_stop()
+                self.view.turn(f"follow-up {turn} of utterance {item.utterance_id}: {text}")
             heard = self._turn(item, persona, turn, text)
             answers += heard
-            no_answers += not heard and self.guard.input is not None
+            if not heard and self.guard.input is not None:
+                no_answers += 1
+                unanswered = turn
         self.record.emit(
             ItemCompleted(
                 plan_index=item.index,
@@ -313,17 +336,17 @@ class BenchRun:
             )
         )
 
+    def _skip(self, item: PlanItem, turn: int, text: str, unanswered: int) -> None:
+        self.record.emit(TurnSkipped(**_ref(item, turn, 1).fields(), after_turn=unanswered, text=text))
+        self.view.turn(
+            f"follow-up {turn} of utterance {item.utterance_id} skipped (turn {unanswered} got no answer): {text}"
+        )
+
     def _turn(self, item: PlanItem, persona: Persona, turn: int, text: str) -> bool:
         """Speak one turn until it is answered or the retries run out; True when answered."""
         retries = persona.session.retries if self.options.retries is None else self.options.retries
-        ref = TurnRef(
-            plan_index=item.index,
-            persona_id=item.persona_id,
-            skill_id=item.skill_id,
-            utterance_id=item.utterance_id,
-            turn=turn,
-            attempt=1,
-        )
+        first = self._next_attempt.pop((item.index, turn), 1)  # after a resume, tries go on numbering
+        ref = _ref(item, turn, first)
         while True:
             try:
                 started = self._speak(item, persona, text, ref)
@@ -335,7 +358,7 @@ class BenchRun:
             if answer is None:
                 return False
             if answer.outcome == "no_answer":
-                final = ref.attempt > retries
+                final = ref.attempt - first >= retries
                 self._counts["no_answers"] += final
                 self.record.emit(
                     NoAnswer(
@@ -346,12 +369,14 @@ class BenchRun:
                         final=final,
                     )
                 )
-                self.view.answer(f"no answer (try {ref.attempt})")
+                tries = f"try {ref.attempt - first + 1}/{retries + 1}"
+                self.view.answer(f"no answer after {len(answer.samples) / answer.rate:.1f} s ({tries})")
                 if final:
                     return False
                 self._check_stop()
                 ref = ref.retried()
                 self.record.emit(Retry(**ref.fields()))
+                self.view.turn(f"retry {ref.attempt - first + 1}/{retries + 1}: {text}")
                 continue
             self._answered(persona, ref, started, answer)
             return True
@@ -411,7 +436,6 @@ class BenchRun:
             answer.rate,
             PRIVATE_FILE,
         )
-        transcript = self._transcriber.transcribe(answer.voice(), answer.rate) if self._transcriber else None
         too_long = answer.outcome == "too_long"
         heard = self.record.emit(
             AnswerHeard(
@@ -428,12 +452,14 @@ class BenchRun:
                 path=run.relative(path),
                 sha256=sha256_file(path),
                 sample_rate=answer.rate,
-                transcript=transcript,
             )
         )
         self._counts["answers"] += 1
         self._last_answer = (answer, heard)
-        self.view.answer(f"answer {answer.duration_s:.1f} s" + (f": {transcript}" if transcript else ""))
+        if self._checker is not None:
+            self._checker.submit(heard, answer.voice(), answer.rate)
+        label = " (cut at the listen limit)" if too_long else " (same as the previous answer)" if same else ""
+        self.view.answer(f"answer {answer.duration_s:.1f} s{label}")
         if too_long or same:
             self._say_stop(persona, ref, "too_long" if too_long else "repeated_answer")
 
@@ -488,6 +514,48 @@ class BenchRun:
             )
         )
         self._open = None
+
+    # ----- answer checks ----------------------------------------------------------------------
+
+    def _start_checker(self) -> None:
+        """With answer checks on, start the worker and queue the answers a killed run left unchecked."""
+        if not self.options.transcribe:
+            return
+        from harness.bench.checker import AnswerChecker  # loads the recogniser's stack only when asked
+        from harness.bench.checks import unchecked_answers
+
+        record = self.record
+        self._checker = AnswerChecker(record.plan, record.emit, self.view.checked)
+        if record.resuming:
+            for heard in unchecked_answers(read_events(record.run.events).events):
+                try:
+                    samples, rate = read_wav(record.run.resolve(heard.path))
+                except (HarnessError, OSError):
+                    continue  # correlate reports it
+                self._checker.submit(heard, samples[heard.onset_index : heard.end_index + 1], rate)
+
+    def _close_checker(self, wait: bool) -> None:
+        checker, self._checker = self._checker, None
+        if checker is None:
+            return
+        if wait and checker.pending():
+            self.view.status(f"checking the last {checker.pending()} answers")
+        checker.close(wait)
+        if checker.error is not None:
+            self.view.note(f"answer checks failed: {checker.error}; `harness correlate` checks what is left")
+
+    def _print_checks(self) -> None:
+        """The run's answer checks in one line (all segments): how many utterances reached their skill."""
+        from harness.bench.checks import answer_counts, counts_line, try_results
+
+        record = self.record
+        if not self.options.transcribe:
+            if any(item.expect for item in record.plan.items):
+                self.view.note("answers not checked (no --transcribe): `harness correlate` checks them")
+            return
+        events = read_events(record.run.events).events
+        counts = answer_counts(try_results(events, record.plan).values(), events)
+        self.view.note(counts_line(counts))
 
     # ----- capture ----------------------------------------------------------------------------
 
@@ -550,6 +618,17 @@ def _signals(handler: Callable[[int, Any], None]) -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def _ref(item: PlanItem, turn: int, attempt: int) -> TurnRef:
+    return TurnRef(
+        plan_index=item.index,
+        persona_id=item.persona_id,
+        skill_id=item.skill_id,
+        utterance_id=item.utterance_id,
+        turn=turn,
+        attempt=attempt,
+    )
 
 
 def _answer_from_log(event: AnswerHeard, samples: np.ndarray) -> Answer:

@@ -9,6 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from harness.rundir.events import AnswerChecked
 from harness.script import PlanItem
 from harness.script.duration import clock_text
 from harness.textsafe import terminal_text
@@ -16,7 +17,7 @@ from harness.textsafe import terminal_text
 
 class RunView:
     """Progress bar with the plan's estimate of the time left, and a panel (persona, skill,
-    utterance, status, last answer).
+    utterance, status, last answer, last answer check and how many reached their skill).
 
     ``left_s`` maps each plan item still to do to its estimated seconds (the estimate of
     ``harness plan``). When the console is not a terminal each change of item or answer is one
@@ -28,7 +29,16 @@ class RunView:
         self.total = total
         self.live_mode = console.is_terminal
         self._left = dict(left_s)
-        self._fields = {"persona": "", "skill": "", "utterance": "", "status": "starting", "last answer": "-"}
+        self._fields = {
+            "persona": "",
+            "skill": "",
+            "utterance": "",
+            "status": "starting",
+            "last answer": "-",
+            "answer check": "-",
+            "reached skill": "-",
+        }
+        self._checked = {"matched": 0, "not_matched": 0}
         self._progress = Progress(
             TextColumn("[bold]run"),
             BarColumn(),
@@ -82,6 +92,30 @@ class RunView:
             self._refresh()
         else:
             self.console.print(f"    {terminal_text(text)}", markup=False, highlight=False, soft_wrap=True)
+
+    def turn(self, text: str) -> None:
+        """A retry or a follow-up of the current item (its text), or a follow-up skipped."""
+        self._fields["utterance"] = text
+        if self.live_mode:
+            self._refresh()
+        else:
+            self.console.print(f"  {terminal_text(text)}", markup=False, highlight=False, soft_wrap=True)
+
+    def checked(self, check: AnswerChecked) -> None:
+        """An answer check came in (from the checker's thread)."""
+        if check.result in self._checked:
+            self._checked[check.result] += 1
+        matched, missed = self._checked["matched"], self._checked["not_matched"]
+        what = check.result.replace("_", " ") + (f" ({check.matched_by})" if check.matched_by else "")
+        line = (
+            f'check of {check.utterance_id} turn {check.turn} try {check.attempt}: {what}; heard "{check.transcript}"'
+        )
+        self._fields["answer check"] = line
+        self._fields["reached skill"] = f"{matched} of {matched + missed} answers checked against an expect"
+        if self.live_mode:
+            self._refresh()
+        else:
+            self.console.print(f"    {terminal_text(line)}", markup=False, highlight=False, soft_wrap=True)
 
     def note(self, text: str) -> None:
         """A message that stays (device lost, interrupted, ...)."""

@@ -47,7 +47,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--marker", type=checked(parse_target), metavar="HOST:PORT", help="send a UDP sync marker at each onset"
     )
     p.add_argument("--retries", type=int, help="tries after no answer (default: each script's session.retries)")
-    p.add_argument("--transcribe", action="store_true", help="transcribe answers offline (pocketsphinx)")
+    p.add_argument(
+        "--transcribe",
+        action="store_true",
+        help="transcribe each answer offline (pocketsphinx, in the background) and check it against its expect",
+    )
     p.add_argument(
         "--capture", type=capture_target, metavar="SPEC", help="capture the speaker's traffic during the run (tcpdump)"
     )

@@ -40,7 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="attribute a run's traffic to its utterances (writes RUN_DIR/analysis/)",
         description="Align the bench clock with the capture (sync markers, else the utterance onsets), "
         "find activations, attribute "
-        "endpoints to utterances against background traffic; writes utterances, endpoints, activations "
+        "endpoints to utterances against background traffic, check each answer against its utterance's expect "
+        "(answers the run did not check are transcribed offline); writes utterances, endpoints, activations "
         "and contacts as CSV and Parquet, and summary.json, into RUN_DIR/analysis/.",
     )
     p.add_argument("run_dir", metavar="RUN_DIR")
@@ -52,6 +53,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="capture clock minus bench clock, seconds (skips the marker and onset fits)",
     )
     p.add_argument("--device", metavar="ADDR", help="the device's IP address (default: the run's --capture-device)")
+    p.add_argument(
+        "--no-transcribe",
+        dest="transcribe",
+        action="store_false",
+        help="do not transcribe and check the answers the run did not check itself (they stay unchecked)",
+    )
     add_format(p, csv=False)
     add_quiet(p)
     p.set_defaults(func=run_correlate)
@@ -170,7 +177,9 @@ def run_correlate(args: argparse.Namespace) -> int:
         parse_address(args.device)
     run = RunDir.existing(args.run_dir)
     with progress(args.quiet) as report:
-        result = correlate_run(run.root, args.pcap, args.clock_offset, args.device, progress=report)
+        result = correlate_run(
+            run.root, args.pcap, args.clock_offset, args.device, transcribe=args.transcribe, progress=report
+        )
     written = write_analysis(run, result.summary, result.tables)
     note = f"wrote {len(written)} files to {run.analysis}"
     _print_summary(args.format, result.summary, result.tables, note, analysis=str(run.analysis))
@@ -204,7 +213,8 @@ def run_report(args: argparse.Namespace) -> int:
         summary, tables = read_analysis(run)
     elif not has_capture(run):
         # a bench run without --capture: its timings and answers, nothing written to analysis/
-        summary, tables = timings_only(run.root)
+        with progress(args.quiet) as report:
+            summary, tables = timings_only(run.root, progress=report)
     else:
         with progress(args.quiet) as report:
             result = correlate_run(run.root, progress=report)

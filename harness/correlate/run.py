@@ -13,6 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from harness.bench.checks import answer_counts, check_logged, try_results, unchecked_answers, vocabulary
+from harness.bench.plan import Plan, run_plan
+from harness.bench.transcribe import Transcriber
 from harness.correlate.activations import (
     ActivationResult,
     DetectorSettings,
@@ -36,8 +39,17 @@ from harness.correlate.clock import (
 )
 from harness.errors import HarnessError, InputError
 from harness.progress import Progress, no_progress
-from harness.rundir.analysis import ClockAlignment, Counts, DetectionInfo, Summary, conform, empty_table
-from harness.rundir.events import AnswerHeard, RunStarted, StopSpoken, UtteranceEnded, UtteranceStarted, read_events
+from harness.rundir.analysis import AnswerCounts, ClockAlignment, Counts, DetectionInfo, Summary, conform, empty_table
+from harness.rundir.events import (
+    AnswerChecked,
+    AnswerHeard,
+    Event,
+    RunStarted,
+    StopSpoken,
+    UtteranceEnded,
+    UtteranceStarted,
+    read_events,
+)
 from harness.rundir.layout import RunDir
 from harness.rundir.manifest import read_manifest
 
@@ -58,6 +70,11 @@ SPOKEN_COLUMNS = [
     "end_ns",
     "answer_onset_ns",
     "answer_duration_s",
+    "superseded",
+    "final",
+    "transcript",
+    "expect_result",
+    "matched_by",
 ]
 
 
@@ -92,10 +109,48 @@ def capture_paths(run: RunDir, given: Sequence[str] | None, warnings: list[str])
     return [str(run.resolve(c.path)) for c in listed]
 
 
-def _spoken(run: RunDir) -> tuple[str, pd.DataFrame]:
-    """Run id and one row per sound the bench played (bench clock, ns), in onset order: every try
-    of the plan (``kind`` request, with its answer) and every stop phrase (``kind`` stop), which
-    the device hears as a request too."""
+@dataclass
+class Spoken:
+    """What the bench played, from the run's log, with each try's answer check."""
+
+    run_id: str
+    table: pd.DataFrame
+    answers: AnswerCounts
+
+
+def _plan(run: RunDir, warnings: list[str]) -> Plan | None:
+    if not run.manifest.is_file():
+        return None
+    try:
+        return run_plan(run, read_manifest(run))
+    except HarnessError as exc:
+        warnings.append(f"the run's scripts cannot be read ({exc}): answers not checked against their expect")
+        return None
+
+
+def _offline_checks(
+    run: RunDir, logged: list[Event], plan: Plan | None, warnings: list[str], progress: Progress
+) -> list[AnswerChecked]:
+    """Checks of the answers the run did not check itself (it ran without --transcribe, or was
+    killed before its checker got to them), transcribed here from their WAVs."""
+    todo = unchecked_answers(logged)
+    if not todo or plan is None:
+        return []
+    transcriber = Transcriber(vocabulary(plan))  # loads in a fraction of a second
+    checked = check_logged(run, todo, plan, transcriber, progress)
+    if len(checked) < len(todo):
+        warnings.append(f"{len(todo) - len(checked)} answer recordings are missing or unreadable: not checked")
+    return checked
+
+
+def _spoken(
+    run: RunDir, transcribe: bool = True, warnings: list[str] | None = None, progress: Progress = no_progress
+) -> Spoken:
+    """One row per sound the bench played (bench clock, ns), in onset order: every try of the plan
+    (``kind`` request, with its answer and its answer check) and every stop phrase (``kind``
+    stop), which the device hears as a request too. Answers the run did not check are checked
+    here (offline, from their WAVs) unless ``transcribe`` is false."""
+    warnings = [] if warnings is None else warnings
     if not run.events.is_file():
         raise InputError(run.events, "no event log: not a run directory")
     logged = read_events(run.events).events
@@ -103,6 +158,9 @@ def _spoken(run: RunDir) -> tuple[str, pd.DataFrame]:
     started = {e.seq: e for e in logged if isinstance(e, UtteranceStarted)}
     answers = {e.started_seq: e for e in logged if isinstance(e, AnswerHeard)}
     names = {e.skill_id: e.skill_name for e in started.values()}
+    plan = _plan(run, warnings)
+    extra = _offline_checks(run, logged, plan, warnings, progress) if transcribe else []
+    results = try_results(logged, plan, extra)
     rows = []
     for e in logged:
         if isinstance(e, UtteranceEnded):
@@ -112,6 +170,7 @@ def _spoken(run: RunDir) -> tuple[str, pd.DataFrame]:
             seq, kind, a, text = e.seq, "stop", None, e.text
         else:
             continue
+        r = results.get(seq) if kind == "request" else None
         rows.append(
             {
                 "utterance_seq": seq,
@@ -128,10 +187,16 @@ def _spoken(run: RunDir) -> tuple[str, pd.DataFrame]:
                 "end_ns": e.end_wall_ns,
                 "answer_onset_ns": a.onset_wall_ns if a else None,
                 "answer_duration_s": a.duration_s if a else None,
+                "superseded": r.superseded if r else False,
+                "final": r.final if r else kind == "stop",
+                "transcript": r.transcript if r else "",
+                "expect_result": r.result if r else "unchecked",
+                "matched_by": r.matched_by if r else "",
             }
         )
     spoken = pd.DataFrame(rows, columns=SPOKEN_COLUMNS).astype({"answer_onset_ns": "Int64"})
-    return run_id, spoken.sort_values("onset_ns", kind="stable").reset_index(drop=True)
+    table = spoken.sort_values("onset_ns", kind="stable").reset_index(drop=True)
+    return Spoken(run_id, table, answer_counts(results.values(), logged))
 
 
 def align(
@@ -180,15 +245,18 @@ def correlate_run(
     device: str | None = None,
     detector: DetectorSettings | None = None,
     settings: AttributionSettings | None = None,
+    transcribe: bool = True,
     progress: Progress = no_progress,
 ) -> Correlation:
-    """Correlate one run directory; captures default to the manifest's, the device to the one the run captured.
-    ``progress`` hears each step (reading captures, naming endpoints, aligning clocks, finding activations,
-    attributing endpoints)."""
+    """Correlate one run directory; captures default to the manifest's, the device to the one the
+    run captured. Answers the run did not check are transcribed and checked unless ``transcribe``
+    is false. ``progress`` hears each step (checking answers, reading captures, naming endpoints,
+    aligning clocks, finding activations, attributing endpoints)."""
     settings = settings or AttributionSettings()
     run = RunDir.existing(run_dir)
-    run_id, spoken = _spoken(run)
     warnings: list[str] = []
+    said = _spoken(run, transcribe, warnings, progress)
+    run_id, spoken = said.run_id, said.table
     paths = capture_paths(run, pcaps, warnings)
     if device is None and run.manifest.is_file():
         device = read_manifest(run).settings.capture_device
@@ -246,6 +314,7 @@ def correlate_run(
             voice_endpoints=detection.voice_endpoints,
             voice_source=detection.voice_source,
         ),
+        answers=said.answers,
         warnings=warnings,
     )
     return Correlation(summary, tables, detection, warnings)
@@ -375,12 +444,16 @@ def has_capture(run: RunDir) -> bool:
     return any(c.state != "missing" for c in read_manifest(run).captures)
 
 
-def timings_only(run_dir: str | Path) -> tuple[Summary, dict[str, pd.DataFrame]]:
-    """The analysis of a run without a capture: its utterances and answers from the event log
-    (bench clock taken as the capture clock), every traffic table empty, ``captures`` empty."""
+def timings_only(
+    run_dir: str | Path, transcribe: bool = True, progress: Progress = no_progress
+) -> tuple[Summary, dict[str, pd.DataFrame]]:
+    """The analysis of a run without a capture: its utterances and answers (checked as by
+    :func:`correlate_run`) from the event log (bench clock taken as the capture clock), every
+    traffic table empty, ``captures`` empty."""
     run = RunDir.existing(run_dir)
-    run_id, spoken = _spoken(run)
     warnings = ["no capture: traffic not analysed"]
+    said = _spoken(run, transcribe, warnings, progress)
+    run_id, spoken = said.run_id, said.table
     try:
         capture_paths(run, None, warnings)
     except InputError:
@@ -405,6 +478,7 @@ def timings_only(run_dir: str | Path) -> tuple[Summary, dict[str, pd.DataFrame]]
         clock=host_alignment(),
         counts=_counts(tables, 0.0),
         activations=DetectionInfo(threshold_bps=0.0, voice_endpoints=[], voice_source="none"),
+        answers=said.answers,
         warnings=warnings,
     )
     return summary, tables

@@ -20,7 +20,7 @@ from harness.report.audio import Answers
 from harness.report.page import page
 from harness.report.tables import Markup, esc, table
 from harness.report.timeline import legend_items, timeline_figure
-from harness.rundir.analysis import Summary
+from harness.rundir.analysis import AnswerCounts, Summary
 
 FLAGGED_PARTIES = ("third_party", "skill_vendor")
 
@@ -81,16 +81,30 @@ def _audio(answer: Any) -> str:
 
 
 def _utterance_view(utterances: pd.DataFrame, answers: Answers) -> pd.DataFrame:
-    """Utterances with their attributed endpoints and scores in one column, transcript and audio."""
+    """Utterances with their attributed endpoints and scores in one column, transcript, answer
+    check and audio (an analysis made before answer checks: the transcript logged with the answer)."""
     found = [answers.by_seq.get(int(s)) for s in utterances["utterance_seq"]]
+    checked = "transcript" in utterances.columns
     return utterances.assign(
         endpoints=[
             [f"{e} ({s:.2f})" for e, s in zip(ids, scores, strict=False)]
             for ids, scores in zip(utterances["endpoint_ids"], utterances["scores"], strict=True)
         ],
-        transcript=[a.transcript if a else None for a in found],
+        transcript=utterances["transcript"] if checked else [a.transcript if a else None for a in found],
+        expect_result=utterances["expect_result"] if checked else "",
+        matched_by=utterances["matched_by"] if checked else "",
         audio=pd.Series([_audio(a) for a in found], index=utterances.index, dtype=object),  # Markup stays Markup
     )
+
+
+def reached(tries: pd.DataFrame) -> tuple[int, int]:
+    """(matched, checked): of the final tries of opening turns with an expect result, how many
+    reached the skill."""
+    if "expect_result" not in tries.columns or tries.empty:
+        return 0, 0
+    final = tries[tries["final"] & (tries["turn"] == 0)]
+    checked = final["expect_result"].isin(["matched", "not_matched", "no_answer"])
+    return int((final["expect_result"] == "matched").sum()), int(checked.sum())
 
 
 UTTERANCE_COLUMNS = [
@@ -101,6 +115,8 @@ UTTERANCE_COLUMNS = [
     "onset_ns",
     "answer_duration_s",
     "transcript",
+    "expect_result",
+    "matched_by",
     "audio",
     "activation_lag_s",
     "activation_bytes_up",
@@ -135,7 +151,9 @@ def skill_sections(tables: dict[str, pd.DataFrame], answers: Answers, traffic: b
         tries = requests[requests["skill_id"] == skill_id]
         pairs = ranked[ranked["skill_id"] == skill_id]
         hits = int(pairs["attributed"].sum())
+        matched, checked = reached(tries)
         counted = f"{len(tries)} {'try' if len(tries) == 1 else 'tries'}" + (f", {hits} attributed" if traffic else "")
+        counted += f", reached the skill {matched} of {checked}" if checked else ""
         nav.append(f'<li><a href="#skill-{number}">{esc(name)}</a> ({counted})</li>')
         parts.append(f'<section id="skill-{number}"><h3>{esc(name)}</h3>')
         parts.append(table(tries, columns, tries["activation_id"].isna().tolist() if traffic else None, "Tries"))
@@ -172,6 +190,18 @@ def _clock(summary: Summary) -> str:
     )
 
 
+def _answers_line(a: AnswerCounts) -> str:
+    if not a.with_expect:
+        return f"Answer checks: none of the {a.utterances} utterances has an expect."
+    rate = "" if a.reached_skill_rate is None else f" ({a.reached_skill_rate:.0%} of those checked)"
+    return (
+        f"Reached the intended skill (the answer held an expected keyword or the regex): {a.matched} of "
+        f"{a.with_expect} utterances with an expect{rate}; not matched {a.not_matched}, no answer {a.no_answer}, "
+        f"unchecked {a.unchecked} of {a.utterances} utterances; {a.superseded_tries} tries superseded by a resume, "
+        f"{a.skipped_turns} follow-ups skipped after no answer."
+    )
+
+
 def report_html(
     summary: Summary, tables: dict[str, pd.DataFrame], ads: AdsResult | None = None, answers: Answers | None = None
 ) -> str:
@@ -204,6 +234,8 @@ def report_html(
         + "; ".join(f"{esc(k.replace('_', ' '))}: {esc(v)}" for k, v in counts.items())
         + (f"</p><p>Clock: {esc(_clock(summary))}</p>" if traffic else "</p>")
     )
+    if summary.answers is not None:
+        parts.append(f"<p>{esc(_answers_line(summary.answers))}</p>")
     parts.append("<h2>Timeline</h2>")
     parts.append(_legend())
     figure = _png(timeline_figure(tables), "timeline of utterances, answers, activations and contacts per endpoint")

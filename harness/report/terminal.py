@@ -60,6 +60,14 @@ def summary_renderable(summary: Summary, tables: dict[str, pd.DataFrame]) -> Gro
         else:
             head.add_row(Text(key.replace("_", " ")), _t(value))
     head.add_row(Text("clock"), Text(f"{clock.method} {clock.offset_s:+.4f} s {clock.drift_ppm:+.1f} ppm"))
+    answers = summary.answers
+    if answers is not None and answers.with_expect:
+        rate = "" if answers.reached_skill_rate is None else f" ({answers.reached_skill_rate:.0%})"
+        head.add_row(Text("reached the intended skill"), Text(f"{answers.matched} of {answers.with_expect}{rate}"))
+        head.add_row(
+            Text("answer checks"),
+            Text(f"not matched {answers.not_matched}, no answer {answers.no_answer}, unchecked {answers.unchecked}"),
+        )
     parts: list[Any] = [keep_names(head, 0)]
     flagged = flagged_endpoints(tables)
     if len(flagged):

@@ -84,6 +84,16 @@ TABLES: dict[str, list[Column]] = {
         _c("onset_capture_ns", "int", "onset on the capture clock"),
         _c("answer_onset_ns", "int?", "when the answer started (bench clock)"),
         _c("answer_duration_s", "float", "how long the answer lasted"),
+        _c("superseded", "bool", "a resume spoke this try's plan item again: a later try replaces it"),
+        _c("final", "bool", "the try that counts for its turn: the last one not superseded"),
+        _c("transcript", "str", "the answer as the offline recogniser heard it (empty: no answer or not transcribed)"),
+        _c(
+            "expect_result",
+            "str",
+            "matched, not_matched (the answer against the utterance's expect), no_answer, "
+            "unchecked (no expect: follow-ups and stop phrases; or not transcribed)",
+        ),
+        _c("matched_by", "str", 'what matched: "keyword:WORDS" or "regex:PATTERN"; empty otherwise'),
         _c("activation_id", "int?", "the activation this try caused"),
         _c("activation_lag_s", "float", "activation onset minus utterance onset (capture clock)"),
         _c("activation_bytes_up", "int?", "bytes the activation uploaded"),
@@ -247,6 +257,25 @@ class DetectionInfo(BaseModel):
     voice_source: str = Field(description="how they were found")
 
 
+class AnswerCounts(BaseModel):
+    """Did the utterances reach their skill: each plan item's opening turn, its final try (the
+    last one not superseded), checked against the utterance's ``expect``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    utterances: int = Field(description="plan items spoken (their final try)")
+    with_expect: int = Field(description="of them, utterances with an expect")
+    matched: int = Field(description="answered, and the answer held a keyword or the regex: the skill was reached")
+    not_matched: int = Field(description="answered, but neither a keyword nor the regex was heard")
+    no_answer: int = Field(description="no answer came (after every retry)")
+    unchecked: int = Field(description="no expect, or the answer was not transcribed")
+    reached_skill_rate: float | None = Field(
+        description="matched / (matched + not_matched + no_answer); null when none was checked"
+    )
+    superseded_tries: int = Field(0, description="tries a resume replaced (they stay in the utterances table)")
+    skipped_turns: int = Field(0, description="follow-ups not spoken because an earlier turn got no answer")
+
+
 class Summary(BaseModel):
     """``analysis/summary.json``."""
 
@@ -258,6 +287,7 @@ class Summary(BaseModel):
     counts: Counts
     clock: ClockAlignment
     activations: DetectionInfo
+    answers: AnswerCounts | None = Field(None, description="answer checks; null in analyses made before them")
     warnings: list[str] = Field(default_factory=list)
 
 

@@ -9,6 +9,7 @@ fields; ``t_wall_ns`` is only when the line was written. Paths are relative to t
 from __future__ import annotations
 
 import re
+import threading
 import time
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -154,7 +155,50 @@ class AnswerHeard(_Turn):
     path: str = Field(description="WAV of the whole recording, from listen_started_wall_ns")
     sha256: str
     sample_rate: int
-    transcript: str | None = None
+    transcript: str | None = Field(
+        None, description="older logs only: a transcript taken before the next utterance (now in answer_checked)"
+    )
+
+
+ExpectResult = Literal["matched", "not_matched", "unchecked"]
+
+
+class AnswerChecked(_Turn):
+    """An answer transcribed offline and checked against its utterance's ``expect`` (logged by a
+    worker after the answer, so it may follow later events of the run)."""
+
+    event: Literal["answer_checked"] = "answer_checked"
+    started_seq: NonNegInt = Field(description="seq of the answered try's utterance_started")
+    answer_seq: NonNegInt = Field(description="seq of the answer event checked")
+    result: ExpectResult = Field(
+        description="matched: a keyword or the regex was found in the answer; not_matched: neither; "
+        "unchecked: the utterance has no expect"
+    )
+    transcript: str = Field(description="the recogniser's transcript of the answer (lower case, may be empty)")
+    matched_by: str = Field(description='what matched: "keyword:WORDS" or "regex:PATTERN"; empty when nothing did')
+    keywords: list[str] = Field(description="the utterance's expect keywords")
+    regex: str | None = Field(description="the utterance's expect regex")
+    recogniser: str = Field(description='e.g. "pocketsphinx 5.1.1"')
+    decode_s: float = Field(description="seconds the transcription took")
+
+
+class TrySuperseded(_Turn):
+    """A try that a later one replaces: on resume, every try of a plan item that was under way
+    (the item is spoken again from its first turn, with new attempt numbers)."""
+
+    event: Literal["try_superseded"] = "try_superseded"
+    started_seq: NonNegInt = Field(description="seq of the superseded try's utterance_started")
+    reason: Literal["resumed"] = "resumed"
+
+
+class TurnSkipped(_Turn):
+    """A follow-up not spoken: an earlier turn of its plan item got no answer, so the session it
+    belongs to is over."""
+
+    event: Literal["turn_skipped"] = "turn_skipped"
+    reason: Literal["no_answer"] = "no_answer"
+    after_turn: NonNegInt = Field(description="the turn that got no answer")
+    text: str = Field(description="what would have been said")
 
 
 class NoAnswer(_Turn):
@@ -277,8 +321,11 @@ EVENT_TYPES: tuple[type[_Event], ...] = (
     UtteranceEnded,
     UtteranceCut,
     AnswerHeard,
+    AnswerChecked,
     NoAnswer,
     Retry,
+    TrySuperseded,
+    TurnSkipped,
     StopSpoken,
     MarkerSent,
     ItemCompleted,
@@ -300,8 +347,11 @@ Event = Annotated[
     | UtteranceEnded
     | UtteranceCut
     | AnswerHeard
+    | AnswerChecked
     | NoAnswer
     | Retry
+    | TrySuperseded
+    | TurnSkipped
     | StopSpoken
     | MarkerSent
     | ItemCompleted
@@ -393,7 +443,8 @@ class EventLog:
     """The append-only event log of one run: assigns seq and timestamps, validates, fsyncs.
 
     Opening an existing log continues its numbering after the highest seq found in it (torn
-    lines included, so a seq never appears twice in the file).
+    lines included, so a seq never appears twice in the file). Threads may emit concurrently
+    (the answer checker logs from its own): seqs stay in file order.
     """
 
     def __init__(self, path: str | Path, run_id: str) -> None:
@@ -401,20 +452,23 @@ class EventLog:
         self.run_id = run_id
         self.next_seq = read_events(self.path).highest_seq + 1
         self._log = JsonlLog(self.path, mode=0o600)
+        self._lock = threading.Lock()
 
     def emit(self, event: E) -> E:
         """Log ``event`` with this run's id, the next seq and the time; returns it as written."""
-        mono = time.monotonic_ns()
-        head = {"run_id": self.run_id, "seq": self.next_seq, "t_wall_ns": time.time_ns(), "t_mono_ns": mono}
-        model = event.model_copy(update=head)
-        # Count the seq as used before writing: an exception (Ctrl-C) between the two can leave a
-        # gap in the numbering but never a seq written twice.
-        self.next_seq += 1
-        self._log.append(_ordered(model.model_dump(mode="json")))
+        with self._lock:
+            mono = time.monotonic_ns()
+            head = {"run_id": self.run_id, "seq": self.next_seq, "t_wall_ns": time.time_ns(), "t_mono_ns": mono}
+            model = event.model_copy(update=head)
+            # Count the seq as used before writing: an exception (Ctrl-C) between the two can leave a
+            # gap in the numbering but never a seq written twice.
+            self.next_seq += 1
+            self._log.append(_ordered(model.model_dump(mode="json")))
         return model
 
     def close(self) -> None:
-        self._log.close()
+        with self._lock:
+            self._log.close()
 
     def __enter__(self) -> EventLog:
         return self

@@ -21,10 +21,17 @@ class DemoResult:
 
 
 def run_demo(script: Path, runs_dir: Path, config: Path | None, quiet_s: float, console: Any) -> DemoResult:
-    """Run ``script`` against the twin with ``quiet_s`` of background on both sides; when the run
-    finished, correlate it (one clock: the twin's capture is stamped by the bench's host) and report."""
+    """Run ``script`` against the twin with ``quiet_s`` of background on both sides, its answers
+    checked; when the run finished, correlate it (one clock: the twin's capture is stamped by the
+    bench's host) and report."""
     options = RunOptions(
-        scripts=[script], runs_dir=runs_dir, capture_tail_s=quiet_s, twin=True, twin_config=config, quiet_lead_s=quiet_s
+        scripts=[script],
+        runs_dir=runs_dir,
+        capture_tail_s=quiet_s,
+        twin=True,
+        twin_config=config,
+        quiet_lead_s=quiet_s,
+        transcribe=True,  # the demo shows the answer checks too
     )
     result = run_with_twin(options, console)
     if result.status != 0:

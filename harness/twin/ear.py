@@ -27,8 +27,9 @@ from harness.audio.backend import AudioBackend
 from harness.audio.clock import Callback, measure_clock, time_of_frame
 from harness.audio.devices import DeviceInfo
 from harness.audio.vad import frame_levels
+from harness.bench.transcribe import pronounce
 from harness.twin.config import Hearing
-from harness.twin.grammar import Catalogue, pronounce
+from harness.twin.grammar import Catalogue
 
 RATE = 16000
 FRAME = 320  # 20 ms at 16 kHz

@@ -1,5 +1,6 @@
 """What the twin can understand: the enabled skills' utterances plus built-in requests, as a
-JSGF grammar, and a pronunciation for every word the recogniser's dictionary lacks.
+JSGF grammar (words the recogniser's dictionary lacks are pronounced by
+:func:`harness.bench.transcribe.pronounce`).
 
 Alexa matches a request against the interaction models of the installed skills; the twin does
 the same with a grammar whose alternatives are the persona's requests (wake word removed).
@@ -7,7 +8,7 @@ the same with a grammar whose alternatives are the persona's requests (wake word
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from harness.script import BUILTIN_SKILL_ID, Persona
@@ -92,24 +93,3 @@ class Catalogue:
 
     def match(self, hypothesis: str | None) -> Request | None:
         return self.requests.get(" ".join((hypothesis or "").split())) if hypothesis else None
-
-
-def pronounce(word: str, lookup: Callable[[str], str | None]) -> str | None:
-    """Phones for ``word``: the dictionary's, else the fewest dictionary words it splits into
-    ("fitbit" -> "fit" + "bit"), else spelled letter by letter; None if even that fails."""
-    known = lookup(word)
-    if known:
-        return known
-    plain = word.replace("'", "")
-    best: list[list[str] | None] = [[]] + [None] * len(plain)
-    for end in range(1, len(plain) + 1):
-        for start in range(max(0, end - 20), end):
-            if best[start] is None:
-                continue
-            piece = lookup(plain[start:end]) if end - start > 1 else None
-            if piece and (best[end] is None or len(best[start]) + 1 < len(best[end])):
-                best[end] = [*best[start], piece]
-    if best[-1]:
-        return " ".join(best[-1])
-    letters = [lookup(ch) or lookup(f"{ch}.") for ch in plain]
-    return " ".join(letters) if plain and all(letters) else None
