@@ -138,10 +138,13 @@ class Streams:
     def active_or_new(self, keys: np.ndarray, opening: np.ndarray) -> np.ndarray:
         """Rows whose direction is in progress or opens in this batch (``opening``: keys of its SYNs
         and possible message starts): only these need a sequence number."""
-        live = _member(np.unique(opening), keys)
-        if self.active:
-            live |= _member(np.sort(np.fromiter(self.active, np.uint64, len(self.active))), keys)
-        return live
+        return _member(np.unique(opening), keys) | self.is_active(keys)
+
+    def is_active(self, keys: np.ndarray) -> np.ndarray:
+        """Whether each direction key is in progress."""
+        if not self.active:
+            return np.zeros(len(keys), bool)
+        return _member(np.sort(np.fromiter(self.active, np.uint64, len(self.active))), keys)
 
     def lookup(self, keys: np.ndarray, seq: np.ndarray, live: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(worth reading: a ``live`` row whose segment may start inside the kept prefix, finished) per row."""

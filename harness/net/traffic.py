@@ -19,7 +19,7 @@ from harness.net import addresses, dns, http, quic, tls
 from harness.net.decode import SUPPORTED_LINKTYPES, TCP, UDP, Packets, _win, decode
 from harness.net.flows import KEY_COLUMNS, FlowAccumulator, canonical, flow_hash, packet_flows
 from harness.net.framing import CHUNK, CaptureReader
-from harness.net.streams import STREAM_CAP, Streams
+from harness.net.streams import SEQ_MASK, STREAM_CAP, Streams
 
 HTTP_CODES = np.array([int.from_bytes(m, "big") for m in http.METHODS], np.int64)
 HTTP_FIRST = np.zeros(256, bool)
@@ -149,6 +149,7 @@ class _Names:
         seq[live] = _seq(p.buf, p.l4[ip][tcp_rows[live]])
         inside, done = self.streams.lookup(dk, seq, live)
         tcp_todo = ~done & (syn | (has_data & inside))
+        tcp_todo &= ~self._after_end(p, pay[tcp_rows], plen[tcp_rows], sport[tcp_rows], dk, seq, syn, starts, tcp_todo)
         udp_rows = np.flatnonzero((proto == UDP) & (plen >= quic.MIN_PACKET))
         wq = _win(p.buf, pay[udp_rows], 5)
         version = np.ascontiguousarray(wq[:, 1:5]).view(">u4").ravel()
@@ -172,8 +173,11 @@ class _Names:
         dirs, seqs, syns, may_start = (col[t].tolist() if len(col) else [0] * len(t) for col in (dk, seq, syn, starts))
         from_dns = (sport[rows] == 53).tolist()
         flow_keys = list(zip(*(keys[k][rows].tolist() for k in KEY_COLUMNS), strict=False))
+        active = self.streams.active
         for j in range(len(kinds)):
             kind = kinds[j]
+            if kind == 3 and not syns[j] and not may_start[j] and dirs[j] not in active:
+                continue  # a segment of a direction not in progress that cannot open one: nothing to do
             data = bytes(mem[begin[j] : begin[j] + sizes[j]])
             if kind == 1:
                 self.dns_answer(ts[j], data)
@@ -187,6 +191,58 @@ class _Names:
             if data:
                 self.streams.segment(dirs[j], seqs[j], data, ts[j], key, may_start[j], from_dns[j])
         self.streams.end_batch()
+
+    def _after_end(
+        self,
+        p: Packets,
+        pay: np.ndarray,
+        plen: np.ndarray,
+        sport: np.ndarray,
+        dk: np.ndarray,
+        seq: np.ndarray,
+        syn: np.ndarray,
+        starts: np.ndarray,
+        todo: np.ndarray,
+    ) -> np.ndarray:
+        """TCP rows of ``todo`` that would do nothing: their direction certainly finished earlier in
+        this batch and nothing opened it again (no SYN, nothing that may start a message).
+
+        A direction new in this batch whose first segment with data lies at its start and holds
+        a whole first TLS record that ends the handshake reader (a complete ClientHello, or a
+        record followed by a non-handshake record) is finished by that segment; its later
+        segments would reach Python one by one only to be ignored."""
+        idx = np.flatnonzero(todo)
+        drop = np.zeros(len(todo), bool)
+        if not len(idx):
+            return drop
+        key = dk[idx]
+        order = np.lexsort((idx, key))
+        i, key = idx[order], key[order]
+        n = len(i)
+        first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        group = np.cumsum(np.r_[True, key[1:] != key[:-1]]) - 1
+        pos = np.arange(n)
+        fd = np.minimum.reduceat(np.where(plen[i] > 0, pos, n), first)  # first segment with data
+        fs = np.minimum.reduceat(np.where(syn[i], pos, n), first)  # first SYN
+        ok = fd < n
+        r = i[np.minimum(fd, n - 1)]
+        syn_first = fs < fd
+        base = seq[i[np.minimum(fs, n - 1)]] + 1
+        ok &= ~syn_first | (((seq[r] - base) & SEQ_MASK) == 0)
+        ok &= starts[r] & (sport[r] != 53) & ~self.streams.is_active(key[first])
+        room = np.minimum(plen[r], STREAM_CAP)
+        w = _win(p.buf, pay[r], 9).astype(np.int64)
+        size = (w[:, 3] << 8) | w[:, 4]
+        hello = (w[:, 5] == tls.CLIENT_HELLO) & (4 + ((w[:, 6] << 16) | (w[:, 7] << 8) | w[:, 8]) <= size)
+        hello &= 5 + size <= room
+        after = 5 + size + 5 <= room
+        nxt = p.buf[np.where(after, pay[r] + 5 + size, 0)]
+        ok &= (w[:, 0] == tls.HANDSHAKE) & (w[:, 1] == 3) & (hello | (after & (nxt != tls.HANDSHAKE)))
+        # until a SYN or a possible message start opens the direction again
+        opens = syn[i] | starts[i]
+        reopen = np.minimum.reduceat(np.where(opens & (pos > fd[group]), pos, n), first)
+        drop[i[ok[group] & (pos > fd[group]) & (pos < reopen[group])]] = True
+        return drop
 
 
 def _seq(buf: np.ndarray, l4: np.ndarray) -> np.ndarray:
