@@ -12,7 +12,7 @@ bytes sent, IPv4 checksums are right, TCP has the timestamp option as Linux send
 The file is written in windows of packets: each window's connections start and end inside it
 and their packets are interleaved in time order, so any size is written in bounded memory.
 ``flow_packets`` is the mean TLS connection length: 300 gives a few thousand flows per 10^6
-packets; 10 gives about 10^6 flows per 10^7 packets (the memory test).
+packets; 4 (SYN, SYN-ACK, ACK, ClientHello only) gives about 10^6 flows per 4x10^6 packets.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ DOMAINS = (
 ).split()
 LABELS = "api device-metrics-us msh unagi-na arcus avs-alexa-na spectrum cdn edge events log ads t media".split()
 # share of packets by kind (TLS connections take the rest, about 85%)
-UDP_MIX = {"dns": 0.05, "ntp": 0.006, "ssdp": 0.014, "quic": 0.08}
+UDP_MIX = {"dns": 0.03, "ntp": 0.005, "ssdp": 0.015, "quic": 0.10}
 # TLS body packets after the handshake: (kind, probability)
 BODY = {"up": 0.22, "down_full": 0.32, "down_part": 0.09, "ack_up": 0.32, "ack_down": 0.05}
 TCP_HEAD, UDP_HEAD = 66, 42
@@ -190,10 +190,10 @@ def _tls(mix: Mix, rng: np.random.Generator, out: _Packets, target: int, flow_pa
     """TLS connections adding up to about ``target`` packets; returns the next client port."""
     lens: list[int] = []
     total = 0
-    if target < 12:
+    if target < 4:
         return port
     while total < target:
-        n = int(min(12 + rng.geometric(1 / max(flow_packets - 11, 1)) - 1, target - total + 12))
+        n = int(min(4 + rng.geometric(1 / max(flow_packets - 3, 1)) - 1, target - total + 4))
         lens.append(n)
         total += n
     lens_a = np.array(lens, np.int64)

@@ -8,8 +8,9 @@ bytes, **the first copy captured wins** (Zeek's rule; Wireshark's default is the
 retransmission cannot rewrite what a parser may already have read.
 
 Bounded: only the first :data:`STREAM_CAP` bytes of a direction are kept, at most
-:data:`MAX_STREAMS` directions are in progress at once (the oldest is dropped, counted), and a
-direction is finished as soon as its reader has what it needs.
+:data:`MAX_STREAMS` directions are in progress at once (the oldest is dropped, counted), a
+direction is finished as soon as its reader has what it needs, and finished directions are
+remembered for :data:`DONE_WINDOW_NS` to twice that of capture time.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from harness.net import http, tls
 
 STREAM_CAP = 32 * 1024  # bytes kept per direction: a ClientHello, a certificate chain, request headers
 MAX_STREAMS = 1024  # directions in progress at once
+# a finished direction is remembered (its later segments skipped unread) for 10 to 20 minutes
+DONE_WINDOW_NS = 600 * 10**9
 SEQ_MASK = 0xFFFFFFFF
 
 # what a reader reports: the names it found (name, source) and DNS responses (a whole message each)
@@ -131,7 +134,10 @@ class Streams:
         self.found = found
         self.answer = answer
         self.active: dict[int, _Stream] = {}
-        self.done = np.empty(0, np.uint64)  # sorted keys of finished directions
+        # sorted keys of finished directions, in two generations of DONE_WINDOW_NS capture time each
+        self.done = np.empty(0, np.uint64)
+        self.done_before = np.empty(0, np.uint64)
+        self.generation_ns: int | None = None
         self._finished: list[int] = []
         self.dropped = 0  # directions dropped unfinished: too many in progress
 
@@ -148,7 +154,7 @@ class Streams:
 
     def lookup(self, keys: np.ndarray, seq: np.ndarray, live: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(worth reading: a ``live`` row whose segment may start inside the kept prefix, finished) per row."""
-        done = _member(self.done, keys)
+        done = _member(self.done, keys) | _member(self.done_before, keys)
         inside = live.copy()
         if self.active:
             act = np.fromiter(self.active, np.uint64, len(self.active))
@@ -181,8 +187,15 @@ class Streams:
         if stream.filled >= stream.need:
             self._read(dkey, stream, ts)
 
-    def end_batch(self) -> None:
-        """Make this batch's finished directions known to :meth:`lookup`."""
+    def end_batch(self, ts_ns: int) -> None:
+        """Make this batch's finished directions known to :meth:`lookup`; ``ts_ns`` is the batch's
+        latest capture time. Directions finished more than one to two windows ago are forgotten,
+        so memory follows the traffic of the last minutes, not every flow ever seen."""
+        if self.generation_ns is None:
+            self.generation_ns = ts_ns
+        if ts_ns - self.generation_ns > DONE_WINDOW_NS:
+            self.done_before, self.done = self.done, np.empty(0, np.uint64)
+            self.generation_ns = ts_ns
         if self._finished:
             new = np.unique(np.array(self._finished, np.uint64))
             new = new[~_member(self.done, new)]

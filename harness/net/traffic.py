@@ -190,7 +190,7 @@ class _Names:
                 self.streams.syn(dirs[j], seqs[j], key, from_dns[j])
             if data:
                 self.streams.segment(dirs[j], seqs[j], data, ts[j], key, may_start[j], from_dns[j])
-        self.streams.end_batch()
+        self.streams.end_batch(int(p.ts_ns.max()))
 
     def _after_end(
         self,
