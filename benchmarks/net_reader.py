@@ -2,6 +2,7 @@
 
     python benchmarks/net_reader.py [--packets 1000000 10000000] [--rounds 5] [--dir DIR]
                                     [--rss 100000 1000000 10000000] [--flows 1000000] [--no-tshark]
+                                    [--against "dpkt framing" "dpkt decode" "tshark fields"]
 
 Captures: ``benchmarks/realistic_mix.py`` (an Echo behind an access point: ~85% TLS with real
 ClientHellos from Python's ssl module, DNS, NTP, SSDP, QUIC; ~660-byte packets; a few thousand
@@ -122,9 +123,9 @@ def run(cmd: list[str]) -> tuple[float, float]:
     return wall, usage.ru_utime + usage.ru_stime
 
 
-def paired(path: Path, rounds: int, tshark: str | None) -> None:
+def paired(path: Path, rounds: int, tshark: str | None, only: list[str] | None = None) -> None:
     cmds = contestants(path, tshark)
-    names = list(cmds)
+    names = [n for n in cmds if not only or n == "harness" or n in only]
     times: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
     for r in range(rounds):
         for name in names if r % 2 == 0 else names[::-1]:
@@ -178,6 +179,9 @@ def main() -> int:
     parser.add_argument("--flows", type=int, default=1_000_000, help="distinct flows of the memory test (0: skip)")
     parser.add_argument("--dir", type=Path, help="keep the captures here (reused when present)")
     parser.add_argument("--no-tshark", action="store_true")
+    parser.add_argument(
+        "--against", nargs="*", choices=("dpkt framing", "dpkt decode", "tshark fields"), help="default: all"
+    )
     args = parser.parse_args()
     tshark = None if args.no_tshark else shutil.which("tshark")
     if not tshark and not args.no_tshark:
@@ -189,20 +193,23 @@ def main() -> int:
         for n in args.packets:
             path = capture(folder, n, mix)
             print(f"{n:,} packets: {args.rounds} paired rounds, whole processes", flush=True)
-            paired(path, args.rounds, tshark)
+            paired(path, args.rounds, tshark, args.against)
         print("peak RSS of harness net (VmHWM):")
-        for n in args.rss:
+        small = None
+        for n in sorted(args.rss):
             path = capture(folder, n, mix)
             rss, wall = peak(path)
-            print(f"  {n:>12,} packets: {rss:7.0f} MiB ({wall:.1f} s)", flush=True)
+            flows = flow_count(path)
+            small = small or (rss, flows)
+            print(f"  {n:>12,} packets, {flows:>9,} flows: {rss:7.0f} MiB ({wall:.1f} s)", flush=True)
         if args.flows:
             path = capture(folder, args.flows * 4, mix, flow_packets=4)
             rss, wall = peak(path)
             flows = flow_count(path)
-            print(
-                f"  {args.flows * 4:>12,} packets, {flows:,} flows: {rss:7.0f} MiB ({wall:.1f} s); "
-                f"{rss / flows * 1e6:.0f} MiB per 10^6 flows"
-            )
+            print(f"  {args.flows * 4:>12,} packets, {flows:>9,} flows: {rss:7.0f} MiB ({wall:.1f} s)")
+            if small and flows > small[1]:
+                per = (rss - small[0]) / (flows - small[1]) * 1e6
+                print(f"  memory per 10^6 flows (above the smallest run): {per:.0f} MiB")
     return 0
 
 
