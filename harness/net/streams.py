@@ -114,7 +114,7 @@ def _reader(head: bytes, from_dns_port: bool) -> _Reader | None | int:
 @dataclass
 class _Stream:
     base: int  # sequence number of the direction's first byte
-    key: tuple  # the flow's canonical key
+    key: int  # the flow's hash
     dns: bool  # sent from port 53
     data: bytearray
     have: bytearray  # 1 where data holds a captured byte
@@ -127,10 +127,10 @@ class Streams:
     """Reassembles flow directions and hands their contiguous prefix to the protocol readers.
 
     Directions are identified by an integer key (flow hash and direction bit); names go to
-    ``found(flow_key, name, source)``, DNS-over-TCP responses to ``answer(ts_ns, message)``.
+    ``found(flow_hash, name, source)``, DNS-over-TCP responses to ``answer(ts_ns, message)``.
     """
 
-    def __init__(self, found: Callable[[tuple, str, str], None], answer: Callable[[int, bytes], None]) -> None:
+    def __init__(self, found: Callable[[int, str, str], None], answer: Callable[[int, bytes], None]) -> None:
         self.found = found
         self.answer = answer
         self.active: dict[int, _Stream] = {}
@@ -166,13 +166,13 @@ class Streams:
             inside &= ~hit | (((seq - base[i]) & SEQ_MASK) < STREAM_CAP)
         return inside, done
 
-    def syn(self, dkey: int, seq: int, key: tuple, from_dns_port: bool) -> None:
+    def syn(self, dkey: int, seq: int, key: int, from_dns_port: bool) -> None:
         """A SYN: the direction's data starts at ``seq + 1``."""
         if dkey not in self.active:
             self._open(dkey, (seq + 1) & SEQ_MASK, key, from_dns_port)
 
     def segment(
-        self, dkey: int, seq: int, payload: bytes, ts: int, key: tuple, starts: bool, from_dns_port: bool
+        self, dkey: int, seq: int, payload: bytes, ts: int, key: int, starts: bool, from_dns_port: bool
     ) -> None:
         """A segment with payload; ``starts`` says it may begin the direction (no SYN seen)."""
         stream = self.active.get(dkey)
@@ -207,7 +207,7 @@ class Streams:
         """Directions holding bytes whose reader never got what it needed (a gap, a cut message)."""
         return self.dropped + sum(1 for s in self.active.values() if s.data)
 
-    def _open(self, dkey: int, base: int, key: tuple, from_dns_port: bool) -> _Stream:
+    def _open(self, dkey: int, base: int, key: int, from_dns_port: bool) -> _Stream:
         if len(self.active) >= MAX_STREAMS:
             old_key = next(iter(self.active))
             if self.active.pop(old_key).filled:

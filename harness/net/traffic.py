@@ -17,7 +17,7 @@ import pandas as pd
 from harness.errors import InputError
 from harness.net import addresses, dns, http, quic, tls
 from harness.net.decode import SUPPORTED_LINKTYPES, TCP, UDP, Packets, _win, decode
-from harness.net.flows import KEY_COLUMNS, FlowAccumulator, canonical, flow_hash, packet_flows
+from harness.net.flows import FlowAccumulator, canonical, flow_hash, packet_flows
 from harness.net.framing import CHUNK, CaptureReader
 from harness.net.streams import SEQ_MASK, STREAM_CAP, Streams
 
@@ -97,19 +97,22 @@ class _Names:
     """Names learned while reading: per-flow (SNI, HTTP Host, certificate) and time-stamped DNS answers."""
 
     def __init__(self) -> None:
-        self.flow_names: dict[tuple, tuple[str, str]] = {}
+        # by flow hash (as the device's packets are); equal (name, source) pairs share one tuple
+        self.flow_names: dict[int, tuple[str, str]] = {}
+        self._pairs: dict[tuple[str, str], tuple[str, str]] = {}
         self.answers: list[tuple[int, int, int, str]] = []  # (hi, lo, ts, name)
         self._last: dict[int, str] = {}
         self.streams = Streams(self.name_flow, self.dns_answer)
         self.quic = quic.InitialReader()
         self.bad_dns = 0
 
-    def name_flow(self, key: tuple, name: str | None, source: str) -> None:
+    def name_flow(self, key: int, name: str | None, source: str) -> None:
         if not name:
             return
         old = self.flow_names.get(key)
         if old is None or DIRECT_RANK[source] < DIRECT_RANK[old[1]]:
-            self.flow_names[key] = (name, source)
+            pair = (name, source)
+            self.flow_names[key] = self._pairs.setdefault(pair, pair)
 
     def dns_answer(self, ts: int, payload: bytes) -> None:
         try:
@@ -122,10 +125,10 @@ class _Names:
                 self._last[addr] = name
                 self.answers.append((addr >> 64, addr & ((1 << 64) - 1), ts, name))
 
-    def scan(self, p: Packets, keys: dict[str, np.ndarray], a2b: np.ndarray, h: np.ndarray) -> None:
+    def scan(self, p: Packets, a2b: np.ndarray, h: np.ndarray) -> None:
         """Find and decode the packets of this batch that can carry a name: UDP DNS responses,
         QUIC Initials, and TCP segments within the first bytes of their direction."""
-        ip = p.ip_rows()  # row i of keys/a2b/h is packet ip[i]
+        ip = p.ip_rows()  # row i of a2b/h is packet ip[i]
         proto, sport = p.proto[ip], p.sport[ip]
         plen, pay = p.payload_len[ip], p.payload[ip]
         dns_rows = (proto == UDP) & (sport == 53) & (plen >= 12)
@@ -172,7 +175,7 @@ class _Names:
         ts = p.ts_ns[packet].tolist()
         dirs, seqs, syns, may_start = (col[t].tolist() if len(col) else [0] * len(t) for col in (dk, seq, syn, starts))
         from_dns = (sport[rows] == 53).tolist()
-        flow_keys = list(zip(*(keys[k][rows].tolist() for k in KEY_COLUMNS), strict=False))
+        flow_keys = h[rows].tolist()
         active = self.streams.active
         for j in range(len(kinds)):
             kind = kinds[j]
@@ -296,7 +299,7 @@ def read_traffic(
                 continue
             h = flow_hash(keys)
             acc.add(packet_flows(p, keys, a2b, h))
-            names.scan(p, keys, a2b, h)
+            names.scan(p, a2b, h)
             if device_packets:
                 ip = p.ip_rows()
                 rows.append((p.ts_ns[ip], p.length[ip].astype(np.int32), h, a2b))
@@ -413,8 +416,6 @@ def _orient(table: dict[str, np.ndarray], device: tuple[int, int] | None) -> pd.
             "hash": table["hash"],
         }
     )
-    for k in KEY_COLUMNS:
-        flows["k_" + k] = table[k]
     flows["local_ip"] = addresses.texts(flows["l_hi"].to_numpy(), flows["l_lo"].to_numpy())
     flows["remote_ip"] = addresses.texts(flows["r_hi"].to_numpy(), flows["r_lo"].to_numpy())
     return flows.sort_values("first_ns", kind="stable").reset_index(drop=True)
@@ -454,13 +455,11 @@ def _name(flows: pd.DataFrame, names: _Names) -> None:
 
 def _direct_names(flows: pd.DataFrame, names: _Names) -> pd.DataFrame:
     """Each flow's own name and source (None where it has none), in flow order."""
-    cols = ["k_" + k for k in KEY_COLUMNS]
     table = pd.DataFrame(
-        [(*key, name, source) for key, (name, source) in names.flow_names.items()], columns=[*cols, "name", "source"]
+        [(key, name, source) for key, (name, source) in names.flow_names.items()], columns=["hash", "name", "source"]
     )
-    for k in cols:
-        table[k] = table[k].astype(flows[k].dtype)
-    return flows[cols].merge(table, how="left", on=cols)[["name", "source"]]
+    table["hash"] = table["hash"].astype(np.uint64)
+    return flows[["hash"]].merge(table, how="left", on="hash")[["name", "source"]]
 
 
 def _asof(order: pd.DataFrame, found: pd.DataFrame, direction: str) -> pd.DataFrame:
