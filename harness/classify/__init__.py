@@ -5,7 +5,7 @@ EasyPrivacy bundled with ``braveblock``, and the project's own lists in ``data/`
 """
 
 from harness.classify.classifier import ENDPOINTS_ENV, Classifier, classifier, classify_ip, classify_name
-from harness.classify.endpoint_table import ENDPOINT_COLUMNS, EndpointTable, classify_flows, endpoint_key, prepare
+from harness.classify.endpoint_table import ENDPOINT_COLUMNS, EndpointTable, classify_flows, endpoint_key
 from harness.classify.endpoints import EndpointList
 from harness.classify.model import CATEGORIES, PARTIES, Category, Classification, Party
 from harness.classify.networks import Network, address_network
@@ -28,5 +28,4 @@ __all__ = [
     "classify_ip",
     "classify_name",
     "endpoint_key",
-    "prepare",
 ]

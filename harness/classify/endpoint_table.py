@@ -74,17 +74,6 @@ class EndpointTable:
         return float(size[e["named"]].sum() / total), float(size[e["owner"].notna()].sum() / total)
 
 
-def prepare() -> None:
-    """Load what classifying needs (the shared lists, suffix list, filter engines, network map) now,
-    e.g. in a thread while captures are read; failures are left for the real use to report."""
-    try:
-        c = classifier()
-        c.classify_name("prepare.invalid")
-        address_network("2001:4860::1")
-    except Exception:  # noqa: BLE001 - the same call raises again, where it is reported properly
-        pass
-
-
 def endpoint_key(flows: pd.DataFrame) -> pd.Series:
     """A flow's endpoint: its learned name, else its remote address."""
     return flows["name"].fillna(flows["remote_ip"]).astype(str)

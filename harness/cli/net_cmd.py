@@ -56,13 +56,7 @@ def write_flows(flows: pd.DataFrame, path: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import threading
-
-    from harness.classify import classify_flows, prepare
-
-    # the lists and network map load (~1 s) on the other core while the captures are read
-    warm = threading.Thread(target=prepare, daemon=True)
-    warm.start()
+    from harness.classify import classify_flows
     from harness.cli.console import out, print_csv, print_json, warn
     from harness.net import read_traffic
     from harness.net.addresses import parse_address
@@ -77,7 +71,6 @@ def run(args: argparse.Namespace) -> int:
         warnings.append("no local host found to take as the device")
     elif not traffic.flows["device"].any():
         warnings.append(f"no traffic of {traffic.device} in the capture")
-    warm.join()
     table = classify_flows(traffic.flows)
     frame = endpoint_frame(table.endpoints)
     named, owned = table.owned_share()
