@@ -1,186 +1,215 @@
-"""Benchmark of the capture reader: packets/s end to end against dpkt and tshark, and peak memory.
+"""`harness net` end to end against dpkt and tshark on realistic captures, and its peak memory.
 
-Generates a classic pcap of N packets (default 1,000,000: DNS queries and answers, TLS
-ClientHellos with SNI, TCP data; Ethernet) in a temporary folder, then times in the same run:
-the project's reader end to end (timestamps, 5-tuples, names, flows), dpkt's framing loop
-(dpkt.pcap.Reader + struct unpack of the 5-tuple), and tshark -T fields on a 100k-packet subset
-(scaled). Peak RSS is measured in subprocesses on the N-packet file and one 10x larger
-(written streaming), to show memory stays flat.
+    python benchmarks/net_reader.py [--packets 1000000 10000000] [--rounds 5] [--dir DIR]
+                                    [--rss 100000 1000000 10000000] [--flows 1000000] [--no-tshark]
+                                    [--against "dpkt framing" "dpkt decode" "tshark fields"]
 
-    python benchmarks/net_reader.py [--packets 1000000] [--scale 10] [--skip-big]
+Captures: ``benchmarks/realistic_mix.py`` (an Echo behind an access point: ~85% TLS with real
+ClientHellos from Python's ssl module, DNS, NTP, SSDP, QUIC; ~665-byte packets; 1,500 servers,
+~2,800 TLS connections and ~19,500 flows in all per 10^6 packets), written streaming into a
+temporary folder (or ``--dir``, where files of the same name are reused).
+
+Method. Every contestant is a whole process started from here on the same file, so start-up,
+imports and output count for all of them:
+
+- ``harness``: ``python -m harness.cli.main net FILE --device ADDR --format json`` (stdout to
+  /dev/null): framing, decoding, flows, names (SNI, DNS, QUIC), classification, JSON output;
+- ``dpkt framing``: ``dpkt.pcap.Reader`` and a struct unpack of each IPv4 packet's 5-tuple, the
+  bare loop a hand-written reader starts from;
+- ``dpkt decode``: ``dpkt.ethernet.Ethernet(buf)`` on each packet and its IP/TCP/UDP 5-tuple;
+- ``tshark fields``: ``tshark -n -r FILE -T fields`` with time, addresses, protocol and ports
+  (skipped with a message when tshark is not installed).
+
+Each round runs all contestants once, in an order that alternates between rounds (harness first
+in even rounds, last in odd ones), so a slow stretch of a shared machine hits both sides of a
+pair. Per contestant the median wall time and CPU time (user + system of the child) over the
+rounds are printed, and per round the ratio contestant / harness of the same round; the table
+gives the median ratio and its range. Other engineers share this 2-core machine: paired rounds
+and medians are what make the figures comparable; single runs are not.
+
+Memory: peak RSS (VmHWM, read by the process itself at exit, since a child's ru_maxrss carries
+the parent's over fork + exec) of ``harness net`` on captures of each ``--rss`` size and on one
+with about ``--flows`` distinct flows (4-packet TLS connections), with the MiB per 10^6 flows.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
-import struct
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+import realistic_mix
 
-from harness.net import read_traffic, synth
-
-DEVICE, GATEWAY = "10.0.0.2", "10.0.0.1"
-DEV_MAC, GW_MAC = "02:00:00:00:00:02", "02:00:00:00:00:01"
-SERVERS, CONNECTIONS = 500, 5000
-# share of packets by kind: DNS query, DNS answer, ClientHello, data up, data down
-MIX = {"query": 0.005, "answer": 0.005, "hello": 0.005, "up": 0.45, "down": 0.535}
-
-
-def templates() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(blob of record templates: 16-byte pcap header with lengths + frame; their offsets; kinds)."""
-    frames: dict[str, list[bytes]] = {k: [] for k in MIX}
-    for c in range(CONNECTIONS):
-        s = c % SERVERS
-        server = f"198.18.{s // 250}.{s % 250 + 1}"
-        host = f"host{s}.svc{s % 40}.example.com"
-        port = 10000 + c
-
-        def up(dst: str, segment: bytes, proto: int = 6) -> bytes:
-            return synth.ethernet(DEV_MAC, GW_MAC, 0x0800, synth.ipv4(DEVICE, dst, proto, segment))
-
-        def down(src: str, segment: bytes, proto: int = 6) -> bytes:
-            return synth.ethernet(GW_MAC, DEV_MAC, 0x0800, synth.ipv4(src, DEVICE, proto, segment))
-
-        edge = f"edge{s}.cdn.example.net"
-        answer = synth.dns_response(host, [(host, "CNAME", edge), (edge, "A", server)], c & 0xFFFF)
-        frames["hello"].append(up(server, synth.tcp(port, 443, synth.client_hello(host))))
-        frames["up"].append(up(server, synth.tcp(port, 443, bytes(40))))
-        frames["down"].append(down(server, synth.tcp(443, port, bytes(60))))
-        frames["query"].append(up(GATEWAY, synth.udp(port, 53, synth.dns_query(host, c & 0xFFFF)), 17))
-        frames["answer"].append(down(GATEWAY, synth.udp(53, port, answer), 17))
-    records = [struct.pack("<IIII", 0, 0, len(f), len(f)) + f for k in MIX for f in frames[k]]
-    lens = np.array([len(r) for r in records], np.int64)
-    offsets = np.concatenate([[0], np.cumsum(lens)[:-1]])
-    kinds = np.repeat(np.arange(len(MIX)), CONNECTIONS)
-    return np.frombuffer(b"".join(records), np.uint8), offsets, kinds
-
-
-def write_capture(path: Path, packets: int, seed: int = 1, chunk: int = 200_000) -> int:
-    """Write a pcap of ``packets`` records built from the templates, streaming; returns its size."""
-    blob, offsets, kinds = templates()
-    lens = np.diff(np.append(offsets, len(blob)))
-    rng = np.random.default_rng(seed)
-    probs = np.array(list(MIX.values()))
-    ts0 = 1_700_000_000 * 1_000_000
-    with open(path, "wb") as fh:
-        fh.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
-        for start in range(0, packets, chunk):
-            n = min(chunk, packets - start)
-            kind = rng.choice(len(MIX), n, p=probs)
-            tpl = kind * CONNECTIONS + rng.integers(0, CONNECTIONS, n)
-            size = lens[tpl]
-            dest = np.concatenate([[0], np.cumsum(size)[:-1]])
-            src = np.repeat(offsets[tpl] - dest, size) + np.arange(int(size.sum()))
-            out = blob[src]
-            us = ts0 + (start + np.arange(n)) * 100  # 10,000 packets per second
-            stamp = np.stack([us // 1_000_000, us % 1_000_000], axis=1).astype("<u4").view(np.uint8).reshape(n, 8)
-            out[dest[:, None] + np.arange(8)] = stamp
-            fh.write(out.tobytes())
-    return path.stat().st_size
-
-
-def time_project(path: Path) -> tuple[float, int, int]:
-    t = time.perf_counter()
-    traffic = read_traffic([path], DEVICE)
-    elapsed = time.perf_counter() - t
-    named = int((traffic.flows["name_source"] != "none").sum())
-    return elapsed, traffic.packets, named
-
-
-def time_dpkt(path: Path) -> tuple[float, int]:
-    import dpkt
-
-    unpack = struct.Struct("!HH").unpack_from
-    count = 0
-    t = time.perf_counter()
-    with open(path, "rb") as fh:
-        for _ts, buf in dpkt.pcap.Reader(fh):
-            if buf[12:14] == b"\x08\x00":
-                ihl = (buf[14] & 15) * 4
-                _proto, _src, _dst = buf[23], buf[26:30], buf[30:34]  # what a reader decodes per packet
-                sport, dport = unpack(buf, 14 + ihl)
-            count += 1
-    return time.perf_counter() - t, count
-
-
-def time_tshark(path: Path, subset: Path, n: int) -> float | None:
-    tshark = shutil.which("tshark")
-    if tshark is None:
-        return None
-    with open(path, "rb") as src, open(subset, "wb") as dst:
-        dst.write(src.read(24))
-        for _ in range(n):
-            head = src.read(16)
-            dst.write(head + src.read(struct.unpack("<I", head[8:12])[0]))
-    fields = ["frame.time_epoch", "ip.src", "ip.dst", "ip.proto"]
-    fields += ["tcp.srcport", "tcp.dstport", "udp.srcport", "udp.dstport"]
-    cmd = [tshark, "-n", "-r", str(subset), "-T", "fields"] + [x for f in fields for x in ("-e", f)]
-    t = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t
-
-
-# VmHWM rather than getrusage's ru_maxrss: Linux carries ru_maxrss over from the parent
-# across fork + exec, so a child of this (large) process would report the parent's peak.
-PEAK = """
-import sys
-from harness.net import read_traffic
-t = read_traffic([sys.argv[1]], sys.argv[2])
-hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0].split()[1]
-print(t.packets, hwm)
+DPKT_FRAMING = """
+import struct, sys, dpkt
+unpack = struct.Struct("!HH").unpack_from
+count = 0
+with open(sys.argv[1], "rb") as fh:
+    for _ts, buf in dpkt.pcap.Reader(fh):
+        if buf[12:14] == b"\\x08\\x00":
+            ihl = (buf[14] & 15) * 4
+            _proto, _src, _dst = buf[23], buf[26:30], buf[30:34]
+            sport, dport = unpack(buf, 14 + ihl)
+        count += 1
+print(count)
 """
+DPKT_DECODE = """
+import sys, dpkt
+count = 0
+with open(sys.argv[1], "rb") as fh:
+    for _ts, buf in dpkt.pcap.Reader(fh):
+        eth = dpkt.ethernet.Ethernet(buf)
+        ip = eth.data
+        if isinstance(ip, dpkt.ip.IP):
+            l4 = ip.data
+            if isinstance(l4, (dpkt.tcp.TCP, dpkt.udp.UDP)):
+                _t = (ip.src, ip.dst, ip.p, l4.sport, l4.dport)
+        count += 1
+print(count)
+"""
+PEAK = """
+import runpy, sys
+sys.argv = ["harness"] + sys.argv[1:]
+try:
+    runpy.run_module("harness.cli.main", run_name="__main__")
+finally:
+    hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0].split()[1]
+    print("VmHWM", hwm, file=sys.stderr)
+"""
+TSHARK_FIELDS = ["frame.time_epoch", "ip.src", "ip.dst", "ip.proto", "tcp.srcport", "tcp.dstport"]
+TSHARK_FIELDS += ["udp.srcport", "udp.dstport"]
 
 
-def peak_rss(path: Path) -> tuple[int, float]:
-    done = subprocess.run([sys.executable, "-c", PEAK, str(path), DEVICE], check=True, capture_output=True, text=True)
-    packets, kib = done.stdout.split()
-    return int(packets), int(kib) / 1024
+def contestants(path: Path, tshark: str | None) -> dict[str, list[str]]:
+    py = sys.executable
+    cmds = {
+        "harness": [
+            py,
+            "-m",
+            "harness.cli.main",
+            "net",
+            str(path),
+            "--device",
+            realistic_mix.DEVICE,
+            "--format",
+            "json",
+        ],
+        "dpkt framing": [py, "-c", DPKT_FRAMING, str(path)],
+        "dpkt decode": [py, "-c", DPKT_DECODE, str(path)],
+    }
+    if tshark:
+        cmds["tshark fields"] = [tshark, "-n", "-r", str(path), "-T", "fields"] + [
+            x for f in TSHARK_FIELDS for x in ("-e", f)
+        ]
+    return cmds
+
+
+def run(cmd: list[str]) -> tuple[float, float]:
+    """(wall s, child CPU s) of one whole-process run; its output is discarded."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd[0]} ... failed ({proc.returncode}): {err.strip()[-400:]}")
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def paired(path: Path, rounds: int, tshark: str | None, only: list[str] | None = None) -> None:
+    cmds = contestants(path, tshark)
+    names = [n for n in cmds if not only or n == "harness" or n in only]
+    times: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            times[name].append(run(cmds[name]))
+        print(f"  round {r + 1}: " + ", ".join(f"{n} {times[n][-1][0]:.2f} s" for n in names), flush=True)
+    base = times["harness"]
+    print(f"  {'contestant':<14} {'wall p50':>9} {'cpu p50':>8} {'ratio wall p50 (min-max)':>26} {'ratio cpu p50':>14}")
+    for name in names:
+        wall = statistics.median(w for w, _ in times[name])
+        cpu = statistics.median(c for _, c in times[name])
+        rw = [w / b[0] for (w, _), b in zip(times[name], base, strict=True)]
+        rc = [c / b[1] for (_, c), b in zip(times[name], base, strict=True)]
+        span = f"{statistics.median(rw):.2f}x ({min(rw):.2f}-{max(rw):.2f})"
+        print(f"  {name:<14} {wall:>8.2f}s {cpu:>7.2f}s {span:>26} {statistics.median(rc):>13.2f}x")
+
+
+def peak(path: Path) -> tuple[float, float]:
+    """(peak RSS MiB, wall s) of `harness net` on ``path``."""
+    cmd = [sys.executable, "-c", PEAK, "net", str(path), "--device", realistic_mix.DEVICE, "--format", "json"]
+    t = time.perf_counter()
+    done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=True)
+    line = [x for x in done.stderr.splitlines() if x.startswith("VmHWM")][-1]
+    return int(line.split()[1]) / 1024, time.perf_counter() - t
+
+
+def flow_count(path: Path) -> int:
+    from harness.net import read_traffic
+
+    return len(read_traffic([path], realistic_mix.DEVICE).flows)
+
+
+def capture(folder: Path, packets: int, mix: realistic_mix.Mix, flow_packets: int = 300) -> Path:
+    path = folder / f"mix-{packets}-{flow_packets}.pcap"
+    if not path.exists():
+        t = time.perf_counter()
+        size = realistic_mix.write(path.with_suffix(".tmp"), packets, flow_packets=flow_packets, mix=mix)
+        path.with_suffix(".tmp").rename(path)
+        print(
+            f"capture {path.name}: {packets:,} packets, {size / 1e6:,.0f} MB ({size / packets:.0f} B/packet "
+            f"with record headers), written in {time.perf_counter() - t:.0f} s",
+            flush=True,
+        )
+    return path
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--packets", type=int, default=1_000_000)
-    parser.add_argument("--scale", type=int, default=10, help="size of the memory test capture, in multiples")
-    parser.add_argument("--skip-big", action="store_true", help="skip the large memory test")
+    parser.add_argument("--packets", type=int, nargs="*", default=[1_000_000, 10_000_000])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rss", type=int, nargs="*", default=[100_000, 1_000_000, 10_000_000])
+    parser.add_argument("--flows", type=int, default=1_000_000, help="distinct flows of the memory test (0: skip)")
+    parser.add_argument("--dir", type=Path, help="keep the captures here (reused when present)")
+    parser.add_argument("--no-tshark", action="store_true")
+    parser.add_argument(
+        "--against", nargs="*", choices=("dpkt framing", "dpkt decode", "tshark fields"), help="default: all"
+    )
     args = parser.parse_args()
+    tshark = None if args.no_tshark else shutil.which("tshark")
+    if not tshark and not args.no_tshark:
+        print("tshark: not installed, skipped (Debian: apt-get install tshark)")
+    mix = realistic_mix.Mix()
     with tempfile.TemporaryDirectory(prefix="net-bench-") as tmp:
-        path = Path(tmp) / "bench.pcap"
-        t = time.perf_counter()
-        size = write_capture(path, args.packets)
-        print(f"capture: {args.packets:,} packets, {size / 1e6:.0f} MB, written in {time.perf_counter() - t:.1f} s")
-        ours = [time_project(path) for _ in range(3)]
-        best, packets, named = min(ours)
-        dpkt_s, dpkt_n = time_dpkt(path)
-        assert packets == dpkt_n == args.packets, (packets, dpkt_n)
-        rate = packets / best
-        print(f"harness reader end to end: {rate / 1e6:.2f} M packets/s (best of 3: {best:.2f} s; {named} flows named)")
-        print(
-            f"dpkt framing + 5-tuple:    {dpkt_n / dpkt_s / 1e6:.2f} M packets/s ({dpkt_s:.2f} s)"
-            f"  -> ratio {dpkt_s / best:.1f}x"
-        )
-        sub = min(100_000, args.packets)
-        tshark_s = time_tshark(path, Path(tmp) / "subset.pcap", sub)
-        if tshark_s is None:
-            print("tshark: not installed")
-        else:
-            print(
-                f"tshark -T fields ({sub:,}-packet subset): {sub / tshark_s / 1e6:.3f} M packets/s "
-                f"-> ratio {rate / (sub / tshark_s):.0f}x"
-            )
-        n1, rss1 = peak_rss(path)
-        print(f"peak RSS, {n1:,} packets: {rss1:.0f} MiB")
-        if not args.skip_big:
-            big = Path(tmp) / "big.pcap"
-            path.unlink()
-            size = write_capture(big, args.packets * args.scale, seed=2)
-            n2, rss2 = peak_rss(big)
-            print(f"peak RSS, {n2:,} packets ({size / 1e9:.1f} GB): {rss2:.0f} MiB (x{rss2 / rss1:.2f})")
+        folder = args.dir or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        for n in args.packets:
+            path = capture(folder, n, mix)
+            print(f"{n:,} packets: {args.rounds} paired rounds, whole processes", flush=True)
+            paired(path, args.rounds, tshark, args.against)
+        print("peak RSS of harness net (VmHWM):")
+        small = None
+        for n in sorted(args.rss):
+            path = capture(folder, n, mix)
+            rss, wall = peak(path)
+            flows = flow_count(path)
+            small = small or (rss, flows)
+            print(f"  {n:>12,} packets, {flows:>9,} flows: {rss:7.0f} MiB ({wall:.1f} s)", flush=True)
+        if args.flows:
+            path = capture(folder, args.flows * 4, mix, flow_packets=4)
+            rss, wall = peak(path)
+            flows = flow_count(path)
+            print(f"  {args.flows * 4:>12,} packets, {flows:>9,} flows: {rss:7.0f} MiB ({wall:.1f} s)")
+            if small and flows > small[1]:
+                per = (rss - small[0]) / (flows - small[1]) * 1e6
+                print(f"  memory per 10^6 flows (above the smallest run): {per:.0f} MiB")
     return 0
 
 

@@ -140,6 +140,20 @@ def test_rfc_initial_in_a_capture_names_its_udp_flow(tmp_path: Path) -> None:
     assert not any("QUIC" in w for w in t.warnings)
 
 
+def test_synth_initial_opens_with_independently_derived_keys(tmp_path: Path) -> None:
+    """The benchmarks' QUIC Initials (harness.net.synth) are what a client sends: the keys derived
+    here, independently of the module, open them, and the capture names the flow."""
+    dcid = bytes(range(8))
+    packet = synth.quic_initial(dcid, hello_message("synth.example.org"))
+    key, iv, hp = keys(dcid)
+    h = quic.long_header(packet, 0)
+    assert (h.version, h.dcid, h.end) == (quic.V1, dcid, 1200)
+    [(offset, data)] = quic.crypto_frames(quic.open_packet(packet, h, (key, iv, hp)))
+    assert offset == 0 and data == hello_message("synth.example.org")
+    [row] = capture(tmp_path, [packet]).flows.itertuples()
+    assert (row.name, row.name_source) == ("synth.example.org", "quic")
+
+
 @pytest.mark.parametrize("reverse", [False, True])
 def test_client_hello_split_over_two_initials(tmp_path: Path, reverse: bool) -> None:
     # the single-packet case above is checked against the RFC's independent vector; here the

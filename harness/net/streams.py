@@ -8,8 +8,9 @@ bytes, **the first copy captured wins** (Zeek's rule; Wireshark's default is the
 retransmission cannot rewrite what a parser may already have read.
 
 Bounded: only the first :data:`STREAM_CAP` bytes of a direction are kept, at most
-:data:`MAX_STREAMS` directions are in progress at once (the oldest is dropped, counted), and a
-direction is finished as soon as its reader has what it needs.
+:data:`MAX_STREAMS` directions are in progress at once (the oldest is dropped, counted), a
+direction is finished as soon as its reader has what it needs, and finished directions are
+remembered for :data:`DONE_WINDOW_NS` to twice that of capture time.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from harness.net import http, tls
 
 STREAM_CAP = 32 * 1024  # bytes kept per direction: a ClientHello, a certificate chain, request headers
 MAX_STREAMS = 1024  # directions in progress at once
+# a finished direction is remembered (its later segments skipped unread) for 10 to 20 minutes
+DONE_WINDOW_NS = 600 * 10**9
 SEQ_MASK = 0xFFFFFFFF
 
 # what a reader reports: the names it found (name, source) and DNS responses (a whole message each)
@@ -111,7 +114,7 @@ def _reader(head: bytes, from_dns_port: bool) -> _Reader | None | int:
 @dataclass
 class _Stream:
     base: int  # sequence number of the direction's first byte
-    key: tuple  # the flow's canonical key
+    key: int  # the flow's hash
     dns: bool  # sent from port 53
     data: bytearray
     have: bytearray  # 1 where data holds a captured byte
@@ -124,28 +127,34 @@ class Streams:
     """Reassembles flow directions and hands their contiguous prefix to the protocol readers.
 
     Directions are identified by an integer key (flow hash and direction bit); names go to
-    ``found(flow_key, name, source)``, DNS-over-TCP responses to ``answer(ts_ns, message)``.
+    ``found(flow_hash, name, source)``, DNS-over-TCP responses to ``answer(ts_ns, message)``.
     """
 
-    def __init__(self, found: Callable[[tuple, str, str], None], answer: Callable[[int, bytes], None]) -> None:
+    def __init__(self, found: Callable[[int, str, str], None], answer: Callable[[int, bytes], None]) -> None:
         self.found = found
         self.answer = answer
         self.active: dict[int, _Stream] = {}
-        self.done = np.empty(0, np.uint64)  # sorted keys of finished directions
+        # sorted keys of finished directions, in two generations of DONE_WINDOW_NS capture time each
+        self.done = np.empty(0, np.uint64)
+        self.done_before = np.empty(0, np.uint64)
+        self.generation_ns: int | None = None
         self._finished: list[int] = []
         self.dropped = 0  # directions dropped unfinished: too many in progress
 
     def active_or_new(self, keys: np.ndarray, opening: np.ndarray) -> np.ndarray:
         """Rows whose direction is in progress or opens in this batch (``opening``: keys of its SYNs
         and possible message starts): only these need a sequence number."""
-        live = _member(np.unique(opening), keys)
-        if self.active:
-            live |= _member(np.sort(np.fromiter(self.active, np.uint64, len(self.active))), keys)
-        return live
+        return _member(np.unique(opening), keys) | self.is_active(keys)
+
+    def is_active(self, keys: np.ndarray) -> np.ndarray:
+        """Whether each direction key is in progress."""
+        if not self.active:
+            return np.zeros(len(keys), bool)
+        return _member(np.sort(np.fromiter(self.active, np.uint64, len(self.active))), keys)
 
     def lookup(self, keys: np.ndarray, seq: np.ndarray, live: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(worth reading: a ``live`` row whose segment may start inside the kept prefix, finished) per row."""
-        done = _member(self.done, keys)
+        done = _member(self.done, keys) | _member(self.done_before, keys)
         inside = live.copy()
         if self.active:
             act = np.fromiter(self.active, np.uint64, len(self.active))
@@ -157,13 +166,13 @@ class Streams:
             inside &= ~hit | (((seq - base[i]) & SEQ_MASK) < STREAM_CAP)
         return inside, done
 
-    def syn(self, dkey: int, seq: int, key: tuple, from_dns_port: bool) -> None:
+    def syn(self, dkey: int, seq: int, key: int, from_dns_port: bool) -> None:
         """A SYN: the direction's data starts at ``seq + 1``."""
         if dkey not in self.active:
             self._open(dkey, (seq + 1) & SEQ_MASK, key, from_dns_port)
 
     def segment(
-        self, dkey: int, seq: int, payload: bytes, ts: int, key: tuple, starts: bool, from_dns_port: bool
+        self, dkey: int, seq: int, payload: bytes, ts: int, key: int, starts: bool, from_dns_port: bool
     ) -> None:
         """A segment with payload; ``starts`` says it may begin the direction (no SYN seen)."""
         stream = self.active.get(dkey)
@@ -178,8 +187,15 @@ class Streams:
         if stream.filled >= stream.need:
             self._read(dkey, stream, ts)
 
-    def end_batch(self) -> None:
-        """Make this batch's finished directions known to :meth:`lookup`."""
+    def end_batch(self, ts_ns: int) -> None:
+        """Make this batch's finished directions known to :meth:`lookup`; ``ts_ns`` is the batch's
+        latest capture time. Directions finished more than one to two windows ago are forgotten,
+        so memory follows the traffic of the last minutes, not every flow ever seen."""
+        if self.generation_ns is None:
+            self.generation_ns = ts_ns
+        if ts_ns - self.generation_ns > DONE_WINDOW_NS:
+            self.done_before, self.done = self.done, np.empty(0, np.uint64)
+            self.generation_ns = ts_ns
         if self._finished:
             new = np.unique(np.array(self._finished, np.uint64))
             new = new[~_member(self.done, new)]
@@ -191,7 +207,7 @@ class Streams:
         """Directions holding bytes whose reader never got what it needed (a gap, a cut message)."""
         return self.dropped + sum(1 for s in self.active.values() if s.data)
 
-    def _open(self, dkey: int, base: int, key: tuple, from_dns_port: bool) -> _Stream:
+    def _open(self, dkey: int, base: int, key: int, from_dns_port: bool) -> _Stream:
         if len(self.active) >= MAX_STREAMS:
             old_key = next(iter(self.active))
             if self.active.pop(old_key).filled:

@@ -10,6 +10,11 @@ import ipaddress
 import struct
 from collections.abc import Iterable
 
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from harness.net import quic
+
 ETH_IPV4, ETH_IPV6 = 0x0800, 0x86DD
 
 
@@ -110,6 +115,25 @@ def client_hello(sni: str | None, padding: int = 0) -> bytes:
     body = b"\x03\x03" + bytes(range(32)) + b"\x00" + suites + b"\x01\x00" + struct.pack("!H", len(ext)) + ext
     hs = b"\x01" + len(body).to_bytes(3, "big") + body
     return b"\x16\x03\x01" + struct.pack("!H", len(hs)) + hs
+
+
+def quic_initial(dcid: bytes, hello: bytes, pn: int = 0, scid: bytes = b"\x01" * 8) -> bytes:
+    """A client's QUIC v1 Initial packet carrying ``hello`` (a ClientHello handshake message) in
+    one CRYPTO frame, padded to 1200 bytes and protected with the keys ``dcid`` gives."""
+    key, iv, hp = quic.client_keys(quic.V1, dcid)
+    head = b"\xc3" + quic.V1.to_bytes(4, "big") + bytes([len(dcid)]) + dcid + bytes([len(scid)]) + scid + b"\0"
+    size = 1200 - len(head) - 2
+    frames = b"\x06\x00" + (0x4000 | len(hello)).to_bytes(2, "big") + hello
+    header = head + (0x4000 | size).to_bytes(2, "big") + pn.to_bytes(4, "big")
+    nonce = (int.from_bytes(iv, "big") ^ pn).to_bytes(12, "big")
+    sealed = AESGCM(key).encrypt(nonce, frames + bytes(size - 4 - 16 - len(frames)), header)
+    enc = Cipher(algorithms.AES(hp), modes.ECB()).encryptor()
+    mask = enc.update(sealed[:16]) + enc.finalize()
+    out = bytearray(header + sealed)
+    out[0] ^= mask[0] & 0x0F
+    for i in range(4):
+        out[len(header) - 4 + i] ^= mask[1 + i]
+    return bytes(out)
 
 
 def tls_records(handshake: bytes, size: int) -> bytes:

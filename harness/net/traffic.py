@@ -17,9 +17,9 @@ import pandas as pd
 from harness.errors import InputError
 from harness.net import addresses, dns, http, quic, tls
 from harness.net.decode import SUPPORTED_LINKTYPES, TCP, UDP, Packets, _win, decode
-from harness.net.flows import KEY_COLUMNS, FlowAccumulator, canonical, flow_hash, packet_flows
+from harness.net.flows import FlowAccumulator, canonical, flow_hash, packet_flows
 from harness.net.framing import CHUNK, CaptureReader
-from harness.net.streams import STREAM_CAP, Streams
+from harness.net.streams import SEQ_MASK, STREAM_CAP, Streams
 from harness.progress import Progress, no_progress
 
 HTTP_CODES = np.array([int.from_bytes(m, "big") for m in http.METHODS], np.int64)
@@ -98,19 +98,22 @@ class _Names:
     """Names learned while reading: per-flow (SNI, HTTP Host, certificate) and time-stamped DNS answers."""
 
     def __init__(self) -> None:
-        self.flow_names: dict[tuple, tuple[str, str]] = {}
+        # by flow hash (as the device's packets are); equal (name, source) pairs share one tuple
+        self.flow_names: dict[int, tuple[str, str]] = {}
+        self._pairs: dict[tuple[str, str], tuple[str, str]] = {}
         self.answers: list[tuple[int, int, int, str]] = []  # (hi, lo, ts, name)
         self._last: dict[int, str] = {}
         self.streams = Streams(self.name_flow, self.dns_answer)
         self.quic = quic.InitialReader()
         self.bad_dns = 0
 
-    def name_flow(self, key: tuple, name: str | None, source: str) -> None:
+    def name_flow(self, key: int, name: str | None, source: str) -> None:
         if not name:
             return
         old = self.flow_names.get(key)
         if old is None or DIRECT_RANK[source] < DIRECT_RANK[old[1]]:
-            self.flow_names[key] = (name, source)
+            pair = (name, source)
+            self.flow_names[key] = self._pairs.setdefault(pair, pair)
 
     def dns_answer(self, ts: int, payload: bytes) -> None:
         try:
@@ -123,10 +126,10 @@ class _Names:
                 self._last[addr] = name
                 self.answers.append((addr >> 64, addr & ((1 << 64) - 1), ts, name))
 
-    def scan(self, p: Packets, keys: dict[str, np.ndarray], a2b: np.ndarray, h: np.ndarray) -> None:
+    def scan(self, p: Packets, a2b: np.ndarray, h: np.ndarray) -> None:
         """Find and decode the packets of this batch that can carry a name: UDP DNS responses,
         QUIC Initials, and TCP segments within the first bytes of their direction."""
-        ip = p.ip_rows()  # row i of keys/a2b/h is packet ip[i]
+        ip = p.ip_rows()  # row i of a2b/h is packet ip[i]
         proto, sport = p.proto[ip], p.sport[ip]
         plen, pay = p.payload_len[ip], p.payload[ip]
         dns_rows = (proto == UDP) & (sport == 53) & (plen >= 12)
@@ -150,6 +153,7 @@ class _Names:
         seq[live] = _seq(p.buf, p.l4[ip][tcp_rows[live]])
         inside, done = self.streams.lookup(dk, seq, live)
         tcp_todo = ~done & (syn | (has_data & inside))
+        tcp_todo &= ~self._after_end(p, pay[tcp_rows], plen[tcp_rows], sport[tcp_rows], dk, seq, syn, starts, tcp_todo)
         udp_rows = np.flatnonzero((proto == UDP) & (plen >= quic.MIN_PACKET))
         wq = _win(p.buf, pay[udp_rows], 5)
         version = np.ascontiguousarray(wq[:, 1:5]).view(">u4").ravel()
@@ -172,9 +176,12 @@ class _Names:
         ts = p.ts_ns[packet].tolist()
         dirs, seqs, syns, may_start = (col[t].tolist() if len(col) else [0] * len(t) for col in (dk, seq, syn, starts))
         from_dns = (sport[rows] == 53).tolist()
-        flow_keys = list(zip(*(keys[k][rows].tolist() for k in KEY_COLUMNS), strict=False))
+        flow_keys = h[rows].tolist()
+        active = self.streams.active
         for j in range(len(kinds)):
             kind = kinds[j]
+            if kind == 3 and not syns[j] and not may_start[j] and dirs[j] not in active:
+                continue  # a segment of a direction not in progress that cannot open one: nothing to do
             data = bytes(mem[begin[j] : begin[j] + sizes[j]])
             if kind == 1:
                 self.dns_answer(ts[j], data)
@@ -187,7 +194,59 @@ class _Names:
                 self.streams.syn(dirs[j], seqs[j], key, from_dns[j])
             if data:
                 self.streams.segment(dirs[j], seqs[j], data, ts[j], key, may_start[j], from_dns[j])
-        self.streams.end_batch()
+        self.streams.end_batch(int(p.ts_ns.max()))
+
+    def _after_end(
+        self,
+        p: Packets,
+        pay: np.ndarray,
+        plen: np.ndarray,
+        sport: np.ndarray,
+        dk: np.ndarray,
+        seq: np.ndarray,
+        syn: np.ndarray,
+        starts: np.ndarray,
+        todo: np.ndarray,
+    ) -> np.ndarray:
+        """TCP rows of ``todo`` that would do nothing: their direction certainly finished earlier in
+        this batch and nothing opened it again (no SYN, nothing that may start a message).
+
+        A direction new in this batch whose first segment with data lies at its start and holds
+        a whole first TLS record that ends the handshake reader (a complete ClientHello, or a
+        record followed by a non-handshake record) is finished by that segment; its later
+        segments would reach Python one by one only to be ignored."""
+        idx = np.flatnonzero(todo)
+        drop = np.zeros(len(todo), bool)
+        if not len(idx):
+            return drop
+        key = dk[idx]
+        order = np.lexsort((idx, key))
+        i, key = idx[order], key[order]
+        n = len(i)
+        first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        group = np.cumsum(np.r_[True, key[1:] != key[:-1]]) - 1
+        pos = np.arange(n)
+        fd = np.minimum.reduceat(np.where(plen[i] > 0, pos, n), first)  # first segment with data
+        fs = np.minimum.reduceat(np.where(syn[i], pos, n), first)  # first SYN
+        ok = fd < n
+        r = i[np.minimum(fd, n - 1)]
+        syn_first = fs < fd
+        base = seq[i[np.minimum(fs, n - 1)]] + 1
+        ok &= ~syn_first | (((seq[r] - base) & SEQ_MASK) == 0)
+        ok &= starts[r] & (sport[r] != 53) & ~self.streams.is_active(key[first])
+        room = np.minimum(plen[r], STREAM_CAP)
+        w = _win(p.buf, pay[r], 9).astype(np.int64)
+        size = (w[:, 3] << 8) | w[:, 4]
+        hello = (w[:, 5] == tls.CLIENT_HELLO) & (4 + ((w[:, 6] << 16) | (w[:, 7] << 8) | w[:, 8]) <= size)
+        hello &= 5 + size <= room
+        after = 5 + size + 5 <= room
+        nxt = p.buf[np.where(after, pay[r] + 5 + size, 0)]
+        ok &= (w[:, 0] == tls.HANDSHAKE) & (w[:, 1] == 3) & (hello | (after & (nxt != tls.HANDSHAKE)))
+        # until a SYN or a possible message start opens the direction again
+        opens = syn[i] | starts[i]
+        reopen = np.minimum.reduceat(np.where(opens & (pos > fd[group]), pos, n), first)
+        drop[i[ok[group] & (pos > fd[group]) & (pos < reopen[group])]] = True
+        return drop
 
 
 def _seq(buf: np.ndarray, l4: np.ndarray) -> np.ndarray:
@@ -254,7 +313,7 @@ def read_traffic(
                 continue
             h = flow_hash(keys)
             acc.add(packet_flows(p, keys, a2b, h))
-            names.scan(p, keys, a2b, h)
+            names.scan(p, a2b, h)
             if device_packets:
                 ip = p.ip_rows()
                 rows.append((p.ts_ns[ip], p.length[ip].astype(np.int32), h, a2b))
@@ -372,8 +431,6 @@ def _orient(table: dict[str, np.ndarray], device: tuple[int, int] | None) -> pd.
             "hash": table["hash"],
         }
     )
-    for k in KEY_COLUMNS:
-        flows["k_" + k] = table[k]
     flows["local_ip"] = addresses.texts(flows["l_hi"].to_numpy(), flows["l_lo"].to_numpy())
     flows["remote_ip"] = addresses.texts(flows["r_hi"].to_numpy(), flows["r_lo"].to_numpy())
     return flows.sort_values("first_ns", kind="stable").reset_index(drop=True)
@@ -413,13 +470,11 @@ def _name(flows: pd.DataFrame, names: _Names) -> None:
 
 def _direct_names(flows: pd.DataFrame, names: _Names) -> pd.DataFrame:
     """Each flow's own name and source (None where it has none), in flow order."""
-    cols = ["k_" + k for k in KEY_COLUMNS]
     table = pd.DataFrame(
-        [(*key, name, source) for key, (name, source) in names.flow_names.items()], columns=[*cols, "name", "source"]
+        [(key, name, source) for key, (name, source) in names.flow_names.items()], columns=["hash", "name", "source"]
     )
-    for k in cols:
-        table[k] = table[k].astype(flows[k].dtype)
-    return flows[cols].merge(table, how="left", on=cols)[["name", "source"]]
+    table["hash"] = table["hash"].astype(np.uint64)
+    return flows[["hash"]].merge(table, how="left", on="hash")[["name", "source"]]
 
 
 def _asof(order: pd.DataFrame, found: pd.DataFrame, direction: str) -> pd.DataFrame:
