@@ -34,6 +34,8 @@ from harness.classify.suffixes import registrable_domain
 from harness.crawl.identifiers import decode, tokens, url_tokens, why_not
 from harness.crawl.records import CookieWrite, Request, StorageWrite, SyncPair
 from harness.errors import InputError, Place, first_problem
+from harness.files import atomic_write_bytes, atomic_write_text
+from harness.textsafe import csv_safe_frame
 
 #: Amazon's ad system: whose partners ``harness crawl sync`` lists by default.
 DEFAULT_DOMAIN = "amazon-adsystem.com"
@@ -352,3 +354,27 @@ def read_crawl(crawl_dir: Path) -> tuple[list[Request], list[CookieWrite], list[
     cookies = [c for path in crawl_files(crawl_dir, COOKIES) for c in read_records(path, CookieWrite)]
     storage = [s for path in crawl_files(crawl_dir, STORAGE) for s in read_records(path, StorageWrite)]
     return requests, cookies, storage
+
+
+def write_syncs(crawl_dir: Path, pairs: Sequence[SyncPair]) -> list[Path]:
+    """``sync.jsonl`` and the same table as ``sync.csv`` and ``sync.parquet`` in the crawl
+    directory, each replaced atomically and private; returns the paths written."""
+    import io
+
+    import pandas as pd
+
+    rows = [pair.model_dump() for pair in pairs]
+    frame = pd.DataFrame(rows, columns=list(SyncPair.model_fields)).astype({"time_ns": "int64"})
+    jsonl = crawl_dir / SYNC
+    atomic_write_text(jsonl, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    csv = jsonl.with_suffix(".csv")
+    atomic_write_text(csv, csv_safe_frame(frame).to_csv(index=False))
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    parquet = atomic_write_bytes(jsonl.with_suffix(".parquet"), buffer.getvalue())
+    return [jsonl, csv, parquet]
+
+
+def read_syncs(path: Path) -> list[SyncPair]:
+    """The pairs of a ``sync.jsonl`` file, or of the one in a crawl directory."""
+    return read_records(path / SYNC if path.is_dir() else path, SyncPair)
