@@ -16,6 +16,7 @@ STAGES = [
     "net",
     "classify",
     "correlate",
+    "crawl",
     "ads",
     "report",
     "twin",

@@ -87,7 +87,7 @@ def import_study_bids(
             "site": names.get("site") or path.stem,
             "visit_time": time or _mtime(path),
         }
-        for line, visit in _file_visits(path):
+        for line, visit in _file_visits(path, summary.warnings):
             visit = {key: value for key, value in defaults.items() if value} | visit
             try:
                 checked = PrebidVisit.model_validate(visit)
@@ -123,10 +123,13 @@ def _mtime(path: Path) -> str:
     return str(Decimal(path.stat().st_mtime_ns) / 10**9)
 
 
-def _file_visits(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line, visit object) for each visit a bid file holds."""
+def _file_visits(path: Path, warnings: list[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line, visit object) for each visit a bid file holds; a bad bid of a list of bids is
+    warned about at its own line and left out."""
     text = read_text(path)
-    rows = list(records(path, text, file_format(path, text)))
+    # a .json file is one JSON document: a syntax error is placed at its line and column
+    fmt = "json" if path.suffix.lower() == ".json" else file_format(path, text)
+    rows = list(records(path, text, fmt))
     loose_bids: list[dict[str, Any]] = []
     for row in rows:
         if isinstance(row, BadRecord):
@@ -134,7 +137,11 @@ def _file_visits(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         if _VISIT_KEYS & row.data.keys():
             yield row.line, dict(row.data)
         elif "cpm" in row.data:
-            loose_bids.append(row.data)
+            try:
+                PrebidBid.model_validate(row.data)
+                loose_bids.append(row.data)
+            except ValidationError as exc:
+                warnings.append(f"{path}:{row.line}: {first_problem(exc)} (left out)")
         elif row.data and all(_is_unit(value) for value in row.data.values()):
             yield row.line, {"getBidResponses": row.data}
         else:
@@ -163,7 +170,8 @@ def _good_bids(visit: PrebidVisit, path: Path, line: int, summary: BidImport) ->
             try:
                 PrebidBid.model_validate({"adUnitCode": unit, **bid})
             except ValidationError as exc:
-                summary.warnings.append(f"{path}:{line}: {unit}.bids[{index}]: {first_problem(exc)} (left out)")
+                where = f"bid_responses[{unit!r}].bids[{index}]"
+                summary.warnings.append(f"{path}:{line}: {where}: {first_problem(exc)} (left out)")
                 continue
             good.append(bid)
         summary.bids += len(good)
