@@ -221,7 +221,7 @@ def _visit_pairs(
     stable: set[str],
     excluded: set[str],
 ) -> Iterator[SyncPair]:
-    by_url: dict[str, Request] = {}
+    by_url = {request.url: request for request in visit}  # the hops of redirect chains, whatever their order
     for request, found in zip(visit, carried, strict=True):
         receiver = site_domain(request.url)
         came_from = site_domain(request.redirected_from) if request.redirected_from else None
@@ -249,7 +249,6 @@ def _visit_pairs(
                     carrier=kind,
                     request_url=request.url,
                 )
-        by_url[request.url] = request
 
 
 def _inserter(token: str, request: Request, by_url: dict[str, Request]) -> str | None:
