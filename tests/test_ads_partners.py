@@ -11,7 +11,7 @@ import pytest
 
 import harness.cli.main as cli
 from harness.ads.partners import bidder_domain, bidder_table, from_list
-from harness.crawl.records import SyncPair
+from harness.crawl.records import CrawlBid, SyncPair
 
 T0 = 1_700_000_000
 
@@ -212,3 +212,45 @@ def test_amazon_audience_exports_become_interests(harness_main, tmp_path: Path, 
                          str(tmp_path / "o.csv")]) == 1  # fmt: skip
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{wrong}:3:1: no audience column" in err
+
+
+def test_a_crawls_bids_and_sync_pairs_are_read_as_they_are(harness_main, tmp_path: Path, capsys) -> None:
+    """The crawl's own files (CrawlBid rows with visit_time_ns, sync.jsonl) go straight into `harness ads`."""
+    crawl = tmp_path / "crawl"
+    crawl.mkdir()
+    rng = np.random.default_rng(1)
+    rows = []
+    for persona in ("health", "vanilla"):
+        for index in range(30):
+            for bidder in ("appnexus", "openx"):
+                boost = 10.0 if persona == "health" and bidder == "appnexus" else 1.0
+                bid = CrawlBid(
+                    visit_id=f"{persona}/{index}",
+                    persona=persona,
+                    site=f"https://site{index}.example/",
+                    profile=persona,
+                    visit_time_ns=T0 * 10**9 + index * 60 * 10**9 + 123,
+                    bidder=bidder,
+                    cpm=boost * float(rng.lognormal(0, 0.2)),
+                    currency="USD",
+                    ad_unit="div-top",
+                )
+                rows.append(bid.model_dump_json() + "\n")
+    (crawl / "bids.jsonl").write_text("".join(rows))
+    (crawl / "sync.jsonl").write_text(json.dumps(pair("health", "amazon-adsystem.com", "adnxs.com")) + "\n")
+    assert harness_main(["ads", str(crawl / "bids.jsonl"), "--sync", str(crawl), "--format", "json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["files"][0] == {
+        "path": str(crawl / "bids.jsonl"),
+        "kind": "bids",
+        "format": "jsonl",
+        "rows": 120,
+        "skipped": 0,
+        "no_currency": 0,
+    }
+    rows = {row["group"]: row for row in result["by_partnership"]}
+    assert rows["partner"]["significant"] and 8 < rows["partner"]["ratio"] < 12
+    assert not rows["non-partner"]["significant"]
+    (crawl / "bids.jsonl").write_text(rows_text := '{"persona": "a", "visit_time_ns": 1.5, "bidder": "x", "cpm": 1}\n')
+    assert rows_text and harness_main(["ads", str(crawl / "bids.jsonl"), "--strict"]) == 1
+    assert "bids.jsonl:1: visit_time_ns: not a whole number of nanoseconds" in capsys.readouterr().err
