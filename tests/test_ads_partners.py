@@ -102,8 +102,11 @@ def test_partner_and_non_partner_bidders_are_compared_apart(harness_main, tmp_pa
     assert harness_main(["ads", str(bids), "--sync", str(sync), "--format", "csv", "--resamples", "200"]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0].endswith(",group") and ",partner\n" in out
-    assert harness_main(["ads", str(bids), "--sync", str(sync), "--resamples", "200"]) == 0
+    report = tmp_path / "ads.html"
+    assert harness_main(["ads", str(bids), "--sync", str(sync), "--resamples", "200", "--report", str(report)]) == 0
     assert "partners of amazon-adsystem.com" in capsys.readouterr().out
+    page = report.read_text()
+    assert "partners of amazon-adsystem.com (adnxs.com, rubiconproject.com)" in page and "health / partner" in page
 
 
 def test_a_partner_list_file_and_its_bad_lines(tmp_path: Path) -> None:

@@ -120,7 +120,7 @@ def _comparison_table(rows: Sequence[CpmComparison], first: str) -> str:
     ]
     cells = [
         [
-            row.persona if first == "persona" else f"{row.persona} / {row.bidder}",
+            row.persona if first == "persona" else f"{row.persona} / {row.bidder or row.group}",
             str(row.n),
             str(row.n_control),
             _number(row.median_cpm),
@@ -156,6 +156,11 @@ def ads_section_html(result: AdsResult) -> str:
     bidders = [row for comparison in result.comparisons for row in comparison.per_bidder or []]
     if bidders:
         parts.append("<h3>Per bidder</h3>" + _comparison_table(bidders, "persona / bidder"))
+    if result.by_partnership:
+        partners = ", ".join(result.partners) or "none found"
+        title = f"By bidder group: partners of {result.partners_of} ({partners})"
+        parts.append(f"<h3>{html.escape(title)}</h3>")
+        parts.append(_comparison_table(result.by_partnership, "persona / bidders"))
     if result.before_after:
         parts.append("<h3>After the first utterance against before it</h3>")
         parts.append(
