@@ -84,6 +84,24 @@ def test_a_redirect_sync_with_the_senders_cookie_is_found() -> None:
     assert pair.visit_id == "health/0" and pair.request_url.startswith("https://ib.adnxs.com/setuid")
 
 
+def test_a_redirect_chain_carries_the_id_to_every_hop() -> None:
+    """Amazon -> AppNexus -> Rubicon: both receivers got Amazon's id by redirect (AppNexus passed it on)."""
+    visits = []
+    for persona in ("health", "vanilla"):
+        visit, ident = Visit(persona, 0), uid()
+        visit.cookie(".amazon-adsystem.com", "ad-id", ident, source="http")
+        first = visit.request("https://s.amazon-adsystem.com/iu3", status=302)
+        second = visit.request(f"https://ib.adnxs.com/getuid?partner_uid={ident}", redirected_from=first.url)
+        visit.request(f"https://pixel.rubiconproject.com/sync.php?uid={ident}", redirected_from=second.url)
+        visit.request(f"https://rtb.openx.net/later?u={ident}")  # no redirect: a plain URL carrier
+        visits.append(visit)
+    assert {(p.persona, p.receiver, p.carrier) for p in syncs(*visits).pairs} == {
+        (persona, receiver, carrier)
+        for persona in ("health", "vanilla")
+        for receiver, carrier in (("adnxs.com", "redirect"), ("rubiconproject.com", "redirect"), ("openx.net", "url"))
+    }
+
+
 def test_a_url_parameter_sync_of_a_script_cookie_is_found() -> None:
     health, vanilla = Visit("health", 0), Visit("vanilla", 0)
     for visit in (health, vanilla):

@@ -4,8 +4,8 @@ Per persona, every identifier-like token (:mod:`harness.crawl.identifiers`) of a
 ``cookies.jsonl`` write or a response's ``Set-Cookie``) or a storage write has an owner: the
 registrable domain that wrote it first. A request to another registrable domain that carries the
 token in its URL (path, query), its referrer or its POST body is a :class:`SyncPair` from the
-owner to that domain; carrier ``redirect`` when the request is a redirect hop from the owner's
-domain. A token that no cookie or storage holds but that first appears in a redirect hop's URL
+owner to that domain; carrier ``redirect`` when the request ends a redirect chain that passed
+through the owner's domain. A token that no cookie or storage holds but that first appears in a redirect hop's URL
 (the previous hop's URL lacks it: the server put it there) is owned by the redirecting domain,
 the classic sync shape ``x.com/sync -> 302 -> y.com/match?xid=ID``.
 
@@ -224,15 +224,15 @@ def _visit_pairs(
     by_url = {request.url: request for request in visit}  # the hops of redirect chains, whatever their order
     for request, found in zip(visit, carried, strict=True):
         receiver = site_domain(request.url)
-        came_from = site_domain(request.redirected_from) if request.redirected_from else None
+        chain = _chain_domains(request, by_url)
         for token, carrier in found.items():
             if token in excluded:
                 continue
             owner = owners.get(token)
             if owner is not None:
                 sender = owner.domain
-                kind = "redirect" if carrier == "url" and came_from == sender else carrier
-            elif carrier == "url" and came_from and token in stable and why_not(token, request.time_ns) is None:
+                kind = "redirect" if carrier == "url" and sender in chain else carrier
+            elif carrier == "url" and chain and token in stable and why_not(token, request.time_ns) is None:
                 sender = _inserter(token, request, by_url)
                 kind = "redirect"
             else:
@@ -249,6 +249,19 @@ def _visit_pairs(
                     carrier=kind,
                     request_url=request.url,
                 )
+
+
+def _chain_domains(request: Request, by_url: dict[str, Request]) -> set[str]:
+    """The registrable domains of the redirect hops that led to ``request`` (empty if none)."""
+    domains: set[str] = set()
+    current = request
+    while current.redirected_from and len(domains) < 50:
+        domains.add(site_domain(current.redirected_from))
+        previous = by_url.get(current.redirected_from)
+        if previous is None or previous is current:
+            break
+        current = previous
+    return domains
 
 
 def _inserter(token: str, request: Request, by_url: dict[str, Request]) -> str | None:
