@@ -4,7 +4,9 @@
 ``currency`` (user-given conversion table), ``times`` (ISO 8601 / epoch seconds -> UTC ns),
 ``runs`` (first utterance and control flag from bench run directories), ``stats`` (pure
 two-sample statistics), ``analysis`` (the comparisons), ``result`` (the JSON form),
-``report`` (HTML section and standalone page).
+``report`` (HTML section and standalone page), ``partners`` (bidder codes -> domains, sync
+partners of a domain: the partner/non-partner split), ``imports`` (the study's per-site bid
+files and Amazon's advertising audiences -> files this stage reads).
 """
 
 from harness.ads.analysis import Options, analyse
