@@ -244,6 +244,20 @@ def test_planted_among_negatives_precision_and_recall_are_one(seed: int) -> None
     assert true_positives == planted  # recall
 
 
+def test_malformed_urls_are_read_not_fatal() -> None:
+    visits = []
+    for persona in ("health", "vanilla"):
+        visit, ident = Visit(persona, 0), uid()
+        visit.cookie(".criteo.com", "uid", ident)
+        visit.request(f"http://[broken/x?u={ident}", referrer="http://[::1")
+        visit.request(f"https://ib.adnxs.com/x?u={ident}", referrer="https://[oops/")
+        visits.append(visit)
+    assert {(p.persona, p.receiver) for p in syncs(*visits).pairs} == {
+        ("health", "adnxs.com"),
+        ("vanilla", "adnxs.com"),
+    }
+
+
 def test_one_persona_cannot_tell_constants_and_says_so() -> None:
     result = syncs(Visit("health", 0))
     assert result.warnings and "one persona" in result.warnings[0]

@@ -23,6 +23,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from ipaddress import ip_address
 from pathlib import Path
 from typing import TypeVar
@@ -49,8 +50,15 @@ M = TypeVar("M", bound=BaseModel)
 def site_domain(host_or_url: str) -> str:
     """Registrable domain of a host or URL; a name under an unlisted suffix (``.test``,
     ``.example``, ``localhost``) is taken as its last two labels, an address as itself."""
-    host = (urlsplit(host_or_url).hostname if "/" in host_or_url else host_or_url) or ""
-    host = host.strip(".").lower()
+    try:
+        host = (urlsplit(host_or_url).hostname if "/" in host_or_url else host_or_url) or ""
+    except ValueError:
+        host = ""
+    return _host_domain(host.strip(".").lower())
+
+
+@lru_cache(maxsize=1 << 16)
+def _host_domain(host: str) -> str:
     try:
         ip_address(host)
         return host
@@ -96,7 +104,7 @@ def find_syncs(
             end += 1
         visit = requests[start:end]
         persona = visit[0].persona
-        excluded = shared | _page_tokens(visit)
+        excluded = (shared, _page_tokens(visit))
         for pair in _visit_pairs(visit, carried[start:end], owners[persona], stable[persona], excluded):
             key = (pair.visit_id, pair.identifier, pair.sender, pair.receiver, pair.carrier, pair.request_url)
             pairs.setdefault(key, pair)
@@ -208,7 +216,10 @@ def _carried(request: Request) -> dict[str, str]:
 
 
 def _text_tokens(text: str, is_url: bool) -> set[str]:
-    query = urlsplit(text).query if is_url else decode(text)
+    try:
+        query = urlsplit(text).query if is_url else decode(text)
+    except ValueError:  # a malformed URL (an unclosed IPv6 bracket): its tokens, no consent keys
+        query = ""
     found = url_tokens(text) if is_url else tokens(text)
     consent = [value for key, value in parse_qsl(query, keep_blank_values=True) if _CONSENT_NAME.search(key)]
     return found - {token for value in consent for token in tokens(value)}
@@ -219,14 +230,16 @@ def _visit_pairs(
     carried: Sequence[dict[str, str]],
     owners: dict[str, Owner],
     stable: set[str],
-    excluded: set[str],
+    excluded: tuple[set[str], ...],
 ) -> Iterator[SyncPair]:
     by_url = {request.url: request for request in visit}  # the hops of redirect chains, whatever their order
     for request, found in zip(visit, carried, strict=True):
         receiver = site_domain(request.url)
+        if not receiver:  # no host to name (a malformed URL, data:, blob:)
+            continue
         chain = _chain_domains(request, by_url)
         for token, carrier in found.items():
-            if token in excluded:
+            if any(token in never for never in excluded):
                 continue
             owner = owners.get(token)
             if owner is not None:
