@@ -164,7 +164,10 @@ def _partners_table(domain: str, partners: list[Partner], per_persona: dict[str,
     title = f"partners of {domain} (receives: pairs {domain} -> partner; sends: partner -> {domain})"
     table = Table(title=plain(title), box=box.SIMPLE_HEAD)
     for column in PARTNER_FIELDS:
-        table.add_column(column, justify="right" if column in ("receives", "sends", "visits") else "left")
+        if column in ("receives", "sends", "visits"):
+            table.add_column(column, justify="right")
+        else:
+            table.add_column(column, overflow="fold", min_width=20 if column == "domain" else None)
     for p in partners:
         personas, carriers = plain(", ".join(p.personas)), ", ".join(p.carriers)
         table.add_row(plain(p.domain), str(p.receives), str(p.sends), personas, str(p.visits), carriers)
