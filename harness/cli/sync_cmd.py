@@ -167,7 +167,7 @@ def _partners_table(domain: str, partners: list[Partner], per_persona: dict[str,
         if column in ("receives", "sends", "visits"):
             table.add_column(column, justify="right")
         else:
-            table.add_column(column, overflow="fold", min_width=20 if column == "domain" else None)
+            table.add_column(column, overflow="fold", min_width={"domain": 20, "carriers": 8}.get(column))
     for p in partners:
         personas, carriers = plain(", ".join(p.personas)), ", ".join(p.carriers)
         table.add_row(plain(p.domain), str(p.receives), str(p.sends), personas, str(p.visits), carriers)
