@@ -162,7 +162,7 @@ def _partners_table(domain: str, partners: list[Partner], per_persona: dict[str,
     counts = ", ".join(f"{persona} {n}" for persona, n in per_persona.items())
     out.print(plain(f"sync pairs: {sum(per_persona.values())} ({counts}); written: {', '.join(map(str, written))}"))
     title = f"partners of {domain} (receives: pairs {domain} -> partner; sends: partner -> {domain})"
-    table = Table(title=plain(title), box=box.SIMPLE_HEAD)
+    table = Table(title=plain(title), box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False)
     for column in PARTNER_FIELDS:
         if column in ("receives", "sends", "visits"):
             table.add_column(column, justify="right")
