@@ -136,7 +136,7 @@ def test_not_a_database_is_one_line(tmp_path: Path) -> None:
 
 @pytest.fixture
 def harness_main(monkeypatch):
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ["harness.cli.sync_cmd"])
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ["harness.cli.crawl_cmd"])
     return cli.main
 
 
@@ -148,7 +148,7 @@ def test_crawl_sync_command_writes_tables_and_lists_partners(harness_main, crawl
         ("adnxs.com", 2, 0, ["health", "vanilla"])
     ]
     assert len(read_syncs(crawl)) == 4
-    frame = pd.read_parquet(crawl / "sync.parquet")
+    frame = pd.read_parquet(crawl / "tables" / "sync.parquet")
     assert frame["time_ns"].dtype == "int64" and set(frame["carrier"]) == {"redirect", "url"}
     assert (crawl / "sync.jsonl").stat().st_mode & 0o077 == 0
     assert harness_main(["crawl", "sync", str(crawl), "--partners-of", "criteo.com", "--format", "csv"]) == 0

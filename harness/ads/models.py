@@ -33,7 +33,7 @@ Text = Annotated[str, BeforeValidator(_strip)]
 EpochNs = Annotated[int, BeforeValidator(to_epoch_ns)]
 Currency = Annotated[str, BeforeValidator(currency_code)]
 Cpm = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-# the bound applies to a number only: a missing size (None) is not compared
+# the bound applies to a size given; None (no size: a video or native bid) passes as it is
 Pixels = Annotated[Annotated[int, Field(ge=0)] | None, BeforeValidator(_size_part)]
 
 

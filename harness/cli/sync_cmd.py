@@ -1,8 +1,7 @@
 """``harness crawl sync`` (cookie-sync pairs and a domain's partners) and ``harness crawl import``
 (OpenWPM databases, the study's per-site bid files, Amazon's advertising audiences).
 
-:func:`add_commands` adds both to the ``crawl`` command's subcommands; :func:`register` makes a
-``crawl`` command that holds only them, for a command line without the crawl engine's own module.
+:func:`add_commands` adds both to the subcommands of ``harness crawl`` (``crawl_cmd`` calls it).
 """
 
 from __future__ import annotations
@@ -17,18 +16,6 @@ if TYPE_CHECKING:
 PARTNER_FIELDS = ["domain", "receives", "sends", "personas", "visits", "carriers"]
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "crawl",
-        help="header-bidding crawls: cookie-sync pairs, imports of other tools' data",
-        description="Work on crawl directories: find cookie syncs, import OpenWPM databases, the study's "
-        "bid files and Amazon's advertising audiences.",
-    )
-    commands = parser.add_subparsers(dest="crawl_command", metavar="COMMAND")
-    commands.required = True
-    add_commands(commands)
-
-
 def add_commands(commands: argparse._SubParsersAction) -> None:
     """Add ``sync`` and ``import`` to the subcommands of ``harness crawl``."""
     sync = commands.add_parser(
@@ -36,7 +23,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         help="find identifiers one domain set that travelled to another; list a domain's partners",
         description="Read a crawl directory's requests, cookie and storage writes (requests.jsonl, "
         "cookies.jsonl, storage.jsonl, at its top or in per-persona folders), find cookie-sync pairs "
-        "per persona and visit, write sync.jsonl, sync.csv and sync.parquet into it, and print the "
+        "per persona and visit, write sync.jsonl and tables/sync.parquet and .csv into it, and print the "
         "partners of a domain: the domains that receive its identifiers or send theirs to it.",
     )
     sync.add_argument("crawl_dir", metavar="CRAWL_DIR", type=Path)

@@ -26,8 +26,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from harness.crawl.layout import CrawlDir
 from harness.crawl.records import CookieWrite, Request
-from harness.crawl.sync import COOKIES, REQUESTS
 from harness.errors import InputError, first_problem
 from harness.files import atomic_write_text, private_dir
 
@@ -52,9 +52,9 @@ def import_openwpm(database: Path, persona: str, output: Path) -> ImportCounts:
         sites = _sites(db, tables)
         requests = _requests(database, db, tables, persona, sites)
         cookies = _cookies(database, db, persona, sites) if "javascript_cookies" in tables else []
-    folder = private_dir(output / persona)
-    atomic_write_text(folder / REQUESTS, "".join(r.model_dump_json() + "\n" for r in requests))
-    atomic_write_text(folder / COOKIES, "".join(c.model_dump_json() + "\n" for c in cookies))
+    crawl = CrawlDir(private_dir(output / persona))
+    atomic_write_text(crawl.table("requests"), "".join(r.model_dump_json() + "\n" for r in requests))
+    atomic_write_text(crawl.table("cookies"), "".join(c.model_dump_json() + "\n" for c in cookies))
     return ImportCounts(len(requests), len(cookies), len({r.visit_id for r in requests}))
 
 

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ValidationError
 
 from harness.classify.suffixes import registrable_domain
 from harness.crawl.identifiers import decode, tokens, url_tokens, why_not
+from harness.crawl.layout import SYNC, CrawlDir
 from harness.crawl.records import CookieWrite, Request, StorageWrite, SyncPair
 from harness.errors import InputError, Place, first_problem
 from harness.files import atomic_write_bytes, atomic_write_text
@@ -40,8 +41,6 @@ from harness.textsafe import csv_safe_frame
 
 #: Amazon's ad system: whose partners ``harness crawl sync`` lists by default.
 DEFAULT_DOMAIN = "amazon-adsystem.com"
-#: The crawl directory's files this module reads and writes.
-REQUESTS, COOKIES, STORAGE, SYNC = "requests.jsonl", "cookies.jsonl", "storage.jsonl", "sync.jsonl"
 # Consent strings differ per user (they embed the moment of consent) but identify nobody.
 _CONSENT_NAME = re.compile(r"consent|gpp|us_?privacy|^gdpr$|^addtl", re.IGNORECASE)
 M = TypeVar("M", bound=BaseModel)
@@ -364,8 +363,10 @@ def read_records(path: Path, model: type[M]) -> list[M]:
     return found
 
 
-def crawl_files(crawl_dir: Path, name: str) -> list[Path]:
-    """Every file called ``name`` in a crawl directory (at its top or in per-persona folders)."""
+def crawl_files(crawl_dir: Path, table: str) -> list[Path]:
+    """Every file of one table (``requests``, ``cookies``, ...) in a crawl directory: at its top,
+    or in per-persona folders (as ``harness crawl import openwpm`` writes them)."""
+    name = CrawlDir(crawl_dir).table(table).name
     return sorted(path for path in crawl_dir.rglob(name) if path.is_file())
 
 
@@ -373,33 +374,32 @@ def read_crawl(crawl_dir: Path) -> tuple[list[Request], list[CookieWrite], list[
     """The requests, cookie writes and storage writes of a crawl directory."""
     if not crawl_dir.is_dir():
         raise InputError(crawl_dir, "not a crawl directory (no such folder)")
-    requests = [r for path in crawl_files(crawl_dir, REQUESTS) for r in read_records(path, Request)]
+    requests = [r for path in crawl_files(crawl_dir, "requests") for r in read_records(path, Request)]
     if not requests:
-        raise InputError(crawl_dir, f"no requests recorded (no {REQUESTS} with records)")
-    cookies = [c for path in crawl_files(crawl_dir, COOKIES) for c in read_records(path, CookieWrite)]
-    storage = [s for path in crawl_files(crawl_dir, STORAGE) for s in read_records(path, StorageWrite)]
+        raise InputError(crawl_dir, "no requests recorded (no requests.jsonl with records)")
+    cookies = [c for path in crawl_files(crawl_dir, "cookies") for c in read_records(path, CookieWrite)]
+    storage = [s for path in crawl_files(crawl_dir, "storage") for s in read_records(path, StorageWrite)]
     return requests, cookies, storage
 
 
 def write_syncs(crawl_dir: Path, pairs: Sequence[SyncPair]) -> list[Path]:
-    """``sync.jsonl`` and the same table as ``sync.csv`` and ``sync.parquet`` in the crawl
-    directory, each replaced atomically and private; returns the paths written."""
+    """``sync.jsonl`` in the crawl directory, and the same table as ``tables/sync.parquet`` and
+    ``tables/sync.csv``, each replaced atomically and private; returns the paths written."""
     import io
 
     import pandas as pd
 
+    crawl = CrawlDir(crawl_dir)
     rows = [pair.model_dump() for pair in pairs]
     frame = pd.DataFrame(rows, columns=list(SyncPair.model_fields)).astype({"time_ns": "int64"})
-    jsonl = crawl_dir / SYNC
-    atomic_write_text(jsonl, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
-    csv = jsonl.with_suffix(".csv")
-    atomic_write_text(csv, csv_safe_frame(frame).to_csv(index=False))
+    jsonl = atomic_write_text(crawl.table(SYNC), "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
-    parquet = atomic_write_bytes(jsonl.with_suffix(".parquet"), buffer.getvalue())
-    return [jsonl, csv, parquet]
+    parquet = atomic_write_bytes(crawl.parquet(SYNC), buffer.getvalue())
+    csv = atomic_write_text(parquet.with_suffix(".csv"), csv_safe_frame(frame).to_csv(index=False))
+    return [jsonl, parquet, csv]
 
 
 def read_syncs(path: Path) -> list[SyncPair]:
     """The pairs of a ``sync.jsonl`` file, or of the one in a crawl directory."""
-    return read_records(path / SYNC if path.is_dir() else path, SyncPair)
+    return read_records(CrawlDir(path).table(SYNC) if path.is_dir() else path, SyncPair)
