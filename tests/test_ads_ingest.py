@@ -200,3 +200,18 @@ def test_when_nothing_is_usable_the_error_names_the_files_and_the_first_errors(t
     message = data.nothing_usable()
     assert message.startswith(f"no usable rows in {path} (2 bad row(s)): {path}:2: cpm:")
     assert f"{path}:3: visit_time" in message
+
+
+def test_a_null_size_is_no_size_and_a_negative_one_a_bad_bid(tmp_path):
+    path = tmp_path / "visits.jsonl"
+    bids = [
+        {"bidder": "ix", "cpm": 1.0, "width": None, "height": None},
+        {"bidder": "ix", "cpm": 2.0, "width": -300, "height": 250},
+    ]
+    visit = {"persona": "p", "time": 1_700_000_000, "getBidResponses": {"div": {"bids": bids}}}
+    path.write_text(json.dumps(visit) + "\n")
+    data = load_files([path], USD)
+    assert [(bid.cpm, bid.width) for bid in data.bids] == [(1.0, None)]
+    assert [str(e) for e in data.skipped] == [
+        f"{path}:1: bid_responses['div'].bids[1]: width: Input should be greater than or equal to 0"
+    ]

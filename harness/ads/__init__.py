@@ -3,8 +3,10 @@
 ``ingest`` (Prebid bid responses, flat bid CSVs, audio ads, interests -> clean records),
 ``currency`` (user-given conversion table), ``times`` (ISO 8601 / epoch seconds -> UTC ns),
 ``runs`` (first utterance and control flag from bench run directories), ``stats`` (pure
-two-sample statistics), ``analysis`` (the comparisons), ``result`` (the JSON form). Its HTML
-(section and standalone page) is ``harness.report.ads``.
+two-sample statistics), ``analysis`` (the comparisons), ``result`` (the JSON form),
+``partners`` (bidder codes -> domains, sync partners of a domain: the partner/non-partner
+split), ``imports`` (the study's per-site bid files and Amazon's advertising audiences -> files
+this stage reads). Its HTML (section and standalone page) is ``harness.report.ads``.
 """
 
 from harness.ads.analysis import Options, analyse

@@ -20,6 +20,7 @@ import numpy as np
 from harness.ads import stats
 from harness.ads.ingest import AdsData
 from harness.ads.models import AudioAd, Bid, Interest
+from harness.ads.partners import GROUPS, Partnership
 from harness.ads.result import AdsResult, BeforeAfter, CpmComparison, Distribution, Enrichment, FileRead
 from harness.ads.runs import RunFacts
 from harness.errors import HarnessError
@@ -39,6 +40,7 @@ class Options:
     min_n: int = 5
     min_bidder_n: int = 10
     currency: str = "USD"
+    partnership: Partnership | None = None  # split bidders by sync partnership with a domain
 
 
 def choose_control(personas: Sequence[str], explicit: str | None, runs: RunFacts | None) -> tuple[str, str]:
@@ -80,6 +82,8 @@ def analyse(data: AdsData, options: Options, runs: RunFacts | None = None) -> Ad
         warnings += runs.warnings
     cpms = _cpms_by(data.bids, lambda bid: bid.persona)
     comparisons = _persona_comparisons(data.bids, cpms, control, options, warnings)
+    partnership = options.partnership
+    groups = {bid.bidder: partnership.group(bid.bidder) for bid in data.bids} if partnership else {}
     return AdsResult(
         comparisons=comparisons,
         warnings=warnings,
@@ -95,6 +99,11 @@ def analyse(data: AdsData, options: Options, runs: RunFacts | None = None) -> Ad
         before_after=_before_after(data.bids, runs, options, warnings) if runs else [],
         files=[FileRead(**vars(summary)) for summary in data.files],
         skipped_rows=[str(error) for error in data.skipped],
+        partners_of=partnership.domain if partnership else None,
+        partners=sorted(partnership.partners) if partnership else [],
+        partners_source=partnership.source if partnership else None,
+        bidder_groups=dict(sorted(groups.items())),
+        by_partnership=_partnership_comparisons(data.bids, groups, control, options, warnings) if groups else [],
     )
 
 
@@ -127,12 +136,19 @@ def _finite(value: float) -> float | None:
 
 
 def _cpm_comparison(
-    persona: str, x: np.ndarray, control: str, y: np.ndarray, options: Options, bidder: str | None = None
+    persona: str,
+    x: np.ndarray,
+    control: str,
+    y: np.ndarray,
+    options: Options,
+    bidder: str | None = None,
+    group: str | None = None,
 ) -> tuple[CpmComparison, bool]:
     """The comparison row, and whether it was tested (both samples large enough)."""
     tested = min(x.size, y.size) >= (options.min_bidder_n if bidder else options.min_n)
     if tested:
-        rng = stats.rng_for(options.seed, "cpm", persona, control, bidder or "")
+        labels = ("cpm", persona, control, bidder or "") + ((group,) if group else ())
+        rng = stats.rng_for(options.seed, *labels)
         result = stats.compare(x, y, rng, options.resamples, options.confidence)
         ci = list(result.ratio_ci)
         p, p_perm = result.p_mwu, result.p_permutation
@@ -143,6 +159,7 @@ def _cpm_comparison(
         persona=persona,
         control=control,
         bidder=bidder,
+        group=group,
         n=int(x.size),
         n_control=int(y.size),
         median_cpm=median,
@@ -204,6 +221,38 @@ def _persona_comparisons(
                 row.per_bidder.append(bidder_row)
                 bidder_rows.append(bidder_row)
     _adjust(bidder_rows, options.alpha)
+    return rows
+
+
+def _partnership_comparisons(
+    bids: Sequence[Bid], groups: dict[str, str], control: str, options: Options, warnings: list[str]
+) -> list[CpmComparison]:
+    """Each persona against the control within each group of bidders; Holm across all of them."""
+    unknown = sorted(bidder for bidder, group in groups.items() if group == "unknown")
+    if unknown:
+        warnings.append(
+            f"bidders with no known domain, left out of the partner comparison: {', '.join(unknown)} "
+            "(give the bidder as a host name or add it to harness/ads/data/bidders.yaml)"
+        )
+    rows = []
+    for group in GROUPS:
+        cpms = _cpms_by([bid for bid in bids if groups[bid.bidder] == group], lambda bid: bid.persona)
+        if not cpms:
+            continue
+        if control not in cpms:
+            warnings.append(f"the control {control!r} has no bids from {group} bidders: no comparison")
+            continue
+        for persona in sorted(cpms):
+            if persona == control:
+                continue
+            row, tested = _cpm_comparison(persona, cpms[persona], control, cpms[control], options, group=group)
+            if not tested:
+                warnings.append(
+                    f"{persona}, {group} bidders: {row.n} bid(s) against the control's {row.n_control}: "
+                    f"too few to test (need {options.min_n} each)"
+                )
+            rows.append(row)
+    _adjust(rows, options.alpha)
     return rows
 
 

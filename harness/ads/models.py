@@ -7,6 +7,7 @@ CPMs in the target currency, instants as UTC epoch nanoseconds.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -41,7 +42,23 @@ class _Input(BaseModel):
 
 
 class FlatBidRow(_Input):
-    """One bid of the flat CSV (or a JSON record with the same fields)."""
+    """One bid of the flat CSV (or a JSON record with the same fields, such as the rows of a
+    crawl's ``bids.jsonl``, whose ``visit_time_ns`` is integer UTC epoch nanoseconds)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_nanoseconds(cls, data: Any) -> Any:
+        if (
+            not isinstance(data, dict)
+            or "visit_time_ns" not in data
+            or data.keys() & {"visit_time", "time", "timestamp"}
+        ):
+            return data
+        rest = {key: value for key, value in data.items() if key != "visit_time_ns"}
+        ns = data["visit_time_ns"]
+        if isinstance(ns, bool) or not isinstance(ns, int | str) or not str(ns).strip().lstrip("-").isdigit():
+            raise ValueError(f"visit_time_ns: not a whole number of nanoseconds: {ns!r}")
+        return {**rest, "visit_time": str(Decimal(int(ns)) / 10**9)}
 
     persona: Name
     site: Text = ""

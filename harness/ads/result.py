@@ -18,6 +18,9 @@ class CpmComparison(_Out):
     persona: str
     control: str
     bidder: str | None = Field(None, description="set for a per-bidder comparison")
+    group: str | None = Field(
+        None, description='set for a partnership comparison: "self", "partner" or "non-partner" bidders only'
+    )
     n: int = Field(description="bids of the persona")
     n_control: int
     median_cpm: float
@@ -110,3 +113,10 @@ class AdsResult(_Out):
     before_after: list[BeforeAfter] = []
     files: list[FileRead] = []
     skipped_rows: list[str] = []
+    partners_of: str | None = Field(None, description="the domain whose sync partners split the bidders")
+    partners: list[str] = Field([], description="its partners (registrable domains)")
+    partners_source: str | None = None
+    bidder_groups: dict[str, str] = Field({}, description='bidder -> "self", "partner", "non-partner" or "unknown"')
+    by_partnership: list[CpmComparison] = Field(
+        [], description="each persona against the control on the bids of one group of bidders"
+    )

@@ -36,6 +36,7 @@ CSV_FIELDS = [
     "p_permutation",
     "p_permutation_adjusted",
     "significant",
+    "group",
 ]
 
 
@@ -93,6 +94,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="bench run directories: first utterance per persona (before/after) and the control mark",
     )
+    partners = parser.add_mutually_exclusive_group()
+    partners.add_argument(
+        "--sync",
+        nargs="+",
+        metavar="PATH",
+        help="sync pairs (sync.jsonl of `harness crawl sync`, or crawl directories): compare the bids of "
+        "the --partners-of domain's partners with those of the other bidders",
+    )
+    partners.add_argument(
+        "--partners", metavar="FILE", help="the --partners-of domain's partners as a list (one domain per line)"
+    )
+    parser.add_argument(
+        "--partners-of",
+        metavar="DOMAIN",
+        default="amazon-adsystem.com",
+        help="whose partners split the bidders, with --sync or --partners (default amazon-adsystem.com)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -108,6 +126,13 @@ def run(args: argparse.Namespace) -> int:
     if not (data.bids or data.audio_ads or data.interests):
         raise HarnessError(data.nothing_usable())
     runs = read_runs(args.runs) if args.runs else None
+    partnership = None
+    if args.sync or args.partners:
+        from harness.ads.partners import from_list, from_syncs
+
+        partnership = (
+            from_syncs(args.sync, args.partners_of) if args.sync else from_list(args.partners, args.partners_of)
+        )
     options = Options(
         control=args.control,
         alpha=args.alpha,
@@ -116,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
         min_n=args.min_n,
         min_bidder_n=args.min_bidder_n,
         currency=args.currency,
+        partnership=partnership,
     )
     with progress(args.quiet) as report:
         report("comparing with the control")
@@ -146,7 +172,11 @@ def _write_csv(result: AdsResult) -> None:
     writer = csv.DictWriter(sys.stdout, fieldnames=CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
     on_terminal = sys.stdout.isatty()
-    rows = [*result.comparisons, *(bidder for row in result.comparisons for bidder in row.per_bidder or [])]
+    rows = [
+        *result.comparisons,
+        *(bidder for row in result.comparisons for bidder in row.per_bidder or []),
+        *result.by_partnership,
+    ]
     for row in rows:
         cells = csv_safe_row(_csv_row(row))
         if on_terminal:
@@ -206,6 +236,25 @@ def _print_tables(result: AdsResult) -> None:
             table.add_row(
                 plain(row.persona),
                 plain(row.bidder or "all"),
+                f"{row.n}/{row.n_control}",
+                f"{_g(row.median_cpm)}/{_g(row.median_cpm_control)}",
+                _ratio(row.ratio, row.ratio_ci),
+                _p(row.p_value),
+                _p(row.p_adjusted),
+                _yes(row.significant),
+            )
+        _print(table)
+    if result.by_partnership:
+        partners = ", ".join(result.partners) or "none found"
+        table = _table(
+            plain(f"CPM ({result.currency}) by bidder group: partners of {result.partners_of} ({partners})"),
+            ["persona", "bidders", "n/ctrl", "median/ctrl", "ratio [95% CI]", "p MWU", "p adj", "sig."],
+            2,
+        )
+        for row in result.by_partnership:
+            table.add_row(
+                plain(row.persona),
+                plain(row.group or ""),
                 f"{row.n}/{row.n_control}",
                 f"{_g(row.median_cpm)}/{_g(row.median_cpm_control)}",
                 _ratio(row.ratio, row.ratio_ci),

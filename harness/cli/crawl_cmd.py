@@ -83,6 +83,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     login.add_argument("--url", default=default.login_url, help=f"page to open ({default.login_url})")
     _browser_options(login)
     login.set_defaults(func=login_command)
+    # sync pairs and imports live in their own module; they hang under `harness crawl`
+    from harness.cli import sync_cmd
+
+    sync_cmd.add_commands(sub)
 
 
 def _browser_options(p: argparse.ArgumentParser) -> None:

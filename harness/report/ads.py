@@ -30,6 +30,7 @@ from harness.report.tables import table
 ADS_COLUMNS: dict[str, tuple[str, str]] = {
     "persona": ("Persona", "text"),
     "bidder": ("Bidder", "text"),
+    "group": ("Bidders", "text"),
     "n": ("Bids", "int"),
     "n_control": ("Bids, control", "int"),
     "median_cpm": ("Median CPM", "num"),
@@ -131,11 +132,12 @@ def _table(rows: list[dict[str, object]], label: str) -> str:
     return table(frame, list(frame.columns), frame["significant"].tolist(), label, ADS_COLUMNS)
 
 
-def _comparison_rows(rows: Sequence[CpmComparison], bidders: bool) -> list[dict[str, object]]:
+def _comparison_rows(rows: Sequence[CpmComparison], bidders: bool, groups: bool = False) -> list[dict[str, object]]:
     return [
         {
             "persona": row.persona,
             **({"bidder": row.bidder} if bidders else {}),
+            **({"group": row.group} if groups else {}),
             "n": row.n,
             "n_control": row.n_control,
             "median_cpm": row.median_cpm,
@@ -172,6 +174,10 @@ def ads_section_html(result: AdsResult) -> str:
         parts.append(
             "<h3>Per bidder</h3>" + _table(_comparison_rows(bidders, True), f"CPM ({result.currency}) per bidder")
         )
+    if result.by_partnership:
+        title = f"By bidder group: partners of {result.partners_of} ({', '.join(result.partners) or 'none found'})"
+        parts.append(f"<h3>{html.escape(title)}</h3>")
+        parts.append(_table(_comparison_rows(result.by_partnership, False, True), f"CPM ({result.currency}) by group"))
     if result.before_after:
         parts.append("<h3>After the first utterance against before it</h3>")
         rows = [
