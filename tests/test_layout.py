@@ -16,9 +16,11 @@ STAGES = [
     "net",
     "classify",
     "correlate",
+    "crawl",
     "ads",
     "report",
     "twin",
+    "campaign",
 ]
 # The run directory's file names: only harness/rundir/ may spell them.
 RUN_FILES = re.compile(

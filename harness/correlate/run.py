@@ -179,8 +179,12 @@ def correlate_run(
     device: str | None = None,
     detector: DetectorSettings | None = None,
     settings: AttributionSettings | None = None,
+    view: CaptureView | None = None,
 ) -> Correlation:
-    """Correlate one run directory; captures default to the manifest's, the device to the one the run captured."""
+    """Correlate one run directory; captures default to the manifest's, the device to the one the run captured.
+
+    ``view``: the captures already read with :func:`read_capture` (of ``pcaps``, or the manifest's),
+    so a caller that needs the flows too reads them once."""
     settings = settings or AttributionSettings()
     run = RunDir.existing(run_dir)
     run_id, spoken = _spoken(run)
@@ -188,7 +192,7 @@ def correlate_run(
     paths = capture_paths(run, pcaps, warnings)
     if device is None and run.manifest.is_file():
         device = read_manifest(run).settings.capture_device
-    view = read_capture(paths, device)
+    view = view or read_capture(paths, device)
     warnings += view.warnings
     bench_onsets = spoken["onset_ns"].to_numpy(np.int64)
     clock = align(view, run_id, clock_offset, bench_onsets, detector, warnings)
