@@ -2,13 +2,15 @@
 gaps (no capture, or no answer although the bench spoke) and the failures.
 
 Read from each run directory alone (manifest and event log), so it works while runs go on.
-``verified`` counts answers whose event says an answer check matched (``matched: true`` or
+A capture gap is a hole longer than the threshold between the persona's captures (across its
+runs); an answer gap is a time between two answers longer than the threshold in which the bench
+spoke and no answer came for longer than the threshold after it. ``verified`` counts answers whose event says an answer check matched (``matched: true`` or
 ``check: "matched"``); it is ``None`` ("-") when no answer of the run carries a check.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -197,7 +199,8 @@ def _gaps(facts: list[_RunFacts], threshold_ns: int) -> list[Gap]:
         answers = sorted(t for f in facts for t in f.answers)
         marks = [onsets[0], *answers, onsets[-1]]
         for a, b in zip(marks, marks[1:], strict=False):
-            if b - a > threshold_ns and bisect_left(onsets, b) > bisect_left(onsets, a):  # spoken to in [a, b)
+            # the bench spoke at some t in [a, b - threshold]: no answer for longer than the threshold after it
+            if b - a > threshold_ns and bisect_right(onsets, b - threshold_ns) > bisect_left(onsets, a):
                 gaps.append(_gap("answers", a, b))
     return sorted(gaps, key=lambda g: g.from_ns)
 
