@@ -115,8 +115,8 @@ def write_run(
                     AnswerHeard(
                         **ref, started_seq=started.seq, onset_wall_ns=onset + 3 * 10**9,
                         end_wall_ns=onset + 5 * 10**9, duration_s=2.0, listen_started_wall_ns=onset,
-                        onset_index=0, end_index=1, too_long=False, same_as_previous=False, path="answers/x.wav", sha256="0" * 64,
-                        sample_rate=16000,
+                        onset_index=0, end_index=1, too_long=False, same_as_previous=False, path="answers/x.wav",
+                        sha256="0" * 64, sample_rate=16000,
                     )
                 )  # fmt: skip
             if device_lost and i == len(skills) // 2:

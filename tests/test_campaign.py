@@ -120,7 +120,7 @@ def test_status_counts_gaps_and_failures(scene, capsys) -> None:
     report = status.campaign_status(scene["folder"], scene["campaign"], gap_s=200)
     by = {p.persona: p for p in report.personas}
     run_hours = 9 * SPACING_S / 3600  # 8 utterances a minute apart, captured a minute more
-    for persona, p in by.items():
+    for p in by.values():
         assert p.spoken == 16
         assert p.capture_hours == pytest.approx(2 * run_hours, abs=1e-3)
         assert p.verified is None  # no answer event carries a check
