@@ -5,7 +5,8 @@ Read from each run directory alone (manifest and event log), so it works while r
 A capture gap is a hole longer than the threshold between the persona's captures (across its
 runs); an answer gap is a time between two answers longer than the threshold in which the bench
 spoke and no answer came for longer than the threshold after it. ``verified`` counts answers
-whose event says an answer check matched (``matched: true`` or ``check: "matched"``); it is ``None`` ("-") when no answer of the run carries a check.
+whose event says an answer check matched (``matched: true`` or ``check: "matched"``); it is
+``None`` ("-") when no answer of the run carries a check.
 """
 
 from __future__ import annotations
