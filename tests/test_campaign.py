@@ -304,3 +304,10 @@ def test_a_failing_piece_is_retried_and_one_failing_always_is_reported(tmp_path)
     outcome = engine.run(Engine(workers=2, retries=0), _fails_once, fresh)
     assert outcome.done == [] and sorted(k for k, _ in outcome.failed) == ["again-0", "again-1"]
     assert all("transient failure" in message for _, message in outcome.failed)
+
+
+def test_the_docs_show_the_datasets_schema_as_defined(repo: Path) -> None:
+    from harness.campaign.schema import TABLES, markdown
+
+    assert markdown() in (repo / "docs" / "campaign.md").read_text(encoding="utf-8")
+    assert {"utterances", "flows", "bids", "sync", "visits"} <= set(TABLES)
