@@ -5,6 +5,7 @@ Everything runs on a real local Dask cluster (worker processes)."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import statistics
@@ -20,6 +21,7 @@ from campaign_scene import SPACING_S, Written, write_run
 from harness.campaign import dataset, engine, manifest, status, study
 from harness.campaign.engine import Engine
 from harness.cli.main import main
+from harness.errors import HarnessError
 
 T0 = 1_760_000_000 * 10**9
 HOUR = 3600 * 10**9
@@ -246,7 +248,7 @@ def test_a_new_run_adds_its_partition_and_a_changed_one_redoes_only_its_own(scen
     assert [b.spec.key for b in result.built] == ["persona=fitness/run=fitness-1"]
 
 
-def test_a_damaged_capture_fails_its_partition_only_and_keeps_its_last_version(tmp_path) -> None:
+def test_a_damaged_capture_fails_its_partition_only_and_keeps_its_last_version(tmp_path, capsys) -> None:
     good = write_run(tmp_path / "good", "a", T0, SKILLS["fitness"], [True] * 8)
     bad = write_run(tmp_path / "bad", "b", T0, SKILLS["dating"], [True] * 8)
     folder = manifest.init_campaign(tmp_path / "c")
@@ -257,13 +259,42 @@ def test_a_damaged_capture_fails_its_partition_only_and_keeps_its_last_version(t
     pcap = bad.path / "capture" / "capture.pcap"
     pcap.write_bytes(b"this is not a capture file at all" * 10)
     os.utime(good.path / "events.jsonl")  # both change: only the damaged one may fail
-    result = dataset.update(folder, campaign, Engine(workers=2, retries=1))
-    assert [b.spec.key for b in result.built] == ["persona=a/run=good"]
-    assert [key for key, _ in result.failed] == ["persona=b/run=bad"]
-    assert str(pcap) in result.failed[0][1]
+    manifest.save(folder, campaign)
+    capsys.readouterr()
+    assert main(["campaign", "analyse", str(folder.root), "--workers", "2", "--retries", "1", "--format", "json"]) == 1
+    result = json.loads(capsys.readouterr().out)
+    assert [b["partition"] for b in result["built"]] == ["persona=a/run=good"]
+    assert [f["partition"] for f in result["failed"]] == ["persona=b/run=bad"]
+    assert str(pcap) in result["failed"][0]["error"]
     con = dataset.connect(folder)  # the damaged run's previous partition is still there, whole
     assert dict(con.sql("SELECT persona, count(*) FROM utterances GROUP BY persona").fetchall()) == {"a": 8, "b": 8}
     assert not folder.staging.exists()
+
+
+def test_a_running_scheduler_gets_the_same_work_and_one_update_runs_at_a_time(tmp_path, capsys) -> None:
+    from dask.distributed import LocalCluster
+
+    run = write_run(tmp_path / "r", "a", T0, SKILLS["fitness"], [True] * 8)
+    folder = manifest.init_campaign(tmp_path / "c")
+    _, campaign = manifest.load(folder.root)
+    manifest.add_source(folder, campaign, "a", "run", run.path)
+    manifest.save(folder, campaign)
+    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster:
+        capsys.readouterr()
+        args = ["campaign", "analyse", str(folder.root), "--scheduler", cluster.scheduler_address, "--format", "json"]
+        assert main(args) == 0
+    assert [b["partition"] for b in json.loads(capsys.readouterr().out)["built"]] == ["persona=a/run=r"]
+    assert dataset.load_table(folder, "utterances")["run"].tolist() == ["r"] * 8
+    with open(folder.lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(HarnessError, match="another update"):
+            dataset.update(folder, campaign, Engine(workers=1), force=True)
+
+
+def test_a_bad_persona_id_is_one_line(tmp_path, capsys) -> None:
+    assert main(["campaign", "init", str(tmp_path / "c")]) == 0
+    assert main(["campaign", "add", str(tmp_path / "c"), "--persona", "a/b"]) == 1
+    assert "not a usable persona id" in capsys.readouterr().err
 
 
 # ----- the engine on a real local cluster ----------------------------------------------------------

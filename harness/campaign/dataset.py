@@ -17,12 +17,14 @@ and the flows.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -418,16 +420,31 @@ def update(
     drop those of sources no longer listed. A partition that fails keeps its previous version."""
     from harness.campaign import engine as engines
 
-    specs = plan(folder, campaign)
-    result = Update(dropped=remove_stale(folder, specs))
-    todo = []
-    for spec in specs:
-        if not force and is_current(folder, spec):
-            result.kept.append(spec.key)
-        else:
-            todo.append((spec.key, spec))
-    outcome = engines.run(engine, build, todo, on_done)
-    result.built, result.failed = outcome.done, outcome.failed
-    if folder.staging.is_dir():
-        shutil.rmtree(folder.staging, ignore_errors=True)
+    with _locked(folder):
+        specs = plan(folder, campaign)
+        result = Update(dropped=remove_stale(folder, specs))
+        todo = []
+        for spec in specs:
+            if not force and is_current(folder, spec):
+                result.kept.append(spec.key)
+            else:
+                todo.append((spec.key, spec))
+        outcome = engines.run(engine, build, todo, on_done)
+        result.built, result.failed = outcome.done, outcome.failed
+        if folder.staging.is_dir():
+            shutil.rmtree(folder.staging, ignore_errors=True)
     return result
+
+
+@contextmanager
+def _locked(folder: CampaignDir) -> Iterator[None]:
+    """One update of a campaign at a time (a second would clear the first's staging folder)."""
+    fd = os.open(folder.lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, PRIVATE_FILE)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise HarnessError(f"{folder.root}: another update of this campaign is running") from None
+        yield
+    finally:
+        os.close(fd)

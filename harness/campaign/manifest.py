@@ -18,9 +18,9 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, first_problem
 from harness.files import PRIVATE_FILE, atomic_write_text, private_dir
 from harness.rundir.document import read_document
 
@@ -92,6 +92,11 @@ class CampaignDir:
         return self.root / "staging"
 
     @property
+    def lock(self) -> Path:
+        """Held while the dataset is being updated (one update at a time)."""
+        return self.root / ".lock"
+
+    @property
     def tables(self) -> Path:
         return self.root / "tables"
 
@@ -135,7 +140,10 @@ def add_persona(campaign: Campaign, persona_id: str) -> Persona:
     try:
         return campaign.persona(persona_id)
     except HarnessError:
-        persona = Persona(id=persona_id)
+        try:
+            persona = Persona(id=persona_id)
+        except ValidationError as exc:
+            raise HarnessError(first_problem(exc)) from None
         campaign.personas.append(persona)
         return persona
 
