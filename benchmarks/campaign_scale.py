@@ -3,17 +3,21 @@
     .venv/bin/python benchmarks/campaign_scale.py [--packets 1000000 10000000] [--repeat 3] [--dir DIR] [--keep]
 
 Method. Per size it generates a campaign of four run directories (two personas, two runs each)
-with ``correlate_growth.write_run`` (an Echo's traffic made with ``harness.net.synth``: voice
-uploads, answers, skill contacts, background; ~286 packets per utterance), in a temporary folder
-(or ``--dir``; generated runs are reused there, deleted at the end unless ``--keep``). It then
-times the whole ``dataset.update`` (the command's work: a Dask cluster started, every run's
-captures read once, correlated, flows classified, every partition written) with a local cluster
-of 1 worker and of one worker per core, alternating the two in each repeat (paired runs), every
-run's ``analysis/`` deleted before each timing so each one correlates from the captures.
-Peak memory is the largest sum of resident memory over the benchmark process and its workers,
-sampled every 0.1 s. It prints medians, packets/s, the speed-up of all cores over one, and the
-log-log exponent of time against packets between sizes (1 = linear), then extrapolates linearly
-to a bench-month of 10^8 packets (10^4 utterances' worth of runs ~ 3*10^6 packets each).
+shaped like a bench-month (10^8 packets for 10^4 utterances: 10^4 packets per utterance): each
+run is ``correlate_growth.write_run`` (an Echo's traffic made with ``harness.net.synth``: voice
+uploads, answers, skill contacts, background; ~286 packets per utterance) for its share of the
+utterances, plus a second capture file of the same span holding the rest of its packets as a
+long audio stream (data down, an ACK up every second segment; 100-byte payloads to keep the
+disk use near 170 bytes a packet: the analysis's cost is per packet, not per byte). The runs
+are generated in a temporary folder (or ``--dir``, reused there) and deleted at the end unless
+``--keep``. It then times the whole ``dataset.update`` (the command's work: a Dask cluster
+started, every run's captures read once, correlated, flows classified, every partition written)
+with a local cluster of 1 worker and of one worker per core, alternating the two in each repeat
+(paired runs), every run's ``analysis/`` deleted before each timing so each one correlates from
+the captures. Peak memory is the largest sum of resident memory over the benchmark process and
+its workers, sampled every 0.1 s. It prints medians, packets/s, the speed-up of all cores over
+one, and the log-log exponent of time against packets between sizes (1 = linear), then
+extrapolates linearly to a bench-month of 10^8 packets.
 
 Other processes share the machine's cores while this runs unless it is quiet: the figures are
 medians for that reason, and a quiet machine should rerun it.
@@ -31,13 +35,19 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import psutil
-from correlate_growth import write_run
+from correlate_growth import START_NS, Traffic, _acked, _frame, write_pcap, write_run
 
 from harness.campaign import dataset, manifest
 from harness.campaign.engine import Engine
+from harness.net import synth
+from harness.rundir.events import CaptureFileInfo, UtteranceEnded, read_events
+from harness.rundir.layout import RunDir
+from harness.rundir.manifest import read_manifest, write_manifest
 
-PACKETS_PER_UTTERANCE = 286.5  # measured on write_run's output
+PACKETS_PER_UTTERANCE = 10_000  # a bench-month: 10^8 packets, 10^4 utterances
+STREAM = "203.0.113.50"  # the audio stream's server
 RUNS = [("persona-a", 0), ("persona-a", 1), ("persona-b", 0), ("persona-b", 1)]
 TARGET_S = 600.0  # a bench-month must analyse in under 10 minutes
 
@@ -73,17 +83,20 @@ class PeakMemory:
 
 def build_campaign(base: Path, packets: int) -> tuple[manifest.CampaignDir, int]:
     """The campaign's runs (reused when present) and its folder; returns the real packet count."""
-    utterances = max(1, round(packets / PACKETS_PER_UTTERANCE / len(RUNS)))
+    share = packets // len(RUNS)
+    utterances = max(1, round(share / PACKETS_PER_UTTERANCE))
     total = 0
     runs = []
     for i, (persona, n) in enumerate(RUNS):
         folder = base / f"run-{persona}-{n}"
-        if not (folder / ".packets").is_file():
+        if not (folder / ".total").is_file():
             shutil.rmtree(folder, ignore_errors=True)
             t = time.perf_counter()
-            write_run(folder, utterances, seed=100 + i)
+            spoken = write_run(folder, utterances, seed=100 + i)
+            streamed = add_stream(folder, share - spoken, np.random.default_rng(i))
+            (folder / ".total").write_text(f"{spoken + streamed}\n")
             print(f"  generated {folder.name} in {time.perf_counter() - t:.0f} s", flush=True)
-        total += int((folder / ".packets").read_text())
+        total += int((folder / ".total").read_text())
         runs.append((persona, folder))
     root = base / "campaign"
     shutil.rmtree(root, ignore_errors=True)
@@ -93,6 +106,25 @@ def build_campaign(base: Path, packets: int) -> tuple[manifest.CampaignDir, int]
         manifest.add_source(folder, campaign, persona, "run", run)
     manifest.save(folder, campaign)
     return folder, total
+
+
+def add_stream(folder: Path, packets: int, rng: np.random.Generator) -> int:
+    """A second capture file over the run's span: an audio stream of about ``packets`` packets."""
+    run = RunDir(folder)
+    last = max(e.end_wall_ns for e in read_events(run.events).events if isinstance(e, UtteranceEnded))
+    span_s = (last - START_NS) / 1e9 + 30.0
+    segments = max(1, packets * 2 // 3)  # each second segment is ACKed
+    traffic = Traffic()
+    stream = traffic.connection(STREAM, 443)
+    hello = synth.tcp(traffic.conns[stream][0], 443, synth.client_hello("audio.stream.example.com"))
+    traffic.whole(0.0, stream, True, _frame(traffic.conns[stream], True, hello), advance=len(hello) - 20)
+    _acked(traffic, np.sort(rng.uniform(0.0, span_s, segments)), stream, False, np.full(segments, 100))
+    pcap = run.capture / "stream.pcap"
+    written = write_pcap(traffic, pcap)
+    manifest = read_manifest(run)
+    entry = CaptureFileInfo(path=run.relative(pcap), bytes=pcap.stat().st_size, interface="synthetic")
+    write_manifest(run, manifest.model_copy(update={"captures": [*manifest.captures, entry]}))
+    return written
 
 
 def time_update(folder: manifest.CampaignDir, workers: int) -> tuple[float, int]:

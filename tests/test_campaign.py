@@ -279,7 +279,7 @@ def test_a_running_scheduler_gets_the_same_work_and_one_update_runs_at_a_time(tm
     _, campaign = manifest.load(folder.root)
     manifest.add_source(folder, campaign, "a", "run", run.path)
     manifest.save(folder, campaign)
-    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0") as cluster:
         capsys.readouterr()
         args = ["campaign", "analyse", str(folder.root), "--scheduler", cluster.scheduler_address, "--format", "json"]
         assert main(args) == 0

@@ -61,7 +61,7 @@ def run(
                 threads_per_worker=1,
                 processes=True,
                 memory_limit=engine.memory_limit,
-                dashboard_address=None,
+                dashboard_address=":0",  # any free port: several clusters may share a machine
                 silence_logs=logging.CRITICAL,
             )
             client = Client(cluster)

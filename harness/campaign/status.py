@@ -5,8 +5,8 @@ Read from each run directory alone (manifest and event log), so it works while r
 A capture gap is a hole longer than the threshold between the persona's captures (across its
 runs); an answer gap is a time between two answers longer than the threshold in which the bench
 spoke and no answer came for longer than the threshold after it. ``verified`` counts answers
-whose event says an answer check matched (``matched: true`` or ``check: "matched"``); it is
-``None`` ("-") when no answer of the run carries a check.
+whose ``answer_checked`` event says ``matched`` (the answer held the utterance's expected
+keywords or regex); it is ``None`` ("-") when the run's log holds no answer check.
 """
 
 from __future__ import annotations
@@ -177,14 +177,14 @@ def _run_status(root: Path) -> tuple[RunStatus, _RunFacts]:
 
 
 def _verified(run: RunDir) -> int | None:
-    """Answers whose check matched, or None when no answer event carries a check."""
-    checked = matched = 0
-    for record in read_jsonl(run.events):
-        if record.get("event") != "answer" or not ({"matched", "check"} & record.keys()):
-            continue
-        checked += 1
-        matched += record.get("matched") is True or record.get("check") == "matched"
-    return matched if checked else None
+    """Answers whose check matched, or None when the log holds no answer check (read as raw
+    records: logs written before answer checks existed have none)."""
+    results = {
+        record.get("answer_seq"): record.get("result")
+        for record in read_jsonl(run.events)
+        if record.get("event") == "answer_checked"
+    }
+    return sum(result == "matched" for result in results.values()) if results else None
 
 
 def _gaps(facts: list[_RunFacts], threshold_ns: int) -> list[Gap]:
