@@ -31,6 +31,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow.parquet as pq
+from pydantic import ValidationError
 
 from harness.ads.currency import Rates
 from harness.ads.ingest import load_files
@@ -39,6 +40,7 @@ from harness.campaign.schema import CRAWL_BIDS, CRAWL_FILES, TABLE_NAMES, TABLES
 from harness.errors import HarnessError, InputError, OutputError, Place, first_problem
 from harness.files import PRIVATE_FILE, atomic_write_text, private_dir
 from harness.jsonl import text_lines
+from harness.rundir.analysis import TABLE_NAMES as ANALYSIS_TABLES
 from harness.rundir.layout import RunDir
 
 SOURCE_FILE = "_source.json"
@@ -115,7 +117,7 @@ def _inputs(spec: PartitionSpec) -> list[Path]:
     if spec.kind == "crawl":
         return [source / name for name in (*(f for f, _ in CRAWL_FILES.values()), CRAWL_BIDS)]
     run = RunDir(source)
-    tables = [run.table(name, "parquet") for name in TABLES if name in _RUN_ANALYSIS]
+    tables = [run.table(name, "parquet") for name in ANALYSIS_TABLES]
     return [run.events, run.manifest, *run.capture_files(), run.summary, *tables]
 
 
@@ -165,8 +167,6 @@ def is_current(folder: CampaignDir, spec: PartitionSpec) -> bool:
 
 # ----- building ----------------------------------------------------------------------------------
 
-_RUN_ANALYSIS = ("utterances", "activations", "endpoints", "attributions", "contacts")
-
 
 def build(spec: PartitionSpec) -> Built:
     """Build one partition and put it in place (the unit of parallel work: picklable in, small out)."""
@@ -213,7 +213,7 @@ def _run_tables(root: Path, device: str | None) -> tuple[dict[str, pd.DataFrame]
             except OutputError as exc:
                 warnings.append(f"analysis not saved in the run directory: {exc}")
         flows = _flow_table(summary.run_id, view.flows)
-    out = {name: tables[name] for name in _RUN_ANALYSIS}
+    out = {name: tables[name] for name in ANALYSIS_TABLES}
     out["flows"] = flows if len(flows.columns) else empty("flows")
     return out, warnings + [f"{run.root}: {w}" for w in summary.warnings]
 
@@ -256,9 +256,8 @@ def _jsonl_rows(path: Path, persona: str, model: Any) -> list[dict[str, Any]]:
             continue
         try:
             rows.append(model.model_validate(record).model_dump())
-        except ValueError as exc:
-            message = first_problem(exc) if hasattr(exc, "errors") else str(exc)
-            raise InputError(path, f"not a valid record: {message}", Place(line=number, column=1)) from None
+        except ValidationError as exc:
+            raise InputError(path, f"not a valid record: {first_problem(exc)}", Place(line=number, column=1)) from None
     return rows
 
 
