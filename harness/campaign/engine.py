@@ -65,7 +65,7 @@ def run(
                 silence_logs=logging.CRITICAL,
             )
             client = Client(cluster)
-    except (OSError, TimeoutError, ValueError) as exc:
+    except (OSError, TimeoutError, ValueError, RuntimeError) as exc:
         if cluster is not None:
             cluster.close()
         raise HarnessError(f"cannot start the {engine.describe()}: {exc}") from None

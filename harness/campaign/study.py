@@ -14,8 +14,9 @@
 - :func:`bid_result`: each persona's bids against the control's, per bidder, and before against
   after its first utterance, by the ads stage's own analysis (:func:`harness.ads.analysis.analyse`);
 - :func:`partner_bids`: a persona's bids from bidders it synced identifiers with (partners)
-  against its other bids. A bidder is a partner when a sync pair's sender or receiver domain
-  starts with the bidder's code (``rubicon`` -> ``rubiconproject.com``).
+  against its other bids (Mann-Whitney U, Holm across personas). A bidder is a partner when a
+  sync pair's sender or receiver domain starts with the bidder's code (``rubicon`` ->
+  ``rubiconproject.com``).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ ORDER BY persona, skill_id, p_value, organization
 THIRD_PARTIES_SQL = """
 WITH orgs AS (
     SELECT persona, coalesce(nullif(organization, ''), nullif(registrable_domain, ''), endpoint_id) AS organization,
-           bool_or(ad_or_tracking) AS ad_or_tracking, count(DISTINCT endpoint_id) AS endpoints,
+           bool_or(ad_or_tracking) AS ad_or_tracking, count(DISTINCT endpoint_id) AS endpoint_count,
            sum(bytes_up)::BIGINT AS bytes_up, count(DISTINCT run) AS runs
     FROM endpoints WHERE party = 'third_party'
     GROUP BY ALL
@@ -97,7 +98,7 @@ PARTNER_COLUMNS = [
     "ratio_ci_low",
     "ratio_ci_high",
     "p_value",
-    "p_adjusted",
+    "p_holm",
 ]
 
 
@@ -120,7 +121,7 @@ class Study:
         }
         if self.bids is not None:
             out["bids_vs_control"] = bid_comparisons(self.bids)
-            out["bids_before_after"] = pd.DataFrame([r.model_dump() for r in self.bids.before_after])
+            out["bids_before_after"] = pd.DataFrame([_flat(r) for r in self.bids.before_after])
         return out
 
 
@@ -166,13 +167,15 @@ def bid_result(con: Any, control: str | None, options: Options | None = None) ->
 
 def bid_comparisons(result: AdsResult) -> pd.DataFrame:
     """The persona-against-control rows, then the per-bidder ones, flat (the interval as two columns)."""
-    rows = []
-    for comparison in result.comparisons:
-        for row in [comparison, *(comparison.per_bidder or [])]:
-            doc = row.model_dump(exclude={"per_bidder", "ratio_ci"})
-            doc["ratio_ci_low"], doc["ratio_ci_high"] = row.ratio_ci
-            rows.append(doc)
+    rows = [_flat(row) for comparison in result.comparisons for row in [comparison, *(comparison.per_bidder or [])]]
     return pd.DataFrame(rows)
+
+
+def _flat(row: Any) -> dict[str, Any]:
+    """A comparison as one CSV row: the interval as two columns."""
+    doc = row.model_dump(exclude={"per_bidder", "ratio_ci"})
+    doc["ratio_ci_low"], doc["ratio_ci_high"] = row.ratio_ci
+    return doc
 
 
 def _partner(bidder: str, domains: set[str]) -> bool:
@@ -210,7 +213,7 @@ def partner_bids(con: Any, options: Options | None = None) -> tuple[pd.DataFrame
         rows.append(row)
     frame = pd.DataFrame(rows).reindex(columns=PARTNER_COLUMNS)
     tested = frame["p_value"].notna().to_numpy()
-    frame.loc[tested, "p_adjusted"] = stats.holm(frame.loc[tested, "p_value"].to_numpy(float))
+    frame.loc[tested, "p_holm"] = stats.holm(frame.loc[tested, "p_value"].to_numpy(float))
     return frame, warnings
 
 
