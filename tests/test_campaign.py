@@ -291,6 +291,21 @@ def test_a_running_scheduler_gets_the_same_work_and_one_update_runs_at_a_time(tm
             dataset.update(folder, campaign, Engine(workers=1), force=True)
 
 
+def test_a_bad_crawl_record_names_its_file_and_line(tmp_path) -> None:
+    crawl = tmp_path / "crawl"
+    _crawl(crawl)
+    lines = (crawl / "visits.jsonl").read_text().splitlines()
+    lines[1] = lines[1].replace('"status": "ok"', '"status": "sideways"')
+    (crawl / "visits.jsonl").write_text("\n".join(lines) + "\n")
+    folder = manifest.init_campaign(tmp_path / "c")
+    _, campaign = manifest.load(folder.root)
+    manifest.add_source(folder, campaign, "fitness", "crawl", crawl)
+    (spec,) = dataset.plan(folder, campaign)
+    with pytest.raises(dataset.PartitionFailed, match=r"visits\.jsonl:2:1: not a valid record: status"):
+        dataset.build(spec)
+    assert not dataset.partition_dir(folder, spec).exists()
+
+
 def test_a_bad_persona_id_is_one_line(tmp_path, capsys) -> None:
     assert main(["campaign", "init", str(tmp_path / "c")]) == 0
     assert main(["campaign", "add", str(tmp_path / "c"), "--persona", "a/b"]) == 1
