@@ -21,8 +21,9 @@ extrapolates to a bench-month of 10^8 packets: with several sizes along a line f
 fixed cost plus a cost per packet), with one size proportionally (which counts the fixed cost
 of starting the cluster a hundred times over, so it overestimates).
 
-Other processes share the machine's cores while this runs unless it is quiet: the figures are
-medians for that reason, and a quiet machine should rerun it.
+Other processes share the machine's cores while this runs unless it is quiet: the table shows
+medians for that reason (and each size's fastest timings are printed as it goes, the closest to
+the uncontended cost); a quiet machine should rerun it.
 """
 
 from __future__ import annotations
@@ -168,6 +169,8 @@ def main() -> None:
                     peaks[workers].append(peak)
                     print(f"  {workers} worker(s): {seconds:.1f} s, peak {peak / 2**20:.0f} MiB", flush=True)
             rows.append((packets, {w: statistics.median(t) for w, t in timings.items()}, peaks))
+            fastest = {w: min(t) for w, t in timings.items()}
+            print(f"  fastest: 1 worker {fastest[1]:.1f} s, {cores} workers {fastest[cores]:.1f} s", flush=True)
             if not args.keep:
                 shutil.rmtree(size_dir)
     finally:
