@@ -18,6 +18,12 @@ class Defaults:
     """The back end used when none is given."""
     runs_dir: Path = Path("runs")
     """Where new run directories go."""
+    crawls_dir: Path = Path("crawls")
+    """Where new crawl directories go."""
+    chromium: str = "/usr/bin/chromium"
+    """The browser the crawl drives (Debian's Chromium; never a downloaded one)."""
+    login_url: str = "https://www.amazon.com/"
+    """The page `harness crawl login` opens for signing in to the persona's account."""
     lab_output: str = "harness_out"
     """The virtual lab's bench speaker (a null sink)."""
     lab_output_monitor: str = "harness_out_monitor"

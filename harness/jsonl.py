@@ -55,8 +55,16 @@ class JsonlLog:
     def append(self, record: dict[str, Any]) -> None:
         """Write one record as one whole line and flush it to disk, or raise OutputError leaving
         the file as it was (a partly written record is cut off again)."""
-        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
-        data = (b"\n" if self._torn else b"") + line.encode("utf-8")
+        self.extend([record])
+
+    def extend(self, records: list[dict[str, Any]]) -> None:
+        """Write ``records`` as whole lines with one write and one flush to disk (a batch costs one
+        fsync), or raise OutputError leaving the file as it was. A process killed meanwhile may
+        leave the first records of the batch, each whole but for a torn last line."""
+        if not records:
+            return
+        lines = "".join(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n" for record in records)
+        data = (b"\n" if self._torn else b"") + lines.encode("utf-8")
         start = os.lseek(self._fd, 0, os.SEEK_END)
         try:
             write_all(self._fd, data)

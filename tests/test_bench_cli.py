@@ -31,25 +31,25 @@ def script(tmp_path: Path) -> Path:
     return path
 
 
-def test_dry_run_prints_the_plan_and_touches_nothing(tmp_path: Path, script: Path) -> None:
+def test_dry_run_prints_the_plan_checks_the_devices_and_writes_nothing(tmp_path: Path, script: Path) -> None:
     probe = (
         "import sys, json; from harness.cli.main import main; "
         f"rc = main(['run', {str(script)!r}, '--output-device', 'nowhere', '--input-device', 'nothing', "
         f"'--runs-dir', {str(tmp_path / 'runs')!r}, '--marker', '127.0.0.1:9', '--dry-run']); "
-        "print(json.dumps({'rc': rc, 'portaudio': sorted(m for m in ('sounddevice', 'pyaudio') if m in sys.modules)}))"
+        "print(json.dumps({'rc': rc}))"
     )
     env = {
         "PATH": "/usr/bin:/bin",
         "PULSE_SERVER": f"unix:{tmp_path}/no-such-socket",
         "COLUMNS": "200",
         "HARNESS_CACHE": str(tmp_path / "cache"),
+        "HARNESS_LAB_DIR": str(tmp_path / "no-lab"),
     }
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60)
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result == {"rc": 0, "portaudio": []}
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"rc": 1}, done.stderr  # no such devices
     assert "Alexa, ask weather for today." in done.stdout and "Thanks" in done.stdout
-    assert "2 utterances" in done.stdout and "markers 127.0.0.1:9" in done.stdout
+    assert "2 utterances" in done.stdout and "127.0.0.1:9 -> 127.0.0.1 (UDP; nothing sent)" in done.stdout
+    assert "no output device matches 'nowhere'" in done.stdout and "no input device matches 'nothing'" in done.stdout
     assert not (tmp_path / "runs").exists()
     # the same estimate as `harness plan`: speech + gaps + answer waits, worst case with every answer stopped
     plan = subprocess.run(

@@ -254,3 +254,26 @@ def test_readme_rehearsal_attributes_the_voice_endpoint(twin_run):
     own = {("fitbit", "api.fitbit.test"), ("big-sky", "api.bigsky.test"), ("jeopardy", "media.jeopardy.test")}
     assert own <= attributed
     assert twin_run.run.report.is_file()
+
+
+def test_correlate_prints_json_and_the_summary_keeps_names_whole_at_80_columns(twin_run, capsys):
+    """The rehearsal's long names (``unagi-na.amazon.com``, ``device-metrics-us.amazon.com``) whole
+    in the summary piped at 80 columns, and ``--format json`` one document."""
+    import os
+    import subprocess
+    import sys
+
+    root = str(twin_run.run.root)
+    assert main(["correlate", root, "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["summary"]["counts"]["activations"] >= 9 and doc["analysis"].endswith("analysis")
+    env = {**os.environ, "COLUMNS": "80"}
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.cli.main", "report", root], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    _, tables = read_analysis(twin_run.run)
+    names = set(tables["attributions"].loc[tables["attributions"]["attributed"], "endpoint_id"])
+    assert any(len(name) > 15 for name in names)  # long enough that an 80-column table would have cut them
+    assert all(name in done.stdout for name in names) and "…" not in done.stdout
+    assert max(len(line) for line in done.stdout.splitlines()) <= 80

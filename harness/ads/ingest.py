@@ -27,6 +27,7 @@ from harness.ads.models import (
 from harness.ads.records import BadRecord, Record, csv_header, file_format, normalise_key, read_text, records
 from harness.errors import InputError, Place
 from harness.jsonl import text_lines
+from harness.progress import Progress, no_progress
 
 PREBID_KEYS = {"bid_responses", "getBidResponses", "bidResponses", "winning_bids", "getAllWinningBids", "winningBids"}
 M = TypeVar("M", bound=BaseModel)
@@ -82,15 +83,23 @@ def kind_of(keys: Iterable[str]) -> str | None:
     return None
 
 
-def load_files(paths: Iterable[str | Path], rates: Rates, strict: bool = False) -> AdsData:
-    """Read every file into one :class:`AdsData`; ``strict`` raises on the first bad row."""
+# rows between two progress reports (a report per row would cost more than the row)
+PROGRESS_ROWS = 2000
+
+
+def load_files(
+    paths: Iterable[str | Path], rates: Rates, strict: bool = False, progress: Progress = no_progress
+) -> AdsData:
+    """Read every file into one :class:`AdsData`; ``strict`` raises on the first bad row.
+    ``progress`` hears "reading FILE" with the records of each file done."""
     data = AdsData()
     for path in paths:
-        _load_file(Path(path), rates, strict, data)
+        _load_file(Path(path), rates, strict, data, progress)
     return data
 
 
-def _load_file(path: Path, rates: Rates, strict: bool, data: AdsData) -> None:
+def _load_file(path: Path, rates: Rates, strict: bool, data: AdsData, progress: Progress) -> None:
+    progress(f"reading {path.name}")
     text = read_text(path)
     fmt = file_format(path, text)
     rows = list(records(path, text, fmt))
@@ -123,7 +132,9 @@ def _load_file(path: Path, rates: Rates, strict: bool, data: AdsData) -> None:
         data.skipped.append(error)
         summary.skipped += 1
 
-    for row in rows:
+    for done, row in enumerate(rows, 1):
+        if done % PROGRESS_ROWS == 0:
+            progress(f"reading {path.name}", done, len(rows))
         if isinstance(row, BadRecord):
             skip(row.line, row.message)
             continue

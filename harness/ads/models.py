@@ -32,7 +32,8 @@ Text = Annotated[str, BeforeValidator(_strip)]
 EpochNs = Annotated[int, BeforeValidator(to_epoch_ns)]
 Currency = Annotated[str, BeforeValidator(currency_code)]
 Cpm = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-Pixels = Annotated[int | None, BeforeValidator(_size_part), Field(ge=0)]
+# the bound applies to a size given; None (no size: a video or native bid) passes as it is
+Pixels = Annotated[Annotated[int, Field(ge=0)] | None, BeforeValidator(_size_part)]
 
 
 class _Input(BaseModel):

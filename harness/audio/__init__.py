@@ -69,12 +69,32 @@ def list_devices(backend: str = DEFAULT_BACKEND) -> list[DeviceInfo]:
     return open_backend(backend).devices()
 
 
+def device_advice() -> str:
+    """What to do when the devices a bench needs are not there: start the virtual lab when none
+    runs, and how to see what PortAudio's probe of the sound cards found."""
+    card = (
+        "check that PortAudio sees your sound card "
+        "(`aplay -l`; `harness devices --backend pyaudio -v` shows what ALSA and JACK reported)"
+    )
+    if lab_status().running:
+        return f"the virtual lab is running (`harness lab status`) but not seen by this process; {card}"
+    return f"start the virtual lab with `harness lab up`, or {card}"
+
+
 def resolve_device(spec: str | int, kind: Kind, backend: str = DEFAULT_BACKEND) -> DeviceInfo:
     """The device ``spec`` names (index; exact name; unique case-insensitive substring).
 
-    Raises DeviceError listing the candidates when none or several match.
+    Raises DeviceError listing the close names and the candidates when none or several match,
+    suggesting the virtual lab when there are no devices or neither it nor another sound server
+    is in use.
     """
-    return match_device(list_devices(backend), spec, kind)
+    devices = list_devices(backend)
+    try:
+        return match_device(devices, spec, kind)
+    except DeviceError as exc:
+        if devices and (os.environ.get("PULSE_SERVER") or lab_status().running):
+            raise  # a sound server is in use: the listing says what it has
+        raise DeviceError(f"{exc}; {device_advice()}") from None
 
 
 __all__ = [
@@ -94,6 +114,7 @@ __all__ = [
     "PlaybackTiming",
     "PlayControl",
     "calibrate_noise",
+    "device_advice",
     "lab_down",
     "lab_environment",
     "lab_status",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import Literal
 
@@ -48,8 +49,17 @@ def match_device(devices: list[DeviceInfo], spec: str | int, kind: Kind) -> Devi
     if len(found) == 1:
         return found[0]
     if not found:
-        raise DeviceError(f"no {kind} device matches {text!r}; {kind} devices: {_listing(usable)}")
+        raise DeviceError(
+            f"no {kind} device matches {text!r}; {_close(usable, text)}{kind} devices: {_listing(usable)}"
+        )
     raise DeviceError(f"{kind} device {text!r} is ambiguous; it matches: {_listing(found)}")
+
+
+def _close(devices: list[DeviceInfo], text: str) -> str:
+    """``did you mean ...? `` naming the devices whose names are close to ``text`` (or nothing)."""
+    names = {d.name.lower(): d for d in devices}
+    close = [names[n] for n in difflib.get_close_matches(text.lower(), names, n=3, cutoff=0.5)]
+    return f"did you mean {' or '.join(repr(d.name) for d in close)}? " if close else ""
 
 
 def _listing(devices: list[DeviceInfo]) -> str:

@@ -6,6 +6,7 @@ import numpy as np
 
 from harness.audio.backend import AudioBackend, Deliver, Render
 from harness.audio.devices import DeviceInfo
+from harness.audio.probe import quiet_probe
 from harness.errors import DeviceError
 
 
@@ -35,7 +36,8 @@ class PyAudioBackend(AudioBackend):
         import pyaudio
 
         self._pyaudio = pyaudio
-        self._pa = pyaudio.PyAudio()
+        with quiet_probe():  # ALSA's and JACK's probe messages (sounddevice silences its own)
+            self._pa = pyaudio.PyAudio()
 
     def devices(self) -> list[DeviceInfo]:
         pa = self._pa
@@ -105,7 +107,8 @@ class PyAudioBackend(AudioBackend):
 
     def reset(self) -> None:
         self._pa.terminate()
-        self._pa = self._pyaudio.PyAudio()
+        with quiet_probe():
+            self._pa = self._pyaudio.PyAudio()
 
 
 def _default_index(getter) -> int:

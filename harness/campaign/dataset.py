@@ -36,7 +36,9 @@ from pydantic import ValidationError
 from harness.ads.currency import Rates
 from harness.ads.ingest import load_files
 from harness.campaign.manifest import Campaign, CampaignDir, SourceKind
-from harness.campaign.schema import CRAWL_BIDS, CRAWL_FILES, TABLE_NAMES, TABLES, conform, empty, to_arrow
+from harness.campaign.schema import CRAWL_TABLES, TABLE_NAMES, TABLES, conform, empty, to_arrow
+from harness.crawl.layout import CrawlDir
+from harness.crawl.tables import MODELS as CRAWL_MODELS
 from harness.errors import HarnessError, InputError, OutputError, Place, first_problem
 from harness.files import PRIVATE_FILE, atomic_write_text, private_dir
 from harness.jsonl import text_lines
@@ -115,7 +117,7 @@ def _inputs(spec: PartitionSpec) -> list[Path]:
     if spec.kind == "ads":
         return [source]
     if spec.kind == "crawl":
-        return [source / name for name in (*(f for f, _ in CRAWL_FILES.values()), CRAWL_BIDS)]
+        return [CrawlDir(source).table(name) for name in CRAWL_MODELS]
     run = RunDir(source)
     tables = [run.table(name, "parquet") for name in ANALYSIS_TABLES]
     return [run.events, run.manifest, *run.capture_files(), run.summary, *tables]
@@ -264,13 +266,14 @@ def _jsonl_rows(path: Path, persona: str, model: Any) -> list[dict[str, Any]]:
 def _crawl_tables(root: Path, persona: str, currency: str) -> tuple[dict[str, pd.DataFrame], list[str]]:
     if not root.is_dir():
         raise HarnessError(f"{root}: not a directory")
+    crawl = CrawlDir(root)
     tables = {name: empty(name) for name in TABLE_NAMES}
-    for name, (file, model) in CRAWL_FILES.items():
-        rows = _jsonl_rows(root / file, persona, model)
+    for name, model in CRAWL_TABLES.items():
+        rows = _jsonl_rows(crawl.table(name), persona, model)
         if rows:
             tables[name] = conform(name, pd.DataFrame(rows))
     warnings = []
-    bids = root / CRAWL_BIDS
+    bids = crawl.table("bids")
     if bids.is_file():
         tables["bids"], warnings = _bid_table(bids, persona, currency)
     if not any(len(t) for t in tables.values()):

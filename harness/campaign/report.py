@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from harness.ads.report import ads_section_html
 from harness.campaign.manifest import CampaignDir
 from harness.campaign.status import CampaignStatus
 from harness.campaign.study import Study
 from harness.files import PRIVATE_FILE, atomic_write_text
+from harness.report.ads import ads_section_html
 from harness.report.page import page
 from harness.report.tables import esc, table
 from harness.textsafe import csv_safe_frame

@@ -23,20 +23,13 @@ import pyarrow as pa
 from pydantic import BaseModel
 
 from harness.ads.models import AudioAd, Interest
-from harness.crawl.records import CookieWrite, Request, StorageWrite, SyncPair, Visit
+from harness.crawl.tables import MODELS as CRAWL_MODELS
 from harness.rundir.analysis import TABLES as RUN_TABLES
 from harness.rundir.analysis import Column, Kind, conform_columns
 
 PARTITION_KEYS = ("persona", "run")
-# a crawl directory's files (harness.crawl.records names them): table -> (file, model)
-CRAWL_FILES: dict[str, tuple[str, type[BaseModel]]] = {
-    "visits": ("visits.jsonl", Visit),
-    "requests": ("requests.jsonl", Request),
-    "cookies": ("cookies.jsonl", CookieWrite),
-    "storage": ("storage.jsonl", StorageWrite),
-    "sync": ("sync.jsonl", SyncPair),
-}
-CRAWL_BIDS = "bids.jsonl"
+# a crawl's tables and their record models, less the bids (read as `harness ads` reads them)
+CRAWL_TABLES: dict[str, type[BaseModel]] = {name: model for name, model in CRAWL_MODELS.items() if name != "bids"}
 
 FLOWS = [
     Column("run_id", "str", "the run"),
@@ -99,7 +92,7 @@ def record_columns(model: type[BaseModel]) -> list[Column]:
 TABLES: dict[str, list[Column]] = {
     **RUN_TABLES,
     "flows": FLOWS,
-    **{name: record_columns(model) for name, (_, model) in CRAWL_FILES.items()},
+    **{name: record_columns(model) for name, model in CRAWL_TABLES.items()},
     "bids": BIDS,
     "audio_ads": [SOURCE, *record_columns(AudioAd)],
     "interests": [SOURCE, *record_columns(Interest)],

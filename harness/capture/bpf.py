@@ -34,7 +34,9 @@ def combine_filters(device: str | None, bpf: str | None) -> str | None:
 def check_filter(expression: str, interface: str | None = None, tcpdump: str = "tcpdump") -> str:
     """Return ``expression`` if tcpdump compiles it (``tcpdump -d``), else raise HarnessError.
 
-    With ``interface`` it is compiled for that interface's link type, otherwise for Ethernet.
+    With ``interface`` it is compiled for that interface's link type, otherwise for Ethernet;
+    tcpdump opens the interface for that, so an empty ``expression`` checks that this user may
+    capture there.
     """
     if "\x00" in expression or "\n" in expression:
         raise HarnessError(f"capture filter {expression!r}: control characters are not allowed")
@@ -45,5 +47,7 @@ def check_filter(expression: str, interface: str | None = None, tcpdump: str = "
         raise ToolMissing("tcpdump is not installed (apt-get install tcpdump)") from None
     if done.returncode != 0:
         detail = (done.stderr.strip().splitlines() or ["rejected"])[-1].removeprefix("tcpdump: ")
-        raise HarnessError(f"capture filter {expression!r}: {detail}")
+        raise HarnessError(
+            f"capture filter {expression!r}: {detail}" if expression else f"capture on {interface}: {detail}"
+        )
     return expression

@@ -266,14 +266,7 @@ def start_capture(
     for name, value in (("rotate_mb", rotate_mb), ("rotate_s", rotate_s)):
         if value is not None and (not isinstance(value, int) or value < 1):
             raise HarnessError(f"{name} must be a whole number >= 1, not {value!r}")
-    tool = "tcpdump"
-    if shutil.which(tool) is None and (spec.ssh is None or bpf):
-        raise ToolMissing("tcpdump is not installed (apt-get install tcpdump)")
-    if spec.ssh is None:
-        check_local_interface(spec.interface)
-    expression = combine_filters(device, bpf)
-    if bpf:
-        check_filter(expression or bpf, spec.interface if spec.ssh is None else None)
+    expression = _check_tools(spec, device, bpf)
     out_dir = private_dir(Path(out_dir).resolve())
     check_no_capture_running(out_dir)
     prefix = f"capture-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{secrets.token_hex(3)}"
@@ -281,8 +274,6 @@ def start_capture(
         pattern = file_pattern(str(out_dir), prefix, rotate_s)
         argv = tcpdump_argv(spec.interface, pattern, expression, rotate_mb, rotate_s, _run_as())
         return CaptureHandle(spec, out_dir, prefix, argv, None, None)
-    if shutil.which("ssh") is None:
-        raise ToolMissing("ssh is not installed (apt-get install openssh-client)")
     remote_dir = f"{REMOTE_ROOT}/harness-{prefix}"
     pattern = file_pattern(remote_dir, prefix, rotate_s)
     # Default kernel buffering on the (small) remote host: stop after a tail of >= 1 s.
@@ -290,6 +281,36 @@ def start_capture(
     config = str(ssh_config) if ssh_config else None
     argv = ssh_argv(spec.ssh, remote_start_command(remote_dir, remote), config)
     return CaptureHandle(spec, out_dir, prefix, argv, remote_dir, config)
+
+
+def _check_tools(spec: CaptureSpec, device: str | None, bpf: str | None) -> str | None:
+    """tcpdump (and ssh) installed, the local interface present, the filter compiled; returns the filter."""
+    if shutil.which("tcpdump") is None and (spec.ssh is None or bpf):
+        raise ToolMissing("tcpdump is not installed (apt-get install tcpdump)")
+    if spec.ssh is None:
+        check_local_interface(spec.interface)
+    elif shutil.which("ssh") is None:
+        raise ToolMissing("ssh is not installed (apt-get install openssh-client)")
+    expression = combine_filters(device, bpf)
+    if bpf:
+        check_filter(expression or bpf, spec.interface if spec.ssh is None else None)
+    return expression
+
+
+def check_capture(spec: str | CaptureSpec, device: str | None = None, bpf: str | None = None) -> CaptureSpec:
+    """Check what :func:`start_capture` needs, starting nothing: the target's syntax, tcpdump (and
+    ssh) installed, a local interface present and open to this user (tcpdump opens it to compile
+    the filter), the filter valid. Reaches no remote host. Raises like :func:`start_capture`."""
+    spec = parse_capture_spec(spec) if isinstance(spec, str) else spec
+    expression = _check_tools(spec, device, bpf)
+    if spec.ssh is None:
+        try:
+            check_filter(expression or "", spec.interface)
+        except ToolMissing:
+            raise
+        except HarnessError as exc:
+            raise DeviceError(str(exc)) from None
+    return spec
 
 
 def pid_file(out_dir: Path, prefix: str) -> Path:

@@ -7,7 +7,7 @@ import csv
 import sys
 from typing import TYPE_CHECKING
 
-from harness.cli.args import number
+from harness.cli.args import add_format, add_quiet, number
 from harness.errors import HarnessError
 from harness.textsafe import csv_safe_row, terminal_text
 
@@ -65,7 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="PERSONA",
         help="the control persona (default: one named control/vanilla, else the run logs')",
     )
-    parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    add_format(parser)
+    add_quiet(parser)
     parser.add_argument("--rates", metavar="FILE", help="conversion table: CSV or YAML of currency,rate_to_target")
     parser.add_argument("--currency", type=_currency, default="USD", help="currency to compare CPMs in (default USD)")
     parser.add_argument(
@@ -97,11 +98,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here: the statistics and plotting stack would slow every `harness` start.
-    from harness.ads import Options, Rates, analyse, load_files, load_rates, read_runs, write_report
-    from harness.cli.console import print_json, warn
+    from harness.ads import Options, Rates, analyse, load_files, load_rates, read_runs
+    from harness.cli.console import print_json, progress, warn
+    from harness.report.ads import write_report
 
     rates = load_rates(args.rates, args.currency) if args.rates else Rates(target=args.currency)
-    data = load_files(args.files, rates, strict=args.strict)
+    with progress(args.quiet) as report:
+        data = load_files(args.files, rates, strict=args.strict, progress=report)
     if not (data.bids or data.audio_ads or data.interests):
         raise HarnessError(data.nothing_usable())
     runs = read_runs(args.runs) if args.runs else None
@@ -114,9 +117,12 @@ def run(args: argparse.Namespace) -> int:
         min_bidder_n=args.min_bidder_n,
         currency=args.currency,
     )
-    result = analyse(data, options, runs)
-    if args.report:
-        write_report(args.report, result)
+    with progress(args.quiet) as report:
+        report("comparing with the control")
+        result = analyse(data, options, runs)
+        if args.report:
+            report("drawing the report")
+            write_report(args.report, result)
     if args.format == "json":
         print_json(result.model_dump(mode="json"))
         return 0
@@ -168,21 +174,26 @@ def _yes(flag: bool) -> Text:
 
 
 def _table(title: str | Text, columns: list[str], left: int) -> Table:
-    """A table whose first ``left`` columns are names (left-aligned, folded, never cut)."""
+    """A table whose first ``left`` columns are names (left-aligned; kept whole by :func:`_print`)."""
     from rich import box
     from rich.table import Table
 
     table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False)
     for index, column in enumerate(columns):
-        if index < left:
-            table.add_column(column, overflow="fold", min_width=7)
-        else:
-            table.add_column(column, justify="right")
+        table.add_column(column, justify="left" if index < left else "right")
     return table
 
 
+def _print(table: Table) -> None:
+    """Print an ads table with its name columns (the left-aligned ones) whole."""
+    from harness.cli.console import out
+    from harness.termtable import keep_names
+
+    out.print(keep_names(table, *(i for i, c in enumerate(table.columns) if c.justify == "left")))
+
+
 def _print_tables(result: AdsResult) -> None:
-    from harness.cli.console import out, plain
+    from harness.cli.console import plain
 
     control = f"control: {result.control}"
     if result.comparisons:
@@ -202,7 +213,7 @@ def _print_tables(result: AdsResult) -> None:
                 _p(row.p_adjusted),
                 _yes(row.significant),
             )
-        out.print(table)
+        _print(table)
     if result.before_after:
         table = _table(
             "CPM after each persona's first utterance against before it",
@@ -219,7 +230,7 @@ def _print_tables(result: AdsResult) -> None:
                 _p(row.p_adjusted),
                 _yes(row.significant),
             )
-        out.print(table)
+        _print(table)
     if result.enrichment:
         table = _table(
             plain(f"Categories against the {control} (Fisher's exact test)"),
@@ -238,4 +249,4 @@ def _print_tables(result: AdsResult) -> None:
                 _p(row.p_adjusted),
                 _yes(row.significant),
             )
-        out.print(table)
+        _print(table)

@@ -65,3 +65,26 @@ def capture_target(text: str) -> str:
 
     checked(parse_capture_spec)(text)
     return text
+
+
+def add_format(parser: argparse.ArgumentParser, csv: bool = True) -> None:
+    """``--format table|csv|json`` (csv only where the result is one table): how the result is printed."""
+    choices = ("table", "csv", "json") if csv else ("table", "json")
+    parser.add_argument(
+        "--format", choices=choices, default="table", help="how to print the result (default table; json on stdout)"
+    )
+
+
+def add_quiet(parser: argparse.ArgumentParser) -> None:
+    """``--quiet``/``-q``: no progress bars (they are drawn on stderr, and only on a terminal)."""
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars on stderr")
+
+
+def add_verbose(parser: argparse.ArgumentParser) -> None:
+    """``--verbose``/``-v``: also show what the audio libraries print while PortAudio probes the devices."""
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show what ALSA and JACK print while PortAudio probes the sound cards (kept off the terminal otherwise)",
+    )

@@ -6,11 +6,12 @@ The command imports what it uses when it runs, so that ``harness --help`` starts
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.bench.markers import parse_target
-from harness.cli.args import capture_target, checked, seconds, whole
+from harness.cli.args import add_format, add_verbose, capture_target, checked, seconds, whole
 from harness.defaults import default
 
 if TYPE_CHECKING:
@@ -36,7 +37,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"where run directories go (default ./{default.runs_dir})",
     )
     p.add_argument("--seed", type=int, help="seed of shuffled scripts (default: each script's own)")
-    p.add_argument("--dry-run", action="store_true", help="print the plan and what would be done; touch no device")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan, its estimated duration and the checks of devices, capture target and marker; "
+        "play, capture and write nothing (exit 1 when a check fails)",
+    )
     p.add_argument(
         "--marker", type=checked(parse_target), metavar="HOST:PORT", help="send a UDP sync marker at each onset"
     )
@@ -89,10 +95,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run against the simulated Echo: lab, twin and capture are started and stopped for you",
     )
     p.add_argument("--twin-config", type=Path, metavar="FILE", help="the twin's configuration (default: shipped)")
+    add_format(p, csv=False)
+    add_verbose(p)
     p.set_defaults(func=run_command, parser=p)
 
 
 def run_command(args: argparse.Namespace) -> int:
+    from harness.audio.probe import show_probe
     from harness.bench.options import RunOptions
     from harness.cli.console import out
     from harness.rundir.layout import RunDir
@@ -113,6 +122,9 @@ def run_command(args: argparse.Namespace) -> int:
         args.parser.error("--output-device is required")
     if args.retries is not None and args.retries < 0:
         args.parser.error("--retries must be >= 0")
+    if args.format == "json" and not args.dry_run:
+        args.parser.error("--format json prints a dry run's plan and checks; add --dry-run")
+    show_probe(args.verbose)
     options = RunOptions(
         scripts=args.scripts,
         output_device=args.output_device,
@@ -137,7 +149,7 @@ def run_command(args: argparse.Namespace) -> int:
         resume=args.resume,
     )
     if args.dry_run:
-        return dry_run(options)
+        return dry_run(options, args.format)
     if args.twin or (args.resume and read_manifest(RunDir.existing(args.resume)).settings.twin):
         from harness.twin.session import run_with_twin  # the twin is a later stage than the bench
 
@@ -151,15 +163,18 @@ def run_command(args: argparse.Namespace) -> int:
     return run.execute()
 
 
-def dry_run(options: RunOptions) -> int:
-    """Print the plan, its duration (the same estimate as ``harness plan``) and the run's settings;
-    opens no device and writes nothing."""
+def dry_run(options: RunOptions, fmt: str = "table") -> int:
+    """Print the plan, its duration (the same estimate as ``harness plan``) and the checks of what
+    the run needs (:func:`harness.bench.preflight.preflight`); opens no stream, sends and writes
+    nothing. Returns 1 when a check fails."""
     from rich.table import Table
 
     from harness.bench.plan import load_plan
-    from harness.cli.console import out
+    from harness.bench.preflight import preflight
+    from harness.cli.console import out, plain, print_json
     from harness.cli.speech_cmd import ESTIMATE_NOTE, speech_seconds
     from harness.script.duration import clock_text, run_duration
+    from harness.termtable import keep_names
 
     if options.resume:
         from harness.bench.record import RunRecord
@@ -171,19 +186,6 @@ def dry_run(options: RunOptions) -> int:
     else:
         plan = load_plan(options.scripts, options.seed)
         where = f"new run under {options.runs_dir}/"
-    table = Table(title=f"plan: {len(plan.items)} utterances", show_lines=False)
-    for column in ("#", "persona", "skill", "utterance", "text", "follow-ups"):
-        table.add_column(column)
-    for item in plan.items:
-        table.add_row(
-            str(item.index),
-            item.persona_id,
-            item.skill_name,
-            f"{item.utterance_id} #{item.repeat}",
-            item.text,
-            " / ".join(item.follow_ups),
-        )
-    out.print(table)
     by_persona = [
         (s.persona, [i for i in plan.items if i.persona_id == s.persona.persona.id], s.persona.speech)
         for s in plan.scripts
@@ -193,18 +195,60 @@ def dry_run(options: RunOptions) -> int:
         plan.items,
         plan.persona,
         lambda p, text: seconds[(p.persona.id, text)],
-        listening=options.input_device is not None,
+        listening=options.input_device is not None or options.twin,
     )
-    marker = f"{options.marker[0]}:{options.marker[1]}" if options.marker else "none"
+    checks = preflight(options)
+    status = 0 if all(c.ok for c in checks) else 1
+    if fmt == "json":
+        print_json(
+            {
+                "run": where,
+                "plan": [
+                    {
+                        "index": item.index,
+                        "persona_id": item.persona_id,
+                        "skill_name": item.skill_name,
+                        "utterance_id": item.utterance_id,
+                        "repeat": item.repeat,
+                        "text": item.text,
+                        "follow_ups": list(item.follow_ups),
+                    }
+                    for item in plan.items
+                ],
+                "estimate_s": duration.estimate_s,
+                "worst_s": duration.worst_s,
+                "checks": [dataclasses.asdict(c) for c in checks],
+                "ok": status == 0,
+            }
+        )
+        return status
+    table = Table(title=f"plan: {len(plan.items)} utterances", show_lines=False)
+    for column in ("#", "persona", "skill", "utterance", "text", "follow-ups"):
+        table.add_column(column)
+    for item in plan.items:
+        table.add_row(
+            str(item.index),
+            plain(item.persona_id),
+            plain(item.skill_name),
+            plain(f"{item.utterance_id} #{item.repeat}"),
+            plain(item.text),
+            plain(" / ".join(item.follow_ups)),
+        )
+    out.print(keep_names(table, 1, 2, 3))
+    checked = Table(title="checks", show_header=False)
+    checked.add_column("ok")
+    checked.add_column("what", no_wrap=True)
+    checked.add_column("found", overflow="fold")
+    for c in checks:
+        checked.add_row(plain("ok", "green") if c.ok else plain("FAIL", "bold red"), c.what, plain(c.detail))
+    out.print(checked)
     out.print(
-        f"dry run: {where}; output {options.output_device or 'not given'}, "
-        f"input {options.input_device or 'none (no listening)'}, backend {options.backend or default.backend}, "
-        f"markers {marker}, capture {options.capture or 'none'}; "
-        f"estimate {clock_text(duration.estimate_s)}, worst case {clock_text(duration.worst_s)}. "
-        "Nothing was played or written.",
-        markup=False,
-        highlight=False,
+        plain(
+            f"dry run: {where}; backend {options.backend or default.backend}, "
+            f"estimate {clock_text(duration.estimate_s)}, worst case {clock_text(duration.worst_s)}. "
+            + ("Nothing was played, captured or written." if status == 0 else "A check failed: see above.")
+        ),
         soft_wrap=True,
     )
-    out.print(ESTIMATE_NOTE, markup=False, highlight=False, soft_wrap=True)
-    return 0
+    out.print(plain(ESTIMATE_NOTE), soft_wrap=True)
+    return status

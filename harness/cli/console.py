@@ -8,7 +8,8 @@ style codes pass unchanged.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from rich.console import Console
     from rich.text import Text
+
+    from harness.progress import Progress
 
 
 @cache
@@ -88,3 +91,25 @@ def print_csv(frame: pd.DataFrame) -> None:
         if frame[c].map(lambda v: isinstance(v, (list, tuple))).any()
     }
     _console(False).file.write(csv_safe_frame(frame.assign(**lists)).to_csv(index=False))
+
+
+@contextmanager
+def progress(quiet: bool = False) -> Iterator[Progress]:
+    """A :class:`harness.progress.Progress` drawn as rich bars on stderr, one per step, gone when
+    the block ends; silent when stderr is not a terminal or ``quiet`` (so never in piped or JSON output)."""
+    from rich.progress import BarColumn, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as Bars
+
+    console = _console(True)
+    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn())
+    with Bars(*columns, console=console, transient=True, disable=quiet or not console.is_terminal) as bars:
+        tasks: dict[str, TaskID] = {}
+
+        def report(step: str, done: float = 0, total: float | None = None) -> None:
+            if step not in tasks:
+                for task in tasks.values():
+                    bars.update(task, completed=bars.tasks[task].total or 1, total=bars.tasks[task].total or 1)
+                tasks[step] = bars.add_task(step, total=total)
+            bars.update(tasks[step], completed=done, total=total)
+
+        yield report

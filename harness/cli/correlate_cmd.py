@@ -9,11 +9,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.cli.args import seconds
+from harness.cli.args import add_format, add_quiet, seconds
 from harness.errors import InputError, first_problem
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from harness.ads.result import AdsResult
+    from harness.rundir.analysis import Summary
 
 # The analysis stack (pandas, scipy, matplotlib) is imported inside the commands: importing it
 # here would slow every `harness` start by seconds.
@@ -28,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("pcaps", nargs="+", metavar="PCAP", help="capture files, read as one capture in order")
     p.add_argument("--device", metavar="ADDR", required=True, help="the device's IP address")
-    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    add_format(p)
+    add_quiet(p)
     p.set_defaults(func=run_activations)
 
     p = subparsers.add_parser(
@@ -48,6 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="capture clock minus bench clock, seconds (skips the marker and onset fits)",
     )
     p.add_argument("--device", metavar="ADDR", help="the device's IP address (default: the run's --capture-device)")
+    add_format(p, csv=False)
+    add_quiet(p)
     p.set_defaults(func=run_correlate)
 
     p = subparsers.add_parser(
@@ -61,6 +67,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("-o", "--output", metavar="FILE", help="where to write (default RUN_DIR/report.html)")
     p.add_argument("--ads", metavar="RESULT", help="an ads result (`harness ads --format json`) to include")
+    add_format(p, csv=False)
+    add_quiet(p)
     p.set_defaults(func=run_report)
 
 
@@ -82,14 +90,17 @@ ACTIVATION_FIELDS = [
 def run_activations(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from harness.cli.console import out, plain, print_csv, print_json, warn
+    from harness.cli.console import out, plain, print_csv, print_json, progress, warn
     from harness.correlate import detect_activations, read_capture
     from harness.correlate.run import activation_table
     from harness.net.addresses import parse_address
+    from harness.termtable import keep_names
 
     parse_address(args.device)
-    view = read_capture(args.pcaps, args.device)
-    result = detect_activations(view)
+    with progress(args.quiet) as report:
+        view = read_capture(args.pcaps, args.device, report)
+        report("finding activations")
+        result = detect_activations(view)
     warnings = [*view.warnings, *result.warnings]
     frame = activation_table("", result, {})[ACTIVATION_FIELDS]
     if args.format == "json":
@@ -129,27 +140,40 @@ def run_activations(args: argparse.Namespace) -> int:
             f"{r.confidence:.2f}",
             plain(", ".join(r.endpoint_ids)),
         )
-    out.print(table)
+    out.print(keep_names(table, 5))
     return 0
 
 
-def run_correlate(args: argparse.Namespace) -> int:
+def _print_summary(fmt: str, summary: Summary, tables: dict[str, pd.DataFrame], note: str, **where: str) -> None:
+    """A correlated run's summary: the terminal tables and ``note``, or with ``fmt`` json the
+    summary document plus ``where`` (the files written)."""
     from rich.text import Text
 
-    from harness.cli.console import out
+    from harness.cli.console import out, print_json
+    from harness.report import summary_renderable
+
+    if fmt == "json":
+        print_json({"summary": summary.model_dump(mode="json"), **where})
+        return
+    out.print(summary_renderable(summary, tables))
+    out.print(Text(note))
+
+
+def run_correlate(args: argparse.Namespace) -> int:
+    from harness.cli.console import progress
     from harness.correlate import correlate_run
     from harness.net.addresses import parse_address
-    from harness.report import summary_renderable
     from harness.rundir.analysis import write_analysis
     from harness.rundir.layout import RunDir
 
     if args.device:
         parse_address(args.device)
     run = RunDir.existing(args.run_dir)
-    result = correlate_run(run.root, args.pcap, args.clock_offset, args.device)
+    with progress(args.quiet) as report:
+        result = correlate_run(run.root, args.pcap, args.clock_offset, args.device, progress=report)
     written = write_analysis(run, result.summary, result.tables)
-    out.print(summary_renderable(result.summary, result.tables))
-    out.print(Text(f"wrote {len(written)} files to {run.analysis}"))
+    note = f"wrote {len(written)} files to {run.analysis}"
+    _print_summary(args.format, result.summary, result.tables, note, analysis=str(run.analysis))
     return 0
 
 
@@ -167,12 +191,10 @@ def _ads(path: str) -> AdsResult:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from rich.text import Text
-
-    from harness.cli.console import out
+    from harness.cli.console import progress
     from harness.correlate import correlate_run
     from harness.correlate.run import has_capture, timings_only
-    from harness.report import summary_renderable, write_report
+    from harness.report import write_report
     from harness.rundir.analysis import has_analysis, read_analysis, write_analysis
     from harness.rundir.layout import RunDir
 
@@ -184,10 +206,10 @@ def run_report(args: argparse.Namespace) -> int:
         # a bench run without --capture: its timings and answers, nothing written to analysis/
         summary, tables = timings_only(run.root)
     else:
-        result = correlate_run(run.root)
+        with progress(args.quiet) as report:
+            result = correlate_run(run.root, progress=report)
         write_analysis(run, result.summary, result.tables)
         summary, tables = read_analysis(run)
     path = write_report(run, args.output, ads, (summary, tables))
-    out.print(summary_renderable(summary, tables))
-    out.print(Text(f"report: {path}"))
+    _print_summary(args.format, summary, tables, f"report: {path}", report=str(path))
     return 0

@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "harness.cli.bench_cmd",
     "harness.cli.net_cmd",
     "harness.cli.correlate_cmd",
+    "harness.cli.crawl_cmd",
     "harness.cli.ads_cmd",
     "harness.cli.twin_cmd",
     "harness.cli.campaign_cmd",

@@ -9,12 +9,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.cli.args import add_format, add_quiet
 from harness.errors import HarnessError
 from harness.files import atomic_write_bytes
 
 if TYPE_CHECKING:
     import pandas as pd
-    from rich.table import Table
+
+    from harness.termtable import WholeNames
 
 # The reader and classifier (numpy, pandas, filter lists) are imported inside the functions:
 # importing them here would slow every `harness` start.
@@ -29,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("pcaps", nargs="+", metavar="PCAP", help="capture files, read as one capture in order")
     p.add_argument("--device", metavar="ADDR", help="the device's IP address (default: the busiest local host)")
-    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    add_format(p)
+    add_quiet(p)
     p.add_argument("--flows", metavar="FILE", help="also write the flow table (.parquet or .csv)")
     p.set_defaults(func=run)
 
@@ -57,7 +60,7 @@ def write_flows(flows: pd.DataFrame, path: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from harness.classify import classify_flows
-    from harness.cli.console import out, print_csv, print_json, warn
+    from harness.cli.console import out, print_csv, print_json, progress, warn
     from harness.net import read_traffic
     from harness.net.addresses import parse_address
 
@@ -65,13 +68,15 @@ def run(args: argparse.Namespace) -> int:
         parse_address(args.device)
     if args.flows and Path(args.flows).suffix not in (".parquet", ".csv"):
         raise HarnessError(f"{args.flows}: --flows must end in .parquet or .csv")
-    traffic = read_traffic(args.pcaps, args.device)
+    with progress(args.quiet) as report:
+        traffic = read_traffic(args.pcaps, args.device, progress=report)
+        report("naming endpoints")
+        table = classify_flows(traffic.flows)
     warnings = list(traffic.warnings)
     if traffic.device is None:
         warnings.append("no local host found to take as the device")
     elif not traffic.flows["device"].any():
         warnings.append(f"no traffic of {traffic.device} in the capture")
-    table = classify_flows(traffic.flows)
     frame = endpoint_frame(table.endpoints)
     named, owned = table.owned_share()
     summary = {
@@ -96,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "csv":
         print_csv(frame)
         return 0
-    out.print(_table(frame, traffic.device))
+    out.print(_table(frame, traffic.device, out.width))
     out.print(
         f"{summary['bytes']:,} bytes of the device: {named:.1%} to named endpoints, "
         f"{owned:.1%} to endpoints with an owner"
@@ -108,46 +113,44 @@ def _when(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _table(frame: pd.DataFrame, device: str | None) -> Table:
+# the columns a terminal narrower than WIDE_TERMINAL gets (with a caption saying so)
+NARROW_COLUMNS = ("name", "party", "category", "ad/track", "bytes up", "bytes down")
+WIDE_TERMINAL = 160
+
+
+def _table(frame: pd.DataFrame, device: str | None, width: int) -> WholeNames:
+    """The endpoints, names whole: every column on a wide terminal, the essential ones on a narrow
+    one (piped output counts as 80 columns unless COLUMNS says more)."""
     from rich.table import Table
 
+    from harness.cli.console import plain
+    from harness.termtable import keep_names
+
+    columns = {
+        "name": ("left", lambda r: r["endpoint_id"]),
+        "named by": ("left", lambda r: ",".join(r["name_sources"])),
+        "owner": ("left", lambda r: r["owner"] or ""),
+        "owner from": ("left", lambda r: r["owner_source"] or ""),
+        "network": ("left", lambda r: r["network"] or ""),
+        "domain": ("left", lambda r: r["registrable_domain"] or ""),
+        "organization": ("left", lambda r: r["organization"] or ""),
+        "party": ("left", lambda r: r["party"].replace("_", " ")),
+        "category": ("left", lambda r: r["category"]),
+        "ad/track": ("center", lambda r: "yes" if r["ad_or_tracking"] else ""),
+        "flows": ("right", lambda r: str(r["flows"])),
+        "bytes up": ("right", lambda r: f"{r['bytes_up']:,}"),
+        "bytes down": ("right", lambda r: f"{r['bytes_down']:,}"),
+        "first seen (UTC)": ("left", lambda r: _when(r["first_capture_ns"])),
+        "last seen (UTC)": ("left", lambda r: _when(r["last_capture_ns"])),
+    }
+    shown = list(columns) if width >= WIDE_TERMINAL else list(NARROW_COLUMNS)
     table = Table(title=f"endpoints of {device}" if device else "endpoints")
-    rows = frame.to_dict("records")
-    # names stay whole (up to 40 characters); the other columns give way on narrow terminals
-    table.add_column("name", min_width=min(40, max((len(r["endpoint_id"]) for r in rows), default=4)), overflow="fold")
-    for col, justify in (
-        ("named by", "left"),
-        ("owner", "left"),
-        ("owner from", "left"),
-        ("network", "left"),
-        ("domain", "left"),
-        ("organization", "left"),
-        ("party", "left"),
-        ("category", "left"),
-        ("ad/track", "center"),
-        ("flows", "right"),
-        ("bytes up", "right"),
-        ("bytes down", "right"),
-        ("first seen (UTC)", "left"),
-        ("last seen (UTC)", "left"),
-    ):
-        table.add_column(col, justify=justify)
-    for r in rows:
-        table.add_row(
-            r["endpoint_id"],
-            ",".join(r["name_sources"]),
-            r["owner"] or "",
-            r["owner_source"] or "",
-            r["network"] or "",
-            r["registrable_domain"] or "",
-            r["organization"] or "",
-            r["party"],
-            r["category"],
-            "yes" if r["ad_or_tracking"] else "",
-            str(r["flows"]),
-            f"{r['bytes_up']:,}",
-            f"{r['bytes_down']:,}",
-            _when(r["first_capture_ns"]),
-            _when(r["last_capture_ns"]),
+    if len(shown) < len(columns):
+        table.caption = (
+            f"{len(columns) - len(shown)} more columns on a terminal of {WIDE_TERMINAL} columns, or with --format csv"
         )
-    return table
+    for name in shown:
+        table.add_column(name, justify=columns[name][0])
+    for r in frame.to_dict("records"):
+        table.add_row(*(plain(columns[name][1](r)) for name in shown))
+    return keep_names(table, 0)

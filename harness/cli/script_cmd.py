@@ -9,6 +9,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.cli.args import add_format
+
 if TYPE_CHECKING:
     from rich.text import Text
 
@@ -20,7 +22,8 @@ examples:
   harness validate utterances/demo.yaml my.yaml
   harness validate --strict utterances/        warnings fail too (for CI)
 
-Each problem is one line, FILE:LINE:COLUMN: error|warning: message.
+Each problem is one line, FILE:LINE:COLUMN: error|warning: message (--format csv|json: one
+row or object per problem, with file, line, column, severity and message).
 Exit status: 0 all valid, 1 a script is invalid (or has warnings with --strict), 2 usage error.
 """
 
@@ -47,6 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     validate.add_argument(
         "--quiet", "-q", action="store_true", help="print only what fails (no warnings unless --strict, no summary)"
     )
+    add_format(validate)
     validate.set_defaults(func=run_validate)
 
     schema = subparsers.add_parser(
@@ -83,25 +87,52 @@ def _line(problem: InputError, severity: str) -> Text:
     return Text.assemble(prefix, (severity, style), f": {problem.message}")
 
 
+PROBLEM_FIELDS = ["file", "line", "column", "offset", "severity", "message"]
+
+
 def run_validate(args: argparse.Namespace) -> int:
-    from harness.cli.console import err, out
+    from harness.cli.console import err, out, print_csv, print_json
     from harness.script import check_paths
 
     checks = check_paths(args.paths)
     show_warnings = args.strict or not args.quiet
     n_errors = n_warnings = invalid = 0
+    problems: list[tuple[InputError, str]] = []
     for check in checks:
         found = [(e, "error") for e in check.errors]
         if show_warnings:
             found += [(w, "warning") for w in check.warnings]
         found.sort(key=lambda f: (f[0].place.line or 0, f[0].place.column or 0, f[1] != "error"))
-        for problem, severity in found:
-            out.print(_line(problem, severity), soft_wrap=True)
+        problems += found
         n_errors += len(check.errors)
         n_warnings += len(check.warnings)
         if check.errors or (args.strict and check.warnings):
             invalid += 1
     failed = invalid > 0
+    rows = [
+        dict(
+            zip(
+                PROBLEM_FIELDS,
+                (str(p.path), p.place.line, p.place.column, p.place.offset, severity, p.message),
+                strict=True,
+            )
+        )
+        for p, severity in problems
+    ]
+    if args.format == "json":
+        print_json(
+            {"valid": not failed, "scripts": len(checks), "errors": n_errors, "warnings": n_warnings, "problems": rows}
+        )
+        return 1 if failed else 0
+    if args.format == "csv":
+        import pandas as pd
+
+        print_csv(
+            pd.DataFrame(rows, columns=PROBLEM_FIELDS).astype({"line": "Int64", "column": "Int64", "offset": "Int64"})
+        )
+        return 1 if failed else 0
+    for problem, severity in problems:
+        out.print(_line(problem, severity), soft_wrap=True)
     if not args.quiet:
         counts = f"{_plural(n_errors, 'error')}, {_plural(n_warnings, 'warning')}"
         if failed:

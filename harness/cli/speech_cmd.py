@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.cli.args import add_format, add_quiet
 from harness.speech.cachedir import default_cache_dir
 from harness.speech.engine import ENGINE_NAMES, default_engine_name
 
@@ -28,6 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_paths(synth)
     _add_speech_options(synth)
     synth.add_argument("--out", type=Path, metavar="DIR", help="also export the WAVs as DIR/<persona>/<utterance>.wav")
+    add_format(synth)
+    add_quiet(synth)
     synth.set_defaults(func=run_synth)
 
     voices = subparsers.add_parser(
@@ -37,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--engine", choices=ENGINE_NAMES, default=default_engine_name(), help="speech engine (default: %(default)s)"
     )
     voices.add_argument("--language", metavar="CODE", help="only voices whose language starts with CODE (e.g. en)")
+    add_format(voices)
     voices.set_defaults(func=run_voices)
 
     plan = subparsers.add_parser(
@@ -48,6 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_paths(plan)
     plan.add_argument("--seed", type=int, help="seed for personas with order: shuffled (default: the script's)")
     _add_speech_options(plan)
+    add_format(plan)
+    add_quiet(plan)
     plan.set_defaults(func=run_plan)
 
 
@@ -66,50 +72,80 @@ def _settings(persona: Persona, args: argparse.Namespace) -> SpeechSettings:
     return persona.speech.model_copy(update=changes)
 
 
-def _synthesise(texts: list[SpokenText], cache: Path | None) -> list[Synthesis]:
+def _synthesise(texts: list[SpokenText], cache: Path | None, quiet: bool = False) -> list[Synthesis]:
     """Synthesise ``texts`` with a progress bar on stderr."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from harness.cli.console import err
+    from harness.cli.console import progress
     from harness.speech import cached_path, synthesize_many
 
-    columns = (TextColumn("synthesising"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as progress:
-        distinct = len({cached_path(t.text, t.settings, cache) for t in texts})
-        task = progress.add_task("synth", total=distinct)
-        return synthesize_many([(t.text, t.settings) for t in texts], cache, on_done=lambda _: progress.advance(task))
+    distinct = len({cached_path(t.text, t.settings, cache) for t in texts})
+    done = 0
+
+    with progress(quiet) as report:
+
+        def advance(_: object) -> None:
+            nonlocal done
+            done += 1
+            report("synthesising", done, distinct)
+
+        report("synthesising", 0, distinct)
+        return synthesize_many([(t.text, t.settings) for t in texts], cache, on_done=advance)
 
 
 def run_synth(args: argparse.Namespace) -> int:
+    import pandas as pd
     from rich.table import Table
     from rich.text import Text
 
-    from harness.cli.console import out
+    from harness.cli.console import out, print_csv, print_json
     from harness.files import atomic_write_bytes
     from harness.script import build_plan, load_personas
     from harness.speech import spoken_texts
+    from harness.termtable import keep_names
 
     personas = load_personas(args.paths)
     texts = [t for p in personas for t in spoken_texts(p, build_plan(p), _settings(p, args))]
-    results = _synthesise(texts, args.cache)
-    table = Table("persona", "skill", "utterance", "text", "duration s", "cache")
+    results = _synthesise(texts, args.cache, args.quiet)
+    rows = []
     seen: set[Path] = set()
     for t, s in zip(texts, results, strict=True):
-        hit = s.cache_hit or s.path in seen
-        seen.add(s.path)
-        table.add_row(
-            t.persona_id, t.skill_id, t.utterance_id, Text(t.text), f"{s.duration_s:.2f}", "hit" if hit else "new"
+        rows.append(
+            {
+                "persona_id": t.persona_id,
+                "skill_id": t.skill_id,
+                "utterance_id": t.utterance_id,
+                "text": t.text,
+                "duration_s": s.duration_s,
+                "cache_hit": s.cache_hit or s.path in seen,
+                "wav": str(s.path),
+            }
         )
+        seen.add(s.path)
         if args.out is not None:
             name = t.utterance_id.replace("/", "_") + ".wav"
             atomic_write_bytes(args.out / t.persona_id / name, s.path.read_bytes())
-    out.print(table)
     distinct = {s.path: s for s in results}
     hits = sum(s.cache_hit for s in distinct.values())
     audio = sum(s.duration_s for s in distinct.values())
+    if args.format == "json":
+        print_json({"texts": rows, "distinct": len(distinct), "from_cache": hits, "audio_s": audio})
+        return 0
+    if args.format == "csv":
+        print_csv(pd.DataFrame(rows))
+        return 0
+    table = Table("persona", "skill", "utterance", "text", "duration s", "cache")
+    for row in rows:
+        table.add_row(
+            Text(row["persona_id"]),
+            Text(row["skill_id"]),
+            Text(row["utterance_id"]),
+            Text(row["text"]),
+            f"{row['duration_s']:.2f}",
+            "hit" if row["cache_hit"] else "new",
+        )
+    out.print(keep_names(table, 0, 1, 2))
     summary = (
         f"{len(texts)} texts ({len(distinct)} distinct): {hits} from the cache, "
-        f"{len(distinct) - hits} synthesised; {audio:.1f} s of audio"
+        f"{len(distinct) - hits} synthesised; {audio:,.1f} s of audio"
     )
     out.print(Text(summary))
     if args.out is not None:
@@ -121,45 +157,115 @@ def run_voices(args: argparse.Namespace) -> int:
     from rich.table import Table
     from rich.text import Text
 
-    from harness.cli.console import out
+    from harness.cli.console import out, print_csv, print_json
     from harness.speech import get_engine
+    from harness.termtable import keep_names
 
     voices = get_engine(args.engine).voices()
     if args.language:
         prefix = args.language.lower()
         voices = [v for v in voices if any(lang.lower().startswith(prefix) for lang in v.languages)]
+    rows = [{"id": v.id, "name": v.name, "languages": list(v.languages), "gender": v.gender} for v in voices]
+    if args.format == "json":
+        print_json({"engine": args.engine, "voices": rows})
+        return 0
+    if args.format == "csv":
+        import pandas as pd
+
+        print_csv(pd.DataFrame(rows, columns=["id", "name", "languages", "gender"]))
+        return 0
     table = Table("id", "name", "languages", "gender", title=f"{args.engine} voices ({len(voices)})")
     for v in voices:
         table.add_row(Text(v.id), Text(v.name), Text(", ".join(v.languages)), v.gender or "")
-    out.print(table)
+    out.print(keep_names(table, 0))
     if args.engine == "espeak":
         out.print("Append a variant to any espeak voice for another timbre, e.g. en-us+f2 (female), en-us+m3.")
     return 0
 
 
 def speech_seconds(
-    plans: list[tuple[Persona, list[PlanItem], SpeechSettings]], cache: Path | None
+    plans: list[tuple[Persona, list[PlanItem], SpeechSettings]], cache: Path | None, quiet: bool = False
 ) -> dict[tuple[str, str], float]:
     """Seconds each text of each persona's plan takes to say, keyed by (persona id, text), from the
     speech cache (synthesised where missing, with a progress bar)."""
     from harness.speech import spoken_texts
 
     texts = [t for persona, plan, settings in plans for t in spoken_texts(persona, plan, settings)]
-    return {(t.persona_id, t.text): s.duration_s for t, s in zip(texts, _synthesise(texts, cache), strict=True)}
+    spoken = zip(texts, _synthesise(texts, cache, quiet), strict=True)
+    return {(t.persona_id, t.text): s.duration_s for t, s in spoken}
 
 
 def run_plan(args: argparse.Namespace) -> int:
+    import pandas as pd
     from rich.table import Table
     from rich.text import Text
 
-    from harness.cli.console import out
+    from harness.cli.console import out, print_csv, print_json
     from harness.script import build_plan, load_personas
     from harness.script.duration import Duration, clock_text, run_duration
+    from harness.termtable import keep_names
 
     personas = load_personas(args.paths)
     plans = [(p, build_plan(p, args.seed), _settings(p, args)) for p in personas]
-    seconds = speech_seconds(plans, args.cache)
+    seconds = speech_seconds(plans, args.cache, args.quiet)
+    rows: list[dict[str, object]] = []
+    durations: list[tuple[str, int, Duration]] = []
+    grand = Duration()
+    for persona, plan, _ in plans:
+        pid = persona.persona.id
+        for item in plan:
+            texts = [(item.utterance_id, item.text, item.index)] + [
+                (f"{item.utterance_id}/followup-{k}", text, None) for k, text in enumerate(item.follow_ups, start=1)
+            ]
+            rows += [
+                {
+                    "index": index,
+                    "persona_id": pid,
+                    "skill_id": item.skill_id,
+                    "utterance_id": uid,
+                    "text": text,
+                    "speech_s": seconds[(pid, text)],
+                }
+                for uid, text, index in texts
+            ]
+        d = run_duration(plan, lambda _, p=persona: p, lambda p, text: seconds[(p.persona.id, text)])
+        grand += d
+        durations.append((pid, len(plan), d))
+    if args.format == "csv":
+        print_csv(pd.DataFrame(rows).astype({"index": "Int64"}))
+        return 0
+    if args.format == "json":
+        print_json(
+            {
+                "utterances": rows,
+                "personas": [
+                    {
+                        "persona_id": pid,
+                        "utterances": n,
+                        "speech_s": d.speech_s,
+                        "gaps_s": d.gaps_s,
+                        "answer_waits_s": d.waits_s,
+                        "estimate_s": d.estimate_s,
+                        "worst_s": d.worst_s,
+                    }
+                    for pid, n, d in durations
+                ],
+                "estimate_s": grand.estimate_s,
+                "worst_s": grand.worst_s,
+                "note": ESTIMATE_NOTE,
+            }
+        )
+        return 0
     table = Table("#", "persona", "skill", "utterance", "text", "speech s")
+    for row in rows:
+        table.add_row(
+            "" if row["index"] is None else str(row["index"]),
+            Text(str(row["persona_id"])),
+            Text(str(row["skill_id"])),
+            Text(str(row["utterance_id"])),
+            Text(str(row["text"])),
+            f"{row['speech_s']:.2f}",
+        )
     totals = Table(
         "persona",
         "utterances",
@@ -170,40 +276,18 @@ def run_plan(args: argparse.Namespace) -> int:
         "worst case",
         title="estimated duration",
     )
-    grand = Duration()
-    for persona, plan, _ in plans:
-        pid = persona.persona.id
-        for item in plan:
-            table.add_row(
-                str(item.index),
-                pid,
-                item.skill_id,
-                item.utterance_id,
-                Text(item.text),
-                f"{seconds[(pid, item.text)]:.2f}",
-            )
-            for k, follow_up in enumerate(item.follow_ups, start=1):
-                table.add_row(
-                    "",
-                    pid,
-                    item.skill_id,
-                    f"{item.utterance_id}/followup-{k}",
-                    Text(follow_up),
-                    f"{seconds[(pid, follow_up)]:.2f}",
-                )
-        d = run_duration(plan, lambda _, p=persona: p, lambda p, text: seconds[(p.persona.id, text)])
-        grand += d
+    for pid, n, d in durations:
         totals.add_row(
-            pid,
-            str(len(plan)),
-            f"{d.speech_s:.1f}",
-            f"{d.gaps_s:.1f}",
-            f"{d.waits_s:.1f}",
+            Text(pid),
+            str(n),
+            f"{d.speech_s:,.1f}",
+            f"{d.gaps_s:,.1f}",
+            f"{d.waits_s:,.1f}",
             clock_text(d.estimate_s),
             clock_text(d.worst_s),
         )
-    out.print(table)
-    out.print(totals)
+    out.print(keep_names(table, 1, 2, 3))
+    out.print(keep_names(totals, 0))
     if len(plans) > 1:
         out.print(
             Text(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness.cli.args import seconds
+from harness.cli.args import add_format, seconds
 from harness.defaults import default
 
 DEMO_SCRIPT = Path("utterances") / "demo.yaml"
@@ -48,6 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.set_defaults(func=serve_command)
     check = sub.add_parser("check", help="validate a twin configuration file and print where it is wrong")
     check.add_argument("config", type=Path, nargs="?", metavar="FILE", help="default: the shipped configuration")
+    add_format(check, csv=False)
     check.set_defaults(func=check_command)
 
     demo = subparsers.add_parser(
@@ -92,16 +93,31 @@ def serve_command(args: argparse.Namespace) -> int:
 
 
 def check_command(args: argparse.Namespace) -> int:
-    from harness.cli.console import err, out
+    from harness.cli.console import err, out, print_json
     from harness.script import ScriptErrors
     from harness.twin.config import DEFAULT_CONFIG, load_config
 
+    path = str(args.config or DEFAULT_CONFIG)
     try:
         config = load_config(args.config)
     except ScriptErrors as exc:
+        if args.format == "json":
+            print_json({"config": path, "valid": False, "errors": [str(error) for error in exc.errors]})
+            return 1
         for error in exc.errors:
             err.print(str(error), markup=False, highlight=False, soft_wrap=True)
         return 1
+    if args.format == "json":
+        print_json(
+            {
+                "config": path,
+                "valid": True,
+                "errors": [],
+                "skills": len(config.skills),
+                "background_jobs": len(config.background),
+            }
+        )
+        return 0
     out.print(
         f"{args.config or DEFAULT_CONFIG}: ok ({len(config.skills)} skills configured, "
         f"{len(config.background)} background jobs)",

@@ -20,6 +20,7 @@ from harness.classify import classify_flows
 from harness.errors import HarnessError, InputError
 from harness.net import Packets, read_traffic
 from harness.net.decode import UDP
+from harness.progress import Progress, no_progress
 
 # Name-service and multicast chatter is the device asking, not the device contacting a service.
 SERVICE_PORTS = frozenset({53, 5353, 5355, 67, 68, 1900})
@@ -77,18 +78,20 @@ class _Seen:
         self.markers.extend(_markers(p))
 
 
-def read_capture(paths: Sequence[str | Path], device: str | None) -> CaptureView:
+def read_capture(paths: Sequence[str | Path], device: str | None, progress: Progress = no_progress) -> CaptureView:
     """Read ``paths`` once, as one capture: flows and names of ``device`` (chosen when None, with a
-    warning), its packets, and every sync marker datagram whatever its addresses."""
+    warning), its packets, and every sync marker datagram whatever its addresses. ``progress``
+    hears "reading captures" (bytes) and "naming endpoints"."""
     if not paths:
         raise HarnessError("no capture files given")
     for path in paths:
         if not Path(path).is_file():
             raise InputError(path, "no such capture file")
     seen = _Seen()
-    traffic = read_traffic(paths, device, device_packets=True, on_batch=seen)
+    traffic = read_traffic(paths, device, device_packets=True, on_batch=seen, progress=progress)
     if traffic.packets == 0:
         raise HarnessError(f"no packets in {', '.join(map(str, paths))}")
+    progress("naming endpoints")
     table = classify_flows(traffic.flows)
     flows = table.flows.assign(service=is_service(table.flows).astype(bool))
     rows = traffic.device_packets

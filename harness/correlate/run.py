@@ -35,6 +35,7 @@ from harness.correlate.clock import (
     require_overlap,
 )
 from harness.errors import HarnessError, InputError
+from harness.progress import Progress, no_progress
 from harness.rundir.analysis import ClockAlignment, Counts, DetectionInfo, Summary, conform, empty_table
 from harness.rundir.events import AnswerHeard, RunStarted, StopSpoken, UtteranceEnded, UtteranceStarted, read_events
 from harness.rundir.layout import RunDir
@@ -179,12 +180,13 @@ def correlate_run(
     device: str | None = None,
     detector: DetectorSettings | None = None,
     settings: AttributionSettings | None = None,
+    progress: Progress = no_progress,
     view: CaptureView | None = None,
 ) -> Correlation:
     """Correlate one run directory; captures default to the manifest's, the device to the one the run captured.
-
-    ``view``: the captures already read with :func:`read_capture` (of ``pcaps``, or the manifest's),
-    so a caller that needs the flows too reads them once."""
+    ``progress`` hears each step (reading captures, naming endpoints, aligning clocks, finding activations,
+    attributing endpoints). ``view``: the captures already read with :func:`read_capture` (of ``pcaps``, or
+    the manifest's), so a caller that needs the flows too reads them once."""
     settings = settings or AttributionSettings()
     run = RunDir.existing(run_dir)
     run_id, spoken = _spoken(run)
@@ -192,8 +194,9 @@ def correlate_run(
     paths = capture_paths(run, pcaps, warnings)
     if device is None and run.manifest.is_file():
         device = read_manifest(run).settings.capture_device
-    view = view or read_capture(paths, device)
+    view = view or read_capture(paths, device, progress)
     warnings += view.warnings
+    progress("aligning clocks")
     bench_onsets = spoken["onset_ns"].to_numpy(np.int64)
     clock = align(view, run_id, clock_offset, bench_onsets, detector, warnings)
     if spoken.empty:
@@ -202,9 +205,11 @@ def correlate_run(
         require_overlap((int(bench_onsets[0]), int(spoken["end_ns"].max())), (view.first_ns, view.last_ns), clock)
     spoken["onset_capture_ns"] = clock.to_capture_ns(bench_onsets)
     # every sound the bench played starts its own activation, the stop phrase included
+    progress("finding activations")
     detection = detect_activations(view, detector, spoken["onset_capture_ns"].to_numpy(np.int64))
     warnings.extend(detection.warnings)
     matched = _match_activations(spoken["onset_capture_ns"].to_numpy(np.int64), detection, settings.lead_s)
+    progress("attributing endpoints")
     episodes = contact_episodes(view.packets, detection.voice_endpoints, detection.activations, settings.episode_gap_s)
     times = contact_times(view.packets, detection.voice_endpoints, detection.activations, settings.contact_slot_s)
     # skills are scored on the plan's requests; a stop phrase ends a session, it asks the skill nothing

@@ -11,9 +11,10 @@ reads them (persona, site, visit_time, bidder, cpm, currency, ad_unit, width, he
 
 from __future__ import annotations
 
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Record(BaseModel):
@@ -47,6 +48,11 @@ class CrawlBid(_Record):
 
     profile: str
     visit_time_ns: int = Field(description="when the visit started")
+    visit_time: str = Field(
+        "",
+        description="visit_time_ns as ISO 8601 UTC (filled from it when absent): the time `harness ads` "
+        "reads, which takes bare numbers for epoch seconds",
+    )
     bidder: str
     cpm: float
     currency: str
@@ -59,6 +65,19 @@ class CrawlBid(_Record):
     forced: bool = Field(False, description="the auction was forced by the crawler")
     ad_id: str = ""
     screenshot: str = Field("", description="path of the ad slot's screenshot, relative to the crawl directory")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_visit_time(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("visit_time") and isinstance(data.get("visit_time_ns"), int):
+            return {**data, "visit_time": iso_utc(data["visit_time_ns"])}
+        return data
+
+
+def iso_utc(time_ns: int) -> str:
+    """UTC epoch nanoseconds as ISO 8601 with all nine digits: ``2026-12-01T05:46:05.362582041Z``."""
+    seconds, nanos = divmod(time_ns, 1_000_000_000)
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{nanos:09d}Z"
 
 
 class Request(_Record):

@@ -20,6 +20,7 @@ from harness.net.decode import SUPPORTED_LINKTYPES, TCP, UDP, Packets, _win, dec
 from harness.net.flows import KEY_COLUMNS, FlowAccumulator, canonical, flow_hash, packet_flows
 from harness.net.framing import CHUNK, CaptureReader
 from harness.net.streams import STREAM_CAP, Streams
+from harness.progress import Progress, no_progress
 
 HTTP_CODES = np.array([int.from_bytes(m, "big") for m in http.METHODS], np.int64)
 HTTP_FIRST = np.zeros(256, bool)
@@ -199,6 +200,13 @@ def _dirkey(h: np.ndarray, a2b: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return (h[rows] << np.uint64(1)) | a2b[rows].astype(np.uint64)
 
 
+def _size(path: str | Path) -> int:
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return 0  # the reader names the file and the problem
+
+
 def read_traffic(
     paths: Iterable[str | Path],
     device: str | None = None,
@@ -206,13 +214,15 @@ def read_traffic(
     *,
     device_packets: bool = False,
     on_batch: Callable[[Packets], None] | None = None,
+    progress: Progress = no_progress,
 ) -> Traffic:
     """Flows of all ``paths`` read as one capture, oriented towards ``device``.
 
     ``chunk`` is how many bytes are read at a time (memory use is a small multiple of it).
     ``device_packets``: also return the device's packets (:class:`PacketRows`; memory grows with
     the packets, 21 bytes each while reading). ``on_batch`` is called with every decoded batch
-    (all packets, whatever their link or addresses; valid only during the call).
+    (all packets, whatever their link or addresses; valid only during the call). ``progress``
+    hears "reading captures" with the bytes read of all files.
     Without a device, the busiest local host that is not the gateway is chosen (a warning says
     so). Damage in a file becomes a warning and the packets before it are kept; raises
     :class:`InputError` only when no packet could be read at all.
@@ -224,9 +234,13 @@ def read_traffic(
     total = 0
     unsupported: set[int] = set()
     rows: list[tuple[np.ndarray, ...]] = []
-    for path in paths:
+    paths = list(paths)
+    sizes = [_size(path) for path in paths]
+    for n, path in enumerate(paths):
         reader = CaptureReader(Path(path), chunk)
         for frames in reader:
+            if len(frames):
+                progress("reading captures", sum(sizes[:n]) + int(frames.file_offset[-1]), sum(sizes))
             for lt in np.unique(frames.linktype):
                 if int(lt) not in SUPPORTED_LINKTYPES and int(lt) not in unsupported:
                     unsupported.add(int(lt))
@@ -244,6 +258,7 @@ def read_traffic(
             if device_packets:
                 ip = p.ip_rows()
                 rows.append((p.ts_ns[ip], p.length[ip].astype(np.int32), h, a2b))
+        progress("reading captures", sum(sizes[: n + 1]), sum(sizes))
         warnings.extend(reader.notes)
         if reader.problem is not None:
             problems.append(reader.problem)

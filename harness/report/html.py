@@ -14,8 +14,8 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from harness.ads.report import ads_section_html
 from harness.ads.result import AdsResult
+from harness.report.ads import ads_section_html
 from harness.report.audio import Answers
 from harness.report.page import page
 from harness.report.tables import Markup, esc, table

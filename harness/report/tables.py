@@ -36,7 +36,7 @@ def utc(ns: Any) -> str:
 
 
 # column -> (header, format); formats: text, word (a term like third_party, shown as words), time,
-# s, id, int, bytes, p, rate, bool, list
+# s, id, int, bytes, num (3 significant digits), p, rate, bool, list
 COLUMNS: dict[str, tuple[str, str]] = {
     "plan_index": ("Plan #", "id"),
     "persona_id": ("Persona", "text"),
@@ -93,6 +93,8 @@ def _text(fmt: str, value: Any) -> str:
         return f"{value:.2f}"
     if fmt in ("int", "bytes"):
         return f"{int(value):,}"
+    if fmt == "num":
+        return f"{value:,.3g}" if abs(value) < 1e6 else f"{value:,.0f}"
     if fmt == "p":
         return f"{value:.2g}" if value >= 1e-3 else f"{value:.1e}"
     if fmt == "rate":
@@ -119,12 +121,20 @@ def cell(fmt: str, value: Any) -> str:
     return f'<td class="{kind}" data-v="{esc(value)}">{esc(_text(fmt, value))}</td>'
 
 
-def table(frame: pd.DataFrame, columns: Sequence[str], flag: Iterable[bool] | None = None, label: str = "") -> str:
+def table(
+    frame: pd.DataFrame,
+    columns: Sequence[str],
+    flag: Iterable[bool] | None = None,
+    label: str = "",
+    headers: dict[str, tuple[str, str]] | None = None,
+) -> str:
     """A sortable, filterable table of ``columns`` in a box that scrolls sideways on a narrow
-    screen; rows where ``flag`` is true are highlighted."""
+    screen; rows where ``flag`` is true are highlighted. ``headers`` gives (header, format) of
+    columns that :data:`COLUMNS` does not name, or names otherwise."""
     if frame.empty:
         return "<p>(none)</p>"
-    specs = [COLUMNS.get(c, (c, "text")) for c in columns]
+    named = {**COLUMNS, **(headers or {})}
+    specs = [named.get(c, (c, "text")) for c in columns]
     flags = list(flag) if flag is not None else [False] * len(frame)
     head = "".join(f'<th scope="col" data-f="{fmt}">{esc(name)}</th>' for name, fmt in specs)
     body = []

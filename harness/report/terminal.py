@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import pandas as pd
@@ -11,16 +12,40 @@ from rich.text import Text
 
 from harness.report.html import flagged_endpoints
 from harness.rundir.analysis import Summary
+from harness.termtable import keep_names
 from harness.textsafe import terminal_text
 
 
 def _t(value: Any) -> Text:
-    """A cell: names from the capture are shown with their control characters inert."""
-    if isinstance(value, float):
-        return Text("" if pd.isna(value) else f"{value:.3g}")
+    """A cell: names from the capture are shown with their control characters inert, numbers for
+    people (thousands separated, never an exponent above 1)."""
+    if isinstance(value, bool):
+        return Text("yes" if value else "no")
+    if isinstance(value, numbers.Integral):
+        return Text(f"{int(value):,}")
+    if isinstance(value, numbers.Real):
+        if pd.isna(value):
+            return Text("")
+        return Text(f"{value:,.1f}" if abs(value) >= 100 else f"{value:.3g}")
     if isinstance(value, (list, tuple)) or hasattr(value, "tolist"):
         return Text(terminal_text(", ".join(map(str, list(value)))))
     return Text("" if value is None else terminal_text(str(value)))
+
+
+def _seconds(value: float) -> Text:
+    """A span of seconds, with hours or minutes beside it when long: ``50,012 s (13.9 h)``."""
+    if value >= 3600:
+        return Text(f"{value:,.0f} s ({value / 3600:.1f} h)")
+    if value >= 120:
+        return Text(f"{value:,.0f} s ({value / 60:.1f} min)")
+    return Text(f"{value:.1f} s")
+
+
+def _table(title: str, columns: tuple[str, ...]) -> Table:
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col)
+    return table
 
 
 def summary_renderable(summary: Summary, tables: dict[str, pd.DataFrame]) -> Group:
@@ -30,14 +55,18 @@ def summary_renderable(summary: Summary, tables: dict[str, pd.DataFrame]) -> Gro
     head.add_column("what")
     head.add_column("value", justify="right")
     for key, value in summary.counts.model_dump().items():
-        head.add_row(Text(key.replace("_", " ")), _t(value))
+        if key == "background_s":
+            head.add_row(Text("background"), _seconds(value))
+        else:
+            head.add_row(Text(key.replace("_", " ")), _t(value))
     head.add_row(Text("clock"), Text(f"{clock.method} {clock.offset_s:+.4f} s {clock.drift_ppm:+.1f} ppm"))
-    parts: list[Any] = [head]
+    parts: list[Any] = [keep_names(head, 0)]
     flagged = flagged_endpoints(tables)
     if len(flagged):
-        t = Table(title="third-party and ad/tracking endpoints")
-        for col in ("endpoint", "category", "party", "ad/track", "contacts", "attributed to"):
-            t.add_column(col)
+        t = _table(
+            "third-party and ad/tracking endpoints",
+            ("endpoint", "category", "party", "ad/track", "contacts", "attributed to"),
+        )
         for r in flagged.itertuples(index=False):
             t.add_row(
                 _t(r.endpoint_id),
@@ -47,14 +76,14 @@ def summary_renderable(summary: Summary, tables: dict[str, pd.DataFrame]) -> Gro
                 _t(r.contacts),
                 _t(r.attributed_to),
             )
-        parts.append(t)
+        parts.append(keep_names(t, 0))
     attributions = tables["attributions"]
     hits = attributions[attributions["attributed"]]
     if len(hits):
         category = tables["endpoints"].set_index("endpoint_id")["category"]
-        t = Table(title="attributed endpoints per skill")
-        for col in ("skill", "endpoint", "category", "contacted", "background", "p adj."):
-            t.add_column(col)
+        t = _table(
+            "attributed endpoints per skill", ("skill", "endpoint", "category", "contacted", "background", "p adj.")
+        )
         for r in hits.itertuples(index=False):
             t.add_row(
                 _t(r.skill_name),
@@ -64,7 +93,7 @@ def summary_renderable(summary: Summary, tables: dict[str, pd.DataFrame]) -> Gro
                 _t(r.background_rate),
                 _t(r.p_adjusted),
             )
-        parts.append(t)
+        parts.append(keep_names(t, 0, 1))
     for message in summary.warnings:
         parts.append(Text(terminal_text(f"warning: {message}"), style="yellow"))
     return Group(*parts)
