@@ -20,6 +20,7 @@ STAGES = [
     "ads",
     "report",
     "twin",
+    "campaign",
 ]
 # The run directory's file names: only harness/rundir/ may spell them.
 RUN_FILES = re.compile(

@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "harness.cli.crawl_cmd",
     "harness.cli.ads_cmd",
     "harness.cli.twin_cmd",
+    "harness.cli.campaign_cmd",
 ]
 # A full or read-only disk behind a shell redirection: one line, not a traceback.
 _DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO}

@@ -247,11 +247,14 @@ def correlate_run(
     settings: AttributionSettings | None = None,
     transcribe: bool = True,
     progress: Progress = no_progress,
+    view: CaptureView | None = None,
 ) -> Correlation:
     """Correlate one run directory; captures default to the manifest's, the device to the one the
     run captured. Answers the run did not check are transcribed and checked unless ``transcribe``
     is false. ``progress`` hears each step (checking answers, reading captures, naming endpoints,
-    aligning clocks, finding activations, attributing endpoints)."""
+    aligning clocks, finding activations, attributing endpoints). ``view``: the captures already
+    read with :func:`read_capture` (of ``pcaps``, or the manifest's), so a caller that needs the
+    flows too reads them once."""
     settings = settings or AttributionSettings()
     run = RunDir.existing(run_dir)
     warnings: list[str] = []
@@ -260,7 +263,7 @@ def correlate_run(
     paths = capture_paths(run, pcaps, warnings)
     if device is None and run.manifest.is_file():
         device = read_manifest(run).settings.capture_device
-    view = read_capture(paths, device, progress)
+    view = view or read_capture(paths, device, progress)
     warnings += view.warnings
     progress("aligning clocks")
     bench_onsets = spoken["onset_ns"].to_numpy(np.int64)

@@ -173,11 +173,17 @@ def empty_table(name: str) -> pd.DataFrame:
 
 def conform(name: str, frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with exactly the table's columns, in order, with their dtypes (raises on a missing column)."""
-    missing = [c for c in columns(name) if c not in frame.columns]
+    return conform_columns(TABLES[name], name, frame)
+
+
+def conform_columns(cols: list[Column], name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """:func:`conform` for any list of columns (a table ``name`` defined elsewhere with the same rules)."""
+    names = [c.name for c in cols]
+    missing = [c for c in names if c not in frame.columns]
     if missing:
         raise ValueError(f"table {name} lacks columns {missing}")
-    out = frame[columns(name)].reset_index(drop=True).copy()
-    for col in TABLES[name]:
+    out = frame[names].reset_index(drop=True).copy()
+    for col in cols:
         if col.kind == "list":
             cells = [list(v) if isinstance(v, (list, tuple, np.ndarray)) else [] for v in out[col.name]]
             out[col.name] = pd.Series(cells, index=out.index, dtype=object)  # object even when empty
