@@ -31,6 +31,7 @@ from harness.ads import stats
 from harness.ads.analysis import Options, analyse
 from harness.ads.ingest import AdsData
 from harness.ads.models import Bid
+from harness.ads.partners import bidder_domain
 from harness.ads.result import AdsResult
 from harness.ads.runs import RunFacts
 from harness.errors import HarnessError
@@ -179,8 +180,8 @@ def _flat(row: Any) -> dict[str, Any]:
 
 
 def _partner(bidder: str, domains: set[str]) -> bool:
-    code = bidder.lower()
-    return any(d.lower().startswith(code) for d in domains)
+    """The bidder bids from a domain that took part in a sync (bidder codes named by the ads table)."""
+    return bidder_domain(bidder) in domains
 
 
 def partner_bids(con: Any, options: Options | None = None) -> tuple[pd.DataFrame, list[str]]:
