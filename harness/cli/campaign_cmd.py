@@ -100,6 +100,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("dir", metavar="DIR")
     p.add_argument("--gap", type=number(float, 0.0), default=1800.0, metavar="S", help="gap threshold (default 1800 s)")
     p.add_argument("--seed", type=number(int, 0), default=0, help="seed of the bootstrap and permutation tests")
+    p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(func=run_report)
 
 
@@ -262,7 +263,7 @@ def run_report(args: argparse.Namespace) -> int:
     from harness.campaign.report import write_report, write_tables
     from harness.campaign.status import campaign_status
     from harness.campaign.study import study
-    from harness.cli.console import out, plain, warn
+    from harness.cli.console import out, plain, print_json, warn
 
     folder, campaign = load(args.dir)
     stale = [s.key for s in plan(folder, campaign) if not is_current(folder, s)]
@@ -273,6 +274,9 @@ def run_report(args: argparse.Namespace) -> int:
         warn(message)
     written = write_tables(folder, result)
     report = write_report(folder, campaign_status(folder, campaign, args.gap), result)
+    if args.format == "json":
+        print_json({"tables": [str(path) for path in written], "report": str(report), "warnings": result.warnings})
+        return 0
     out.print(plain(f"tables: {', '.join(written)}"))
     out.print(plain(f"report: {report}"))
     return 0

@@ -10,6 +10,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.cli.args import add_format
+
 if TYPE_CHECKING:
     from harness.crawl.sync import Partner
 
@@ -60,6 +62,7 @@ def _add_imports(commands: argparse._SubParsersAction) -> None:
     openwpm.add_argument(
         "-o", "--output", required=True, type=Path, metavar="DIR", help="crawl directory to write into"
     )
+    add_format(openwpm, csv=False)
     openwpm.set_defaults(func=run_import_openwpm)
     bids = kinds.add_parser(
         "study-bids",
@@ -85,6 +88,7 @@ def _add_imports(commands: argparse._SubParsersAction) -> None:
         help="visit time of files that name none (ISO 8601 with offset, or epoch seconds; default: the "
         "file's modification time)",
     )
+    add_format(bids, csv=False)
     bids.set_defaults(func=run_import_bids)
     audiences = kinds.add_parser(
         "amazon-audiences",
@@ -96,6 +100,7 @@ def _add_imports(commands: argparse._SubParsersAction) -> None:
     audiences.add_argument("files", nargs="+", metavar="FILE", type=Path, help="*Audiences.csv files")
     audiences.add_argument("--persona", required=True, help="the persona whose account made the export")
     audiences.add_argument("-o", "--output", required=True, type=Path, metavar="FILE", help="CSV file to write")
+    add_format(audiences, csv=False)
     audiences.set_defaults(func=run_import_audiences)
 
 
@@ -162,29 +167,40 @@ def _partners_table(domain: str, partners: list[Partner], per_persona: dict[str,
 
 
 def run_import_openwpm(args: argparse.Namespace) -> int:
-    from harness.cli.console import out
+    from harness.cli.console import out, print_json
     from harness.crawl.openwpm import import_openwpm
 
     counts = import_openwpm(args.database, args.persona, args.output)
+    if args.format == "json":
+        doc = {"requests": counts.requests, "cookies": counts.cookies, "visits": counts.visits}
+        print_json({**doc, "output": str(args.output)})
+        return 0
     out.print(f"{counts.requests} requests, {counts.cookies} cookie writes, {counts.visits} visits -> {args.output}")
     return 0
 
 
 def run_import_bids(args: argparse.Namespace) -> int:
     from harness.ads.imports import import_study_bids
-    from harness.cli.console import out, warn
+    from harness.cli.console import out, print_json, warn
 
     summary = import_study_bids(args.files, args.output, args.persona, args.name_pattern, args.time)
     for message in summary.warnings:
         warn(message)
+    if args.format == "json":
+        doc = {"visits": summary.visits, "bids": summary.bids, "files": summary.files}
+        print_json({**doc, "output": str(args.output)})
+        return 0
     out.print(f"{summary.visits} visits, {summary.bids} bids from {summary.files} files -> {args.output}")
     return 0
 
 
 def run_import_audiences(args: argparse.Namespace) -> int:
     from harness.ads.imports import import_amazon_audiences
-    from harness.cli.console import out
+    from harness.cli.console import out, print_json
 
     rows = import_amazon_audiences(args.files, args.persona, args.output)
+    if args.format == "json":
+        print_json({"persona": args.persona, "audiences": rows, "output": str(args.output)})
+        return 0
     out.print(f"{rows} audiences of {args.persona} -> {args.output}")
     return 0
