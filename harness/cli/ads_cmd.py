@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from harness.cli.args import add_format, add_quiet, number
 from harness.errors import HarnessError
@@ -184,6 +184,22 @@ def _write_csv(result: AdsResult) -> None:
         writer.writerow(cells)
 
 
+def _comparison_cells(row: Any, label: str) -> list[Any]:
+    """One persona-against-control row's cells, after the persona and ``label`` (bidder or group)."""
+    from harness.cli.console import plain
+
+    return [
+        plain(row.persona),
+        plain(label),
+        f"{row.n}/{row.n_control}",
+        f"{_g(row.median_cpm)}/{_g(row.median_cpm_control)}",
+        _ratio(row.ratio, row.ratio_ci),
+        _p(row.p_value),
+        _p(row.p_adjusted),
+        _yes(row.significant),
+    ]
+
+
 def _g(value: float | None) -> str:
     return "–" if value is None else f"{value:.3g}"
 
@@ -233,16 +249,7 @@ def _print_tables(result: AdsResult) -> None:
             2,
         )
         for row in (item for comparison in result.comparisons for item in [comparison, *(comparison.per_bidder or [])]):
-            table.add_row(
-                plain(row.persona),
-                plain(row.bidder or "all"),
-                f"{row.n}/{row.n_control}",
-                f"{_g(row.median_cpm)}/{_g(row.median_cpm_control)}",
-                _ratio(row.ratio, row.ratio_ci),
-                _p(row.p_value),
-                _p(row.p_adjusted),
-                _yes(row.significant),
-            )
+            table.add_row(*_comparison_cells(row, row.bidder or "all"))
         _print(table)
     if result.by_partnership:
         partners = ", ".join(result.partners) or "none found"
@@ -252,16 +259,7 @@ def _print_tables(result: AdsResult) -> None:
             2,
         )
         for row in result.by_partnership:
-            table.add_row(
-                plain(row.persona),
-                plain(row.group or ""),
-                f"{row.n}/{row.n_control}",
-                f"{_g(row.median_cpm)}/{_g(row.median_cpm_control)}",
-                _ratio(row.ratio, row.ratio_ci),
-                _p(row.p_value),
-                _p(row.p_adjusted),
-                _yes(row.significant),
-            )
+            table.add_row(*_comparison_cells(row, row.group or ""))
         _print(table)
     if result.before_after:
         table = _table(
