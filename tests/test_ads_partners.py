@@ -98,6 +98,10 @@ def test_partner_and_non_partner_bidders_are_compared_apart(harness_main, tmp_pa
     assert set(rows) == {"self", "partner", "non-partner"}
     assert rows["partner"]["n"] == 80 and rows["partner"]["significant"]
     assert 15 < rows["partner"]["ratio"] < 27
+    assert harness_main(["ads", str(bids), "--sync", str(sync), "--resamples", "300"]) == 0
+    table = capsys.readouterr().out
+    assert "by bidder group: partners of amazon-adsystem.com" in table
+    assert all(group in table for group in ("partner", "non-partner", "self"))
     assert not rows["non-partner"]["significant"] and 0.8 < rows["non-partner"]["ratio"] < 1.25
     assert any("weirdbidder" in warning for warning in result["warnings"])
     assert harness_main(["ads", str(bids), "--sync", str(sync), "--format", "csv", "--resamples", "200"]) == 0
