@@ -103,12 +103,13 @@ def test_two_personas_and_a_control_recover_the_planted_ratio(rig, tmp_path: Pat
     assert any(c["value"] == SHARED_CONSTANT for c in cookies if c["persona"] == "control")
     storage = rows(crawl / "storage.jsonl")
     assert {(s["origin"], s["key"], s["area"]) for s in storage} >= {("http://site1.test", "visits", "local")}
-    # one browser-wide identifier per profile, different between profiles (what a sync detector keys on)
-    ids = {
-        p: {c["value"] for c in cookies if c["persona"] == p and c["source"] == "jar" and c["name"] == "ad-id"}
-        for p in ("persona-a", "persona-b", "control")
-    }
-    assert all(len(v) == 1 for v in ids.values()) and len(set.union(*ids.values())) == 3
+    # one browser-wide identifier per profile at the end, different between profiles (what a sync detector
+    # keys on); two pages loading at once in a fresh profile may each be given one before the jar settles
+    final = {}
+    for c in sorted(cookies, key=lambda c: c["time_ns"]):
+        if c["source"] == "jar" and c["name"] == "ad-id":
+            final[c["persona"]] = c["value"]
+    assert set(final) == {"persona-a", "persona-b", "control"} and len(set(final.values())) == 3
     assert PLANTED  # the planted pairs are documented in docs/crawl.md for the sync detector
 
     # the manifest, the tables for pandas, private profiles
