@@ -15,6 +15,19 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("HARNESS_SHARED", REPO.parent / "shared"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Classification memos of this session (and its subprocesses) kept apart from the user's."""
+    folder = tmp_path_factory.mktemp("cache")
+    saved = os.environ.get("HARNESS_CACHE_DIR")
+    os.environ["HARNESS_CACHE_DIR"] = str(folder)
+    yield folder
+    if saved is None:
+        os.environ.pop("HARNESS_CACHE_DIR", None)
+    else:
+        os.environ["HARNESS_CACHE_DIR"] = saved
+
+
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO

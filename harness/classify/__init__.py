@@ -6,7 +6,6 @@ EasyPrivacy bundled with ``braveblock``, and the project's own lists in ``data/`
 
 from harness.classify.classifier import ENDPOINTS_ENV, Classifier, classifier, classify_ip, classify_name
 from harness.classify.endpoint_table import ENDPOINT_COLUMNS, EndpointTable, classify_flows, endpoint_key
-from harness.classify.endpoints import EndpointList
 from harness.classify.model import CATEGORIES, PARTIES, Category, Classification, Party
 from harness.classify.networks import Network, address_network
 
@@ -18,7 +17,6 @@ __all__ = [
     "Category",
     "Classification",
     "Classifier",
-    "EndpointList",
     "EndpointTable",
     "Network",
     "Party",

@@ -8,12 +8,18 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from harness.classify.endpoints import EndpointList, EndpointMatch, shipped_list
 from harness.classify.filterlists import EASYLIST, EASYPRIVACY, filter_hits
+from harness.classify.memo import Memo
 from harness.classify.model import AD_OR_TRACKING, Category, Classification, Party
-from harness.classify.organizations import domain_owner
 from harness.classify.suffixes import registrable_domain, under_private_suffix
+
+if TYPE_CHECKING:
+    from harness.classify.endpoints import EndpointList, EndpointMatch
+
+# The endpoint and organisation lists (pydantic models, YAML) are imported where first needed:
+# names already in the memo never need them.
 
 ENDPOINTS_ENV = "HARNESS_ENDPOINTS"
 ORGANIZATIONS = "organizations"
@@ -25,12 +31,33 @@ _CACHE_SIZE = 1 << 16
 class Classifier:
     """Classifies host names against the shipped lists plus ``extra_lists`` (tried first, in order).
 
-    Results are cached per name; build one Classifier per set of lists and reuse it.
+    Results are cached per name, in memory and on disk (:mod:`harness.classify.memo`, written by
+    :meth:`save`); build one Classifier per set of lists and reuse it.
     """
 
     def __init__(self, extra_lists: Iterable[str | Path] = ()) -> None:
-        self.lists: tuple[EndpointList, ...] = tuple(EndpointList.load(p) for p in extra_lists) + (shipped_list(),)
-        self._cached = lru_cache(maxsize=_CACHE_SIZE)(self._classify)
+        extra_lists = tuple(extra_lists)
+        self._extra: tuple[EndpointList, ...] = ()
+        if extra_lists:
+            from harness.classify.endpoints import EndpointList
+
+            self._extra = tuple(EndpointList.load(p) for p in extra_lists)
+        self._memo = Memo("names", extra_lists)
+        self._cached = lru_cache(maxsize=_CACHE_SIZE)(self._remembered)
+
+    @property
+    def lists(self) -> tuple[EndpointList, ...]:
+        """The lists tried in order: user lists, then the shipped one (loaded on first need)."""
+        from harness.classify.endpoints import shipped_list
+
+        return (*self._extra, shipped_list())
+
+    def save(self) -> None:
+        """Keep the results worked out so far for later processes (see :mod:`harness.classify.memo`)."""
+        from harness.classify import networks, suffixes
+
+        for memo in (self._memo, networks.MEMO, suffixes.MEMO):
+            memo.save()
 
     def classify_name(self, name: str, skill_domains: Iterable[str] = ()) -> Classification:
         """Classify a host name; names equal to or under a ``skill_domains`` entry are skill_vendor."""
@@ -39,7 +66,13 @@ class Classifier:
             return _replace(result, party="skill_vendor")
         return result
 
+    def _remembered(self, name: str) -> Classification:
+        fields = self._memo.get(name, lambda n: self._classify(n).to_dict())
+        return Classification(**{**fields, "lists": tuple(fields["lists"])})
+
     def _classify(self, name: str) -> Classification:
+        from harness.classify.organizations import domain_owner
+
         if _is_address(name):
             return classify_ip(name)
         if not _HOST.match(name):

@@ -86,6 +86,7 @@ def classify_flows(flows: pd.DataFrame, lists: Classifier | None = None) -> Endp
     mine = flows[flows["device"].astype(bool)].reset_index(drop=True)
     mine = mine.assign(endpoint=endpoint_key(mine), size=mine["bytes_up"] + mine["bytes_down"])
     rows = [_endpoint(*parts, lists) for parts in zip(*_groups(mine), strict=True)]
+    lists.save()
     table = pd.DataFrame(rows, columns=ENDPOINT_COLUMNS)
     if len(table):
         order = (table["bytes_up"] + table["bytes_down"]).sort_values(ascending=False, kind="stable").index

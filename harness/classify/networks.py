@@ -16,7 +16,7 @@ import ipaddress
 from dataclasses import dataclass
 from functools import cache
 
-from harness.classify.organizations import network_owner
+from harness.classify.memo import Memo
 from harness.errors import HarnessError
 
 DATA_FILE = "geoip2fast-asn-ipv6.dat.gz"
@@ -42,13 +42,22 @@ def _database():
         raise HarnessError(f"cannot load the IP-to-ASN map of geoip2fast ({DATA_FILE}): {exc}") from None
 
 
+MEMO = Memo("networks")
+
+
 @cache
 def address_network(address: str) -> Network:
     """The network of an IPv4 or IPv6 address (raises ValueError for something that is not one)."""
+    return Network(*MEMO.get(str(ipaddress.ip_address(address)), _lookup))
+
+
+def _lookup(address: str) -> tuple[str, str | None]:
+    from harness.classify.organizations import network_owner  # a YAML list: only when not remembered
+
     ip = ipaddress.ip_address(address)
     if not ip.is_global or ip.is_multicast:
-        return Network("", LOCAL)
-    found = _database().lookup(str(ip)).asn_name or ""
+        return "", LOCAL
+    found = _database().lookup(address).asn_name or ""
     if not found:
-        return Network("", None)
-    return Network(found, network_owner(found) or found)
+        return "", None
+    return found, network_owner(found) or found

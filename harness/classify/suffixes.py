@@ -6,6 +6,10 @@ from functools import cache
 
 from publicsuffixlist import PublicSuffixList
 
+from harness.classify.memo import Memo
+
+MEMO = Memo("shared-hosting")
+
 
 @cache
 def _full() -> PublicSuffixList:
@@ -28,4 +32,8 @@ def under_private_suffix(name: str) -> bool:
 
     Such names belong to the hosting company's customers, not to the hosting company.
     """
+    return MEMO.get(name, _private)
+
+
+def _private(name: str) -> bool:
     return _full().publicsuffix(name) != _icann().publicsuffix(name)

@@ -27,6 +27,8 @@ HTTP_FIRST = np.zeros(256, bool)
 HTTP_FIRST[[m[0] for m in http.METHODS]] = True
 # a flow's own names, best first (a DNS answer for its address comes after these)
 DIRECT_RANK = {"sni": 0, "quic": 0, "http": 1, "certificate": 2}
+RESPONSES_KEPT = 4096  # distinct DNS responses remembered at a time
+MALFORMED: list[tuple[int, str]] = []  # the remembered result of a response that does not parse
 PROTOCOLS = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6", 132: "sctp", 2: "igmp"}
 FLOW_COLUMNS = [
     "protocol",
@@ -106,6 +108,7 @@ class _Names:
         self.streams = Streams(self.name_flow, self.dns_answer)
         self.quic = quic.InitialReader()
         self.bad_dns = 0
+        self._responses: dict[bytes, list[tuple[int, str]]] = {}
 
     def name_flow(self, key: int, name: str | None, source: str) -> None:
         if not name:
@@ -116,9 +119,17 @@ class _Names:
             self.flow_names[key] = self._pairs.setdefault(pair, pair)
 
     def dns_answer(self, ts: int, payload: bytes) -> None:
-        try:
-            found = dns.parse_response(payload)
-        except dns.Malformed:
+        # A resolver repeats its responses byte for byte but for the ID: parse each form once.
+        found = self._responses.get(payload[2:])
+        if found is None:
+            try:
+                found = dns.parse_response(payload)
+            except dns.Malformed:
+                found = MALFORMED
+            if len(self._responses) >= RESPONSES_KEPT:
+                self._responses.clear()
+            self._responses[payload[2:]] = found
+        if found is MALFORMED:
             self.bad_dns += 1
             return
         for addr, name in found:
