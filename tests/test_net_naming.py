@@ -80,6 +80,21 @@ def test_malformed_dns_in_capture_is_skipped_with_a_warning(tmp_path: Path) -> N
     assert any("malformed DNS" in w for w in t.warnings)
 
 
+def test_repeated_responses_count_and_name_as_often_as_they_come(tmp_path: Path) -> None:
+    # responses equal but for their ID are parsed once: every copy must still count
+    bad = b"\x00\x01\x81\x80\x00\x01\x00\x01" + b"\x00" * 4 + b"\xc0\x0c"
+    frames = [down(GW, synth.udp(53, 5353, bytes([i]) + bad[1:]), 17) for i in range(3)]
+    first = synth.dns_response("one.example.com", [("one.example.com", "A", SRV)], ident=1)
+    other = synth.dns_response("two.example.com", [("two.example.com", "A", SRV)], ident=2)
+    again = synth.dns_response("one.example.com", [("one.example.com", "A", SRV)], ident=3)
+    for port, msg in enumerate([first, other, again], 1000):
+        frames += [down(GW, synth.udp(53, 5353, msg), 17), up(SRV, synth.tcp(port, 443, b"x"))]
+    t = traffic(tmp_path, frames)
+    names = names_by_port(t)
+    assert [names[p][0] for p in (1000, 1001, 1002)] == ["one.example.com", "two.example.com", "one.example.com"]
+    assert "3 malformed DNS responses were skipped" in t.warnings
+
+
 def test_dns_names_are_time_aware(tmp_path: Path) -> None:
     t = traffic(
         tmp_path,
