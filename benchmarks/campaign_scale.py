@@ -34,13 +34,12 @@ import os
 import shutil
 import statistics
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 from correlate_growth import START_NS, Traffic, _acked, _frame, write_pcap, write_run
+from peak import PeakMemory
 
 from harness.campaign import dataset, manifest
 from harness.campaign.engine import Engine
@@ -53,35 +52,6 @@ PACKETS_PER_UTTERANCE = 10_000  # a bench-month: 10^8 packets, 10^4 utterances
 STREAM = "203.0.113.50"  # the audio stream's server
 RUNS = [("persona-a", 0), ("persona-a", 1), ("persona-b", 0), ("persona-b", 1)]
 TARGET_S = 600.0  # a bench-month must analyse in under 10 minutes
-
-
-class PeakMemory:
-    """Largest sum of RSS of this process and its descendants, sampled in a thread."""
-
-    def __init__(self) -> None:
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        me = psutil.Process()
-        while not self._stop.is_set():
-            total = 0
-            for proc in [me, *me.children(recursive=True)]:
-                try:
-                    total += proc.memory_info().rss
-                except psutil.Error:
-                    pass
-            self.peak = max(self.peak, total)
-            self._stop.wait(0.1)
-
-    def __enter__(self) -> PeakMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def build_campaign(base: Path, packets: int) -> tuple[manifest.CampaignDir, int]:

@@ -24,7 +24,6 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -32,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from crawl_rig import build_bundle, rig_cache, running_rig  # noqa: E402
+from peak import PeakMemory  # noqa: E402
 
 from harness.crawl.browser import launch_options  # noqa: E402
 from harness.crawl.manifest import CrawlSettings  # noqa: E402
@@ -70,31 +70,10 @@ def _tree_rss(marker: str) -> int:
     return total
 
 
-class PeakMemory:
-    """Samples the browser tree's memory in a thread; ``peak`` in bytes."""
-
-    def __init__(self, marker: str) -> None:
-        self.marker, self.peak, self._stop = marker, 0, threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, _tree_rss(self.marker))
-            self._stop.wait(0.1)
-
-    def __enter__(self) -> PeakMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def crawl_once(sites_file: Path, work: Path, settings: CrawlSettings) -> tuple[float, int]:
     profiles = work / "profiles"
     crawl = new_crawl(sites_file, ["bench"], profiles, work / "crawls", settings)
-    with PeakMemory(str(profiles / "bench")) as memory:
+    with PeakMemory(lambda: _tree_rss(str(profiles / "bench"))) as memory:
         start = time.monotonic()
         summary = run_crawl(crawl)
         elapsed = time.monotonic() - start
@@ -122,7 +101,7 @@ def plain_once(sites: list[str], work: Path, settings: CrawlSettings) -> tuple[f
             await asyncio.gather(*(one(site) for site in sites))
             await context.close()
 
-    with PeakMemory(str(profile)) as memory:
+    with PeakMemory(lambda: _tree_rss(str(profile))) as memory:
         start = time.monotonic()
         asyncio.run(run())
         elapsed = time.monotonic() - start
