@@ -3,7 +3,8 @@
 rich gives a piped table 80 columns and cuts what does not fit with an ellipsis
 (``unagi-na.ama…``). Here, when the table is drawn, name columns get the width of their longest
 cell (up to a cap, and less only when the other columns would have under a few characters
-each), and every other column folds to make room.
+each), and every other column folds to make room, keeping the words of its header whole when
+the width allows ("background", not "backgrou" over "nd").
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from rich.text import Text
 
 NAME_CAP = 40  # a name column never asks for more; longer names fold
 OTHER_MIN = 4  # characters left to every other column before names give way
+HEADER_WORD_CAP = 12  # a header word longer than this may still fold
 
 
 def _width(cell: object) -> int:
@@ -43,6 +45,15 @@ class WholeNames:
             column.overflow = "fold"
             if index in wanted:
                 column.width = max(OTHER_MIN, int(wanted[index] * scale))
+        words = {
+            i: min(HEADER_WORD_CAP, max(OTHER_MIN, *(len(w) for w in str(c.header).split())))
+            for i, c in enumerate(columns)
+            if i not in wanted
+        }
+        names_width = sum(columns[i].width or 0 for i in wanted)
+        if chrome + names_width + sum(words.values()) <= options.max_width:
+            for index, width in words.items():
+                columns[index].min_width = width
         yield table
 
 

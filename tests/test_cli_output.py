@@ -358,3 +358,20 @@ def test_ads_axes_are_plain_numbers_that_do_not_overlap_and_tables_have_human_he
     headers = re.findall(r"<th[^>]*>([^<]*)</th>", page)
     assert {"Median CPM", "Ratio of medians", "p adjusted (Holm)", "Bids, control"} <= set(headers)
     assert not [h for h in headers if "_" in h]
+
+
+def test_header_words_stay_whole_in_a_narrow_table():
+    from rich.console import Console
+    from rich.table import Table
+
+    from harness.termtable import keep_names
+
+    table = Table("endpoint", "background", "utterances", "probability", "organization")
+    long = "0.001 (p < 0.05 after Holm)"  # long cells make rich shrink every column
+    table.add_row("unagi-na.amazon.com", long, long, long, "Amazon.com, Inc.")
+    console = Console(width=80, record=True, file=io.StringIO())
+    console.print(keep_names(table, 0))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    for word in ("unagi-na.amazon.com", "background", "utterances", "probability", "organization"):
+        assert word in text, text
