@@ -76,7 +76,7 @@ def run(
             if future.status == "finished":
                 outcome.done.append(future.result())
             else:
-                outcome.failed.append((key, _message(future.exception())))
+                outcome.failed.append((key, _message(future.exception(), engine)))
             if on_done is not None:
                 on_done(key, future.status == "finished")
             future.release()
@@ -87,7 +87,12 @@ def run(
     return outcome
 
 
-def _message(exc: BaseException | None) -> str:
+def _message(exc: BaseException | None, engine: Engine) -> str:
+    if type(exc).__name__ == "KilledWorker":  # the nanny ended a worker (memory) or it crashed, each try
+        limit = "" if engine.scheduler else f" of {engine.memory_limit} per worker"
+        return (
+            f"its worker process died on every try (most often: past the memory limit{limit}; "
+            "give workers more memory with --memory-limit, or use fewer workers)"
+        )
     text = str(exc) if exc is not None else "unknown error"
-    # a worker killed for memory says so in its exception's name, with no message
     return text or type(exc).__name__
