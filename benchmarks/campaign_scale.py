@@ -17,9 +17,10 @@ with a local cluster of 1 worker and of one worker per core, alternating the two
 the captures. Peak memory is the largest sum of resident memory over the benchmark process and
 its workers, sampled every 0.1 s. It prints medians, packets/s, the speed-up of all cores over
 one, and the log-log exponent of time against packets between sizes (1 = linear), then
-extrapolates to a bench-month of 10^8 packets: with several sizes along a line fitted to them (a
-fixed cost plus a cost per packet), with one size proportionally (which counts the fixed cost
-of starting the cluster a hundred times over, so it overestimates).
+gives the bench-month of 10^8 packets: measured when 10^8 is among the sizes (about 17 GB of
+disk; ``--keep`` keeps the runs for the next time), else extrapolated, with several sizes along a
+line fitted to them (a fixed cost plus a cost per packet), with one size proportionally (which
+counts the fixed cost of starting the cluster a hundred times over, so it overestimates).
 
 Other processes share the machine's cores while this runs unless it is quiet: the table shows
 medians for that reason (and each size's fastest timings are printed as it goes, the closest to
