@@ -25,7 +25,7 @@ from harness.correlate import AttributionSettings, correlate_run
 from harness.net import synth
 from harness.report import write_report
 from harness.report.page import SCRIPT_BLOCK
-from harness.rundir.analysis import TABLES, read_analysis, write_analysis
+from harness.rundir.analysis import read_analysis, write_analysis
 from harness.rundir.events import (
     CaptureFileInfo,
     EventLog,
@@ -37,6 +37,7 @@ from harness.rundir.events import (
 )
 from harness.rundir.layout import RunDir
 from harness.rundir.manifest import Settings, write_manifest
+from harness.rundir.tables import TABLES
 
 from conftest import require_root, require_tool, test_manifest
 

@@ -18,10 +18,11 @@ from harness.report import write_report
 from harness.report.audio import read_answers
 from harness.report.html import report_html
 from harness.report.page import SCRIPT, SCRIPT_BLOCK
-from harness.rundir.analysis import TABLES, ClockAlignment, Counts, DetectionInfo, Summary, conform
+from harness.rundir.analysis import ClockAlignment, Counts, DetectionInfo, Summary
 from harness.rundir.events import AnswerHeard, EventLog, TurnRef, UtteranceEnded, UtteranceStarted
 from harness.rundir.layout import RunDir
 from harness.rundir.manifest import write_manifest
+from harness.rundir.tables import TABLES, conform
 from harness.wav import write_wav
 
 from conftest import test_manifest

@@ -121,7 +121,7 @@ def test_schema_events_is_kept_for_old_scripts(capsys: pytest.CaptureFixture[str
 
 
 def test_schema_of_analysis_lists_every_table(capsys: pytest.CaptureFixture[str]) -> None:
-    from harness.rundir.analysis import TABLE_NAMES
+    from harness.rundir.tables import TABLE_NAMES
 
     assert main(["schema", "--of", "analysis"]) == 0
     doc = json.loads(capsys.readouterr().out)

@@ -42,8 +42,8 @@ from harness.crawl.tables import MODELS as CRAWL_MODELS
 from harness.errors import HarnessError, InputError, OutputError, Place, first_problem
 from harness.files import PRIVATE_FILE, atomic_write_text, private_dir
 from harness.jsonl import text_lines
-from harness.rundir.analysis import TABLE_NAMES as ANALYSIS_TABLES
 from harness.rundir.layout import RunDir
+from harness.rundir.tables import TABLE_NAMES as ANALYSIS_TABLES
 
 SOURCE_FILE = "_source.json"
 FORMAT = 1  # bumped when a partition's content changes for the same inputs

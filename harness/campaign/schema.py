@@ -1,7 +1,7 @@
 """The dataset's tables: one definition, reused from where each table's rows are defined.
 
 - the run directory's analysis tables (``utterances``, ``activations``, ``endpoints``,
-  ``attributions``, ``contacts``): :data:`harness.rundir.analysis.TABLES` as they are;
+  ``attributions``, ``contacts``): :data:`harness.rundir.tables.TABLES` as they are;
 - ``flows``: the device's flows of a run's captures, with their endpoint and owner;
 - the crawl tables (``visits``, ``requests``, ``cookies``, ``storage``, ``sync``): the fields of
   the crawl's record models (:mod:`harness.crawl.records`), less ``persona`` (the partition);
@@ -24,8 +24,8 @@ from pydantic import BaseModel
 
 from harness.ads.models import AudioAd, Interest
 from harness.crawl.tables import MODELS as CRAWL_MODELS
-from harness.rundir.analysis import TABLES as RUN_TABLES
-from harness.rundir.analysis import Column, Kind, conform_columns
+from harness.rundir.tables import TABLES as RUN_TABLES
+from harness.rundir.tables import Column, Kind, conform_columns
 
 PARTITION_KEYS = ("persona", "run")
 # a crawl's tables and their record models, less the bids (read as `harness ads` reads them)

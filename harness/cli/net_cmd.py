@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def endpoint_frame(endpoints: pd.DataFrame) -> pd.DataFrame:
     """Classified endpoints (``harness.classify.classify_flows``) as the analysis contract's endpoint
     table, busiest first (no run: no ``run_id``)."""
-    from harness.rundir.analysis import conform
+    from harness.rundir.tables import conform
 
     named = endpoints.rename(columns={"first_ns": "first_capture_ns", "last_ns": "last_capture_ns"}).assign(run_id="")
     return conform("endpoints", named).drop(columns="run_id")

@@ -154,7 +154,7 @@ SCHEMAS = ("persona", "events", "truth", "manifest", "summary", "analysis")
 
 def run_schema(args: argparse.Namespace) -> int:
     from harness.cli.console import print_json
-    from harness.rundir import analysis, events, manifest, truth
+    from harness.rundir import analysis, events, manifest, tables, truth
     from harness.script import persona_json_schema
 
     schemas = {
@@ -163,7 +163,7 @@ def run_schema(args: argparse.Namespace) -> int:
         "truth": truth.truth_json_schema,
         "manifest": manifest.manifest_json_schema,
         "summary": analysis.summary_json_schema,
-        "analysis": lambda: {"tables": [analysis.table_schema(name) for name in analysis.TABLE_NAMES]},
+        "analysis": lambda: {"tables": [tables.table_schema(name) for name in tables.TABLE_NAMES]},
     }
     print_json(schemas[args.of]())
     return 0

@@ -39,7 +39,7 @@ from harness.correlate.clock import (
 )
 from harness.errors import HarnessError, InputError
 from harness.progress import Progress, no_progress
-from harness.rundir.analysis import AnswerCounts, ClockAlignment, Counts, DetectionInfo, Summary, conform, empty_table
+from harness.rundir.analysis import AnswerCounts, ClockAlignment, Counts, DetectionInfo, Summary
 from harness.rundir.events import (
     AnswerChecked,
     AnswerHeard,
@@ -52,6 +52,7 @@ from harness.rundir.events import (
 )
 from harness.rundir.layout import RunDir
 from harness.rundir.manifest import read_manifest
+from harness.rundir.tables import conform, empty_table
 
 MAX_LAG_S = 8.0  # an activation later than this after an onset is not that utterance's
 MIN_ONSET_CONFIDENCE = 0.5  # below it an onset fit is as likely a schedule's echo as the offset
