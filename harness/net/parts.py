@@ -293,6 +293,7 @@ def combine(
                 message, offset = before.problem
                 problems.append(InputError(part.path, message, Place(offset=offset)))
                 warnings.append(damage_warning(problems[-1], packets))
+    names.answers = _changes(names.answers)
     return Readout(
         acc.result(),
         names,
@@ -304,6 +305,18 @@ def combine(
         names.quic.failed,
         rows if device_packets else None,
     )
+
+
+def _changes(answers: list[tuple[int, int, int, str]]) -> list[tuple[int, int, int, str]]:
+    """DNS answers (hi, lo, ts, name) as one pass keeps them: those that change their address's
+    name (each part kept its own changes, from no name)."""
+    last: dict[tuple[int, int], str] = {}
+    kept = []
+    for answer in answers:
+        if last.get(answer[:2]) != answer[3]:
+            last[answer[:2]] = answer[3]
+            kept.append(answer)
+    return kept
 
 
 def _feed(
