@@ -17,7 +17,7 @@ from test_net_fastpath import DEV, odd_frames, write
 
 from harness.correlate.capture import _Seen, capture_from_parts, capture_parts, read_capture, read_capture_part
 from harness.net import parts, read_traffic, synth
-from harness.net.framing import CaptureReader, guess_record
+from harness.net.framing import CaptureReader, Interface, Section, guess_record
 from harness.net.traffic import Traffic, finish
 
 T0 = 1_700_000_000 * 10**9
@@ -169,3 +169,25 @@ def test_collector_merge_keeps_span_and_markers() -> None:
     early.markers, late.markers = [(5, "a")], [(8, "b")]
     early.merge(late)
     assert (early.first, early.last, early.markers) == (5, 12, [(5, "a"), (8, "b")])
+
+
+def test_a_part_cut_before_a_new_section_reports_the_section_of_its_records(tmp_path: Path) -> None:
+    frames = odd_frames()
+    head = synth.pcapng_section() + synth.pcapng_interface(1, 9)
+    little = b"".join(synth.pcapng_packet(0, T0 + i, f) for i, f in enumerate(frames))
+    big = synth.pcapng_section(big=True) + synth.pcapng_interface(1, 9, big=True)
+    big += b"".join(synth.pcapng_packet(0, T0 + 100 + i, f, big=True) for i, f in enumerate(frames))
+    path = tmp_path / "x.pcapng"
+    path.write_bytes(head + little + big)
+    starts = sorted(record_starts(path))
+    # the part ends at the little-endian section's last record; its read reaches the new section
+    part = parts.Part(0, str(path), 0, starts[len(frames) - 1], follow=(str(path), None))
+    result = parts.read_part(part)
+    assert result.next_start == starts[len(frames) - 1]
+    # the section of the records before the new one, not the big-endian one framed after them
+    assert result.next_section == Section(False, (Interface(1, 262144, 1, 1, 0),))
+    assert parts.first_section(path) == result.next_section
+    reference = one_pass([path], DEV)
+    traffic, results = in_parts([path], 300, DEV)
+    assert len(results) > 5
+    assert_same(reference, traffic)

@@ -176,10 +176,8 @@ class CaptureReader:
                 self.problem = InputError(self.path, exc.message, Place(offset=exc.offset))
 
     def current_section(self) -> Section | None:
-        """The pcapng section in force at the last record read (None for classic pcap)."""
-        if not self._state:
-            return None
-        return Section(self._state["endian"] == ">", tuple(self._state["ifaces"]))
+        """The pcapng section the last batch was read in (None for classic pcap, or before any)."""
+        return self._state.get("batch")
 
     def _note(self, offset: int, message: str) -> None:
         self.notes.append(str(InputError(self.path, message, Place(offset=offset))))
@@ -433,6 +431,7 @@ def _pcapng(reader: _ChunkReader, state: dict, start: int = 0) -> Iterator[Frame
         buf, end, raw, base = ch.data, ch.end, ch.raw, ch.base
         endian = state["endian"]
         ifaces: list[Interface] = state["ifaces"]
+        declared = len(ifaces)  # an interface block read below comes after this chunk's records
 
         def slow(p: int) -> tuple[int, int]:
             if p + 12 > end:
@@ -483,6 +482,7 @@ def _pcapng(reader: _ChunkReader, state: dict, start: int = 0) -> Iterator[Frame
         cand, nxt = _pcapng_candidates(buf, pos, end, endian == ">", len(ifaces))
         parts, pos, stop = _chain(cand, nxt, pos, end, slow)
         if parts:
+            state["batch"] = Section(endian == ">", tuple(ifaces[:declared]))
             yield _pcapng_frames(ch, np.concatenate(parts), endian == ">", ifaces)
         if isinstance(stop, _Damage):
             raise stop

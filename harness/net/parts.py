@@ -16,11 +16,18 @@ Exact by checking, not by trusting the guesses:
   spans parts, and there are few of them);
 - names across a split: a TCP direction still in progress at a part's end (a ClientHello cut by
   the split) is fed the packets after the end, that direction alone (no flows, no new streams),
-  until it finishes or the next part ends;
+  until it finishes or :data:`READ_ON` bytes have passed; one still in progress then is fed in the
+  combining process from any later part that has a SYN or data of it (that part is read again
+  for it), and counts as incomplete if it never finishes. A direction that finished before a
+  split and shows up again after it is ignored there, as one pass ignores it;
+- DNS answers are kept as one pass keeps them (only those that change their address's name);
 - warnings: damage ends its file (the later parts of that file are dropped), the reader's note is
   given once per file, and the counts behind the summary warnings add up.
 
-A TCP direction that finished before a split is not opened again after it (as in one pass).
+Not reproduced: one pass forgets finished directions after 10 to 20 minutes of capture time
+(:data:`harness.net.streams.DONE_WINDOW_NS`), counted from where it cut its batches; parts
+count from their own start, so a direction that finished before a split and opens again more
+than 10 minutes later may be read in one and ignored in the other.
 """
 
 from __future__ import annotations
