@@ -7,6 +7,7 @@ the device's packets and what a collector saw.
 
 from __future__ import annotations
 
+import json
 import struct
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pandas as pd
 import pytest
 from test_net_fastpath import DEV, odd_frames, write
 
+from harness.cli.main import main
 from harness.correlate.capture import _Seen, capture_from_parts, capture_parts, read_capture, read_capture_part
 from harness.net import parts, read_traffic, synth
 from harness.net.framing import CaptureReader, Interface, Section, guess_record
@@ -191,3 +193,24 @@ def test_a_part_cut_before_a_new_section_reports_the_section_of_its_records(tmp_
     traffic, results = in_parts([path], 300, DEV)
     assert len(results) > 5
     assert_same(reference, traffic)
+
+
+def test_progress_reports_the_bytes_of_the_parts_read(tmp_path: Path) -> None:
+    path = write(tmp_path / "odd.pcap", odd_frames())
+    heard: list[tuple[str, float, float | None]] = []
+    read_traffic([path], DEV, jobs=2, part_size=2000, progress=lambda *a: heard.append(a))
+    done = [d for step, d, _ in heard if step == "reading captures"]
+    assert len(done) > 3 and done == sorted(done) and done[-1] == path.stat().st_size
+    assert {total for _, _, total in heard} == {path.stat().st_size}
+
+
+def test_net_command_jobs_option(tmp_path: Path, capsys) -> None:
+    path = write(tmp_path / "odd.pcap", odd_frames())
+    outputs = []
+    for jobs in ("1", "2"):
+        assert main(["net", str(path), "--device", DEV, "--format", "json", "--jobs", jobs]) == 0
+        outputs.append(json.loads(capsys.readouterr().out))
+    assert outputs[0] == outputs[1] and outputs[0]["endpoints"]
+    with pytest.raises(SystemExit) as usage:
+        main(["net", str(path), "--jobs", "0"])
+    assert usage.value.code == 2 and "--jobs: must be >= 1" in capsys.readouterr().err
