@@ -8,6 +8,8 @@ the device's packets and what a collector saw.
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import struct
 from pathlib import Path
 
@@ -214,3 +216,17 @@ def test_net_command_jobs_option(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit) as usage:
         main(["net", str(path), "--jobs", "0"])
     assert usage.value.code == 2 and "--jobs: must be >= 1" in capsys.readouterr().err
+
+
+def _jobs_here(path: str) -> int:
+    return parts.default_jobs([path])
+
+
+def test_default_jobs_all_cores_for_large_inputs_one_for_small_or_in_a_pool_worker(tmp_path: Path) -> None:
+    large = tmp_path / "large.pcap"
+    with open(large, "wb") as fh:
+        fh.truncate(parts.LARGE)  # sparse: only its size is looked at
+    assert parts.default_jobs([large]) == len(os.sched_getaffinity(0))
+    assert parts.default_jobs([write(tmp_path / "small.pcap", odd_frames())]) == 1
+    with multiprocessing.get_context("fork").Pool(1) as pool:  # a daemonic process may not start any
+        assert pool.map(_jobs_here, [str(large)]) == [1]

@@ -105,8 +105,9 @@ class PartResult:
 
 
 def default_jobs(paths: list[str | Path]) -> int:
-    """All cores for large inputs, else 1 (starting processes costs more than small files take)."""
-    if sum(_size(p) for p in paths) < LARGE:
+    """All cores for large inputs, else 1 (starting processes costs more than small files take);
+    1 in a daemonic process (a pool's worker), which may not start processes of its own."""
+    if sum(_size(p) for p in paths) < LARGE or multiprocessing.current_process().daemon:
         return 1
     return len(os.sched_getaffinity(0))
 
