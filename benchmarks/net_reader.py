@@ -3,6 +3,7 @@
     python benchmarks/net_reader.py [--packets 1000000 10000000] [--rounds 5] [--dir DIR]
                                     [--rss 100000 1000000 10000000] [--flows 1000000] [--no-tshark]
                                     [--against "dpkt framing" "dpkt decode" "tshark fields"]
+                                    [--read-jobs 2]
 
 Captures: ``benchmarks/realistic_mix.py`` (an Echo behind an access point: ~85% TLS with real
 ClientHellos from Python's ssl module, DNS, NTP, SSDP, QUIC; ~665-byte packets; 1,500 servers,
@@ -14,8 +15,9 @@ imports and output count for all of them:
 
 - ``harness``: ``python -m harness.cli.main net FILE --device ADDR --format json`` (stdout to
   /dev/null): framing, decoding, flows, names (SNI, DNS, QUIC), classification, JSON output;
-  its classification memo (``HARNESS_CACHE_DIR``) in a temporary folder, warmed by one untimed
-  run, as on a bench whose captures revisit the same endpoints;
+  it reads a large capture in parts on every core (its default), and its CPU time includes its
+  worker processes; its classification memo (``HARNESS_CACHE_DIR``) in a temporary folder,
+  warmed by one untimed run, as on a bench whose captures revisit the same endpoints;
 - ``harness, no memo``: the same with ``HARNESS_CACHE_DIR=off``: every endpoint classified from
   the lists, as on a first run;
 - ``dpkt framing``: ``dpkt.pcap.Reader`` and a struct unpack of each IPv4 packet's 5-tuple, the
@@ -32,8 +34,13 @@ gives the median ratio and its range. Other engineers share this 2-core machine:
 and medians are what make the figures comparable; single runs are not.
 
 Memory: peak RSS (VmHWM, read by the process itself at exit, since a child's ru_maxrss carries
-the parent's over fork + exec) of ``harness net`` on captures of each ``--rss`` size and on one
-with about ``--flows`` distinct flows (4-packet TLS connections), with the MiB per 10^6 flows.
+the parent's over fork + exec) of ``harness net --jobs 1`` (one process, so one VmHWM is all of
+it) on captures of each ``--rss`` size and on one with about ``--flows`` distinct flows (4-packet
+TLS connections), with the MiB per 10^6 flows.
+
+Reading alone (``--read-jobs N``): ``read_traffic`` of the first ``--packets`` capture in this
+process with ``jobs=1`` and with ``jobs=N``, alternating which goes first in each of ``--rounds``
+rounds; medians and the median of the per-round ratios.
 """
 
 from __future__ import annotations
@@ -146,10 +153,30 @@ def paired(path: Path, rounds: int, tshark: str | None, only: list[str] | None =
 def peak(path: Path) -> tuple[float, float]:
     """(peak RSS MiB, wall s) of `harness net` on ``path``."""
     cmd = [sys.executable, "-c", PEAK, "net", str(path), "--device", realistic_mix.DEVICE, "--format", "json"]
+    cmd += ["--jobs", "1"]
     t = time.perf_counter()
     done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=True)
     line = [x for x in done.stderr.splitlines() if x.startswith("VmHWM")][-1]
     return int(line.split()[1]) / 1024, time.perf_counter() - t
+
+
+def reading(path: Path, rounds: int, jobs: int) -> None:
+    """Paired rounds of read_traffic alone, jobs=1 against jobs=``jobs``."""
+    from harness.net import read_traffic
+
+    times: dict[int, list[float]] = {1: [], jobs: []}
+    for r in range(rounds):
+        for j in (1, jobs) if r % 2 == 0 else (jobs, 1):
+            t = time.perf_counter()
+            read_traffic([path], realistic_mix.DEVICE, jobs=j)
+            times[j].append(time.perf_counter() - t)
+        print(f"  round {r + 1}: jobs=1 {times[1][-1]:.2f} s, jobs={jobs} {times[jobs][-1]:.2f} s", flush=True)
+    ratios = [a / b for a, b in zip(times[1], times[jobs], strict=True)]
+    print(
+        f"  read_traffic p50: jobs=1 {statistics.median(times[1]):.2f} s, jobs={jobs} "
+        f"{statistics.median(times[jobs]):.2f} s; speed-up p50 {statistics.median(ratios):.2f}x "
+        f"({min(ratios):.2f}-{max(ratios):.2f})"
+    )
 
 
 def flow_count(path: Path) -> int:
@@ -180,6 +207,7 @@ def main() -> int:
     parser.add_argument("--flows", type=int, default=1_000_000, help="distinct flows of the memory test (0: skip)")
     parser.add_argument("--dir", type=Path, help="keep the captures here (reused when present)")
     parser.add_argument("--no-tshark", action="store_true")
+    parser.add_argument("--read-jobs", type=int, default=0, help="also time read_traffic alone, jobs=1 vs this")
     parser.add_argument(
         "--against", nargs="*", choices=("dpkt framing", "dpkt decode", "tshark fields"), help="default: all"
     )
@@ -195,7 +223,10 @@ def main() -> int:
             path = capture(folder, n, mix)
             print(f"{n:,} packets: {args.rounds} paired rounds, whole processes", flush=True)
             paired(path, args.rounds, tshark, args.against)
-        print("peak RSS of harness net (VmHWM):")
+        if args.read_jobs and args.packets:
+            print(f"read_traffic alone, {args.packets[0]:,} packets, {args.rounds} paired rounds:", flush=True)
+            reading(capture(folder, args.packets[0], mix), args.rounds, args.read_jobs)
+        print("peak RSS of harness net --jobs 1 (VmHWM):")
         small = None
         for n in sorted(args.rss):
             path = capture(folder, n, mix)

@@ -59,9 +59,11 @@ def write_run(
     answered: list[bool],
     finished: bool = True,
     device_lost: bool = False,
+    files: int = 1,
 ) -> Written:
     """A run of one utterance per ``skills`` entry ``(skill_id, name it contacts or None)``, one
-    every 60 s from ``start_ns`` + 60 s; ``answered[i]``: the i-th got an answer."""
+    every 60 s from ``start_ns`` + 60 s; ``answered[i]``: the i-th got an answer. The capture is
+    ``files`` files, one after the other in time."""
     run = RunDir(folder)
     run.create(run.capture)
     written = Written(folder)
@@ -83,8 +85,9 @@ def write_run(
             written.flows += 1
             written.names.add(contact)
     frames.sort(key=lambda f: f[0])
-    pcap = run.capture / "capture.pcap"
-    pcap.write_bytes(synth.pcap_bytes(frames))
+    pcaps = [run.capture / ("capture.pcap" if i == 0 else f"capture-{i}.pcap") for i in range(files)]
+    for i, pcap in enumerate(pcaps):
+        pcap.write_bytes(synth.pcap_bytes(frames[len(frames) * i // files : len(frames) * (i + 1) // files]))
     written.captured_ns = (start_ns, end_ns)
     run_id = folder.name
     with EventLog(run.events, run_id) as log:
@@ -127,9 +130,12 @@ def write_run(
         retries=None, marker=None, transcribe=False, capture=None, capture_device=DEVICE, capture_tail_s=0.0,
         device_wait_s=1.0,
     )  # fmt: skip
-    capture = CaptureFileInfo(
-        path=run.relative(pcap), state="closed", bytes=pcap.stat().st_size, started_ns=start_ns, stopped_ns=end_ns
-    )
+    captures = [
+        CaptureFileInfo(
+            path=run.relative(pcap), state="closed", bytes=pcap.stat().st_size, started_ns=start_ns, stopped_ns=end_ns
+        )
+        for pcap in pcaps
+    ]
     write_manifest(
         run,
         Manifest(
@@ -137,7 +143,7 @@ def write_run(
             updated_wall_ns=end_ns, host=host_info(), versions={}, scripts=[],
             plan=[f"{persona}:{s}/{i}" for i, (s, _) in enumerate(skills)], backend="synthetic",
             output_device=DeviceInfo(spec="-", name="-"), input_device=None, settings=settings,
-            clock=ClockInfo(status=ClockStatus(source="unknown")), captures=[capture],
+            clock=ClockInfo(status=ClockStatus(source="unknown")), captures=captures,
         ),
     )  # fmt: skip
     return written

@@ -21,6 +21,7 @@ from campaign_scene import SPACING_S, Written, write_run
 from harness.campaign import dataset, engine, manifest, status, study
 from harness.campaign.engine import Engine
 from harness.cli.main import main
+from harness.correlate import capture
 from harness.errors import HarnessError
 
 T0 = 1_760_000_000 * 10**9
@@ -350,6 +351,51 @@ def test_a_failing_piece_is_retried_and_one_failing_always_is_reported(tmp_path)
     outcome = engine.run(Engine(workers=2, retries=0), _fails_once, fresh)
     assert outcome.done == [] and sorted(k for k, _ in outcome.failed) == ["again-0", "again-1"]
     assert all("transient failure" in message for _, message in outcome.failed)
+
+
+def _pid(_: object) -> int:
+    return os.getpid()
+
+
+def _pids_of(item: int, *pieces: int) -> list[int]:
+    return [item, *pieces]
+
+
+def test_pieces_of_an_item_are_tasks_of_their_own_on_the_workers() -> None:
+    outcome = engine.run(Engine(workers=2), _pids_of, [("a", 7)], pieces=lambda item: [(_pid, n) for n in range(3)])
+    assert outcome.failed == [] and outcome.done[0][0] == 7 and len(outcome.done[0]) == 4
+    assert os.getpid() not in outcome.done[0][1:]
+
+
+def test_a_run_of_two_capture_files_is_read_as_two_tasks_with_one_tasks_result(tmp_path, monkeypatch) -> None:
+    written = write_run(tmp_path / "split-1", "fitness", T0, SKILLS["fitness"], [True] * 8, files=2)
+    run = written.path
+    folder = tmp_path / "study"
+    assert main(["campaign", "init", str(folder)]) == 0
+    assert (
+        main(["campaign", "add", str(folder), "--persona", "fitness", "--device", "192.168.7.2", "--run", str(run)])
+        == 0
+    )
+    folder_dir, campaign = manifest.load(folder)
+    (spec,) = dataset.plan(folder_dir, campaign)
+    read = dataset.pieces(spec)
+    assert [Path(part.path).name for _, part in read] == ["capture.pcap", "capture-1.pcap"]
+    assert dataset.update(folder_dir, campaign, Engine(workers=2)).failed == []
+    tasks = dataset.load_table(folder_dir, "flows").drop(columns=["persona", "run"], errors="ignore")
+    # one task reading both files itself
+    one, _ = dataset._run_tables(run, "192.168.7.2", [])
+    pd.testing.assert_frame_equal(
+        tasks.sort_values("first_capture_ns").reset_index(drop=True),
+        one["flows"].sort_values("first_capture_ns").reset_index(drop=True),
+        check_dtype=False,
+        check_categorical=False,
+    )
+    assert (~tasks["service"]).sum() == written.flows  # contacts and background fetches, across both files
+    # given the pieces' results, building puts them together instead of reading the captures again
+    pieces = [dataset.read_piece(part) for _, part in read]
+    monkeypatch.setattr(capture, "read_capture", None)
+    from_pieces, _ = dataset._run_tables(run, "192.168.7.2", pieces)
+    pd.testing.assert_frame_equal(from_pieces["flows"], one["flows"])
 
 
 def test_the_docs_show_the_datasets_schema_as_defined(repo: Path) -> None:

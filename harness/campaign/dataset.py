@@ -170,27 +170,57 @@ def is_current(folder: CampaignDir, spec: PartitionSpec) -> bool:
 # ----- building ----------------------------------------------------------------------------------
 
 
-def build(spec: PartitionSpec) -> Built:
-    """Build one partition and put it in place (the unit of parallel work: picklable in, small out)."""
+def pieces(spec: PartitionSpec) -> list[tuple[Any, Any]]:
+    """The parts of a run's captures, each read as a task of its own (:func:`read_piece`) before
+    :func:`build` puts them together; none for other sources, or where the captures cannot be
+    listed (:func:`build` then reads them itself and reports the problem)."""
+    if spec.kind != "run":
+        return []
+    from harness.correlate.capture import capture_parts
+    from harness.correlate.run import capture_paths, has_capture
+
     try:
-        tables, warnings = _read_source(spec)
+        run = RunDir.existing(Path(spec.source))
+        if not has_capture(run):
+            return []
+        return [(read_piece, part) for part in capture_parts(capture_paths(run, None, []))]
+    except (HarnessError, OSError):
+        return []
+
+
+def read_piece(part: Any) -> tuple[Any, Any]:
+    """One part of a run's captures, read (one process: a Dask worker's task forks nothing): the
+    part and its result."""
+    from harness.correlate.capture import read_capture_part
+
+    return part, read_capture_part(part)
+
+
+def build(spec: PartitionSpec, *read: tuple[Any, Any]) -> Built:
+    """Build one partition and put it in place (the unit of parallel work: picklable in, small out);
+    ``read``: the (part, result) of every piece of :func:`pieces`, when they were read as tasks."""
+    try:
+        tables, warnings = _read_source(spec, list(read))
         rows = _commit(spec, tables)
     except (HarnessError, OSError, ValueError) as exc:
         raise PartitionFailed(f"{spec.key}: {exc}") from None
     return Built(spec, rows, warnings)
 
 
-def _read_source(spec: PartitionSpec) -> tuple[dict[str, pd.DataFrame], list[str]]:
+def _read_source(spec: PartitionSpec, read: list[tuple[Any, Any]]) -> tuple[dict[str, pd.DataFrame], list[str]]:
     if spec.kind == "run":
-        return _run_tables(Path(spec.source), spec.device)
+        return _run_tables(Path(spec.source), spec.device, read)
     if spec.kind == "crawl":
         return _crawl_tables(Path(spec.source), spec.persona, spec.currency)
     return _ads_tables(Path(spec.source), spec.persona, spec.currency)
 
 
-def _run_tables(root: Path, device: str | None) -> tuple[dict[str, pd.DataFrame], list[str]]:
+def _run_tables(
+    root: Path, device: str | None, read: list[tuple[Any, Any]]
+) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """The run's tables; its captures from the parts in ``read`` when given (see :func:`pieces`)."""
     # correlate is a stage before this one; imported here so `harness --help` stays light
-    from harness.correlate.capture import read_capture
+    from harness.correlate.capture import capture_from_parts, read_capture
     from harness.correlate.run import capture_paths, correlate_run, has_capture, timings_only
     from harness.rundir.analysis import has_analysis, read_analysis, write_analysis
     from harness.rundir.manifest import read_manifest
@@ -204,7 +234,11 @@ def _run_tables(root: Path, device: str | None) -> tuple[dict[str, pd.DataFrame]
     else:
         paths = capture_paths(run, None, warnings)
         device = device or read_manifest(run).settings.capture_device
-        view = read_capture(paths, device)
+        plan = [part for part, _ in read]
+        if read and [Path(p) for p in dict.fromkeys(part.path for part in plan)] == [Path(p) for p in paths]:
+            view = capture_from_parts(paths, device, plan, [result for _, result in read])
+        else:
+            view = read_capture(paths, device, jobs=1)  # a Dask worker forks no processes of its own
         if fresh:
             summary, tables = read_analysis(run)
         else:
@@ -431,7 +465,7 @@ def update(
                 result.kept.append(spec.key)
             else:
                 todo.append((spec.key, spec))
-        outcome = engines.run(engine, build, todo, on_done)
+        outcome = engines.run(engine, build, todo, on_done, pieces)
         result.built, result.failed = outcome.done, outcome.failed
         if folder.staging.is_dir():
             shutil.rmtree(folder.staging, ignore_errors=True)

@@ -39,13 +39,21 @@ class Engine:
         return f"local Dask cluster, {self.workers or os.cpu_count() or 1} worker process(es)"
 
 
+Piece = tuple[Callable[[Any], Any], Any]
+
+
 def run(
     engine: Engine,
-    fn: Callable[[Any], Any],
+    fn: Callable[..., Any],
     items: Sequence[tuple[str, Any]],
     on_done: Callable[[str, bool], None] | None = None,
+    pieces: Callable[[Any], Sequence[Piece]] | None = None,
 ) -> Outcome:
-    """``fn(item)`` for every ``(key, item)``, in parallel; ``on_done(key, ok)`` as each ends."""
+    """``fn(item)`` for every ``(key, item)``, in parallel; ``on_done(key, ok)`` as each ends.
+
+    ``pieces(item)`` (run here, before submitting) may split an item's heavy work into
+    independent pieces ``(f, x)``: each ``f(x)`` is a task of its own, on any worker, and the item's
+    task becomes ``fn(item, *their results)``; a piece that fails fails its item."""
     outcome = Outcome()
     if not items:
         return outcome
@@ -70,7 +78,13 @@ def run(
             cluster.close()
         raise HarnessError(f"cannot start the {engine.describe()}: {exc}") from None
     try:
-        futures = {client.submit(fn, item, key=key, retries=engine.retries, pure=False): key for key, item in items}
+        futures = {}
+        for key, item in items:
+            parts = [
+                client.submit(f, x, key=f"{key}#{n}", retries=engine.retries, pure=False)
+                for n, (f, x) in enumerate(pieces(item) if pieces else ())
+            ]
+            futures[client.submit(fn, item, *parts, key=key, retries=engine.retries, pure=False)] = key
         for future in as_completed(futures):
             key = futures[future]
             if future.status == "finished":

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.cli.args import add_format, add_quiet
+from harness.cli.args import add_format, add_quiet, whole
 from harness.errors import HarnessError
 from harness.files import atomic_write_bytes
 
@@ -34,6 +34,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_format(p)
     add_quiet(p)
     p.add_argument("--flows", metavar="FILE", help="also write the flow table (.parquet or .csv)")
+    p.add_argument(
+        "--jobs",
+        type=whole(1),
+        metavar="N",
+        help="processes reading parts of the captures at once (default: every core; one for captures under 64 MiB)",
+    )
     p.set_defaults(func=run)
 
 
@@ -69,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if args.flows and Path(args.flows).suffix not in (".parquet", ".csv"):
         raise HarnessError(f"{args.flows}: --flows must end in .parquet or .csv")
     with progress(args.quiet) as report:
-        traffic = read_traffic(args.pcaps, args.device, progress=report)
+        traffic = read_traffic(args.pcaps, args.device, progress=report, jobs=args.jobs)
         report("naming endpoints")
         table = classify_flows(traffic.flows)
     warnings = list(traffic.warnings)

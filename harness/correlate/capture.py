@@ -2,7 +2,8 @@
 flows, and the sync markers found anywhere in the capture.
 
 Built on :mod:`harness.net` and :mod:`harness.classify`: one ``read_traffic`` pass gives the flows,
-names and the device's packets (and finds the markers through its per-batch hook);
+names and the device's packets (and finds the markers through its batch collector), or the
+same read in parts (:func:`capture_parts`, :func:`read_capture_part`, :func:`capture_from_parts`);
 ``classify_flows`` gives each flow its endpoint (name, else remote address) and owner.
 """
 
@@ -18,8 +19,9 @@ import pandas as pd
 from harness.bench.markers import MAGIC, Marker, decode_marker
 from harness.classify import classify_flows
 from harness.errors import HarnessError, InputError
-from harness.net import Packets, read_traffic
+from harness.net import Packets, Traffic, parts, read_traffic
 from harness.net.decode import UDP
+from harness.net.traffic import finish
 from harness.progress import Progress, no_progress
 
 # Name-service and multicast chatter is the device asking, not the device contacting a service.
@@ -66,7 +68,8 @@ def is_service(flows: pd.DataFrame) -> pd.Series:
 
 
 class _Seen:
-    """What every batch contributes besides flows: the capture's time span and its markers."""
+    """What every batch contributes besides flows: the capture's time span and its markers (a
+    :class:`harness.net.traffic.Collector`)."""
 
     def __init__(self) -> None:
         self.first, self.last = np.iinfo(np.int64).max, np.iinfo(np.int64).min
@@ -77,18 +80,58 @@ class _Seen:
             self.first, self.last = min(self.first, int(p.ts_ns.min())), max(self.last, int(p.ts_ns.max()))
         self.markers.extend(_markers(p))
 
+    def merge(self, later: _Seen) -> None:
+        self.first, self.last = min(self.first, later.first), max(self.last, later.last)
+        self.markers.extend(later.markers)
 
-def read_capture(paths: Sequence[str | Path], device: str | None, progress: Progress = no_progress) -> CaptureView:
+
+def read_capture(
+    paths: Sequence[str | Path], device: str | None, progress: Progress = no_progress, jobs: int | None = None
+) -> CaptureView:
     """Read ``paths`` once, as one capture: flows and names of ``device`` (chosen when None, with a
     warning), its packets, and every sync marker datagram whatever its addresses. ``progress``
-    hears "reading captures" (bytes) and "naming endpoints"."""
+    hears "reading captures" (bytes) and "naming endpoints"; ``jobs`` as for ``read_traffic``."""
+    _check(paths)
+    seen = _Seen()
+    traffic = read_traffic(paths, device, device_packets=True, collector=seen, progress=progress, jobs=jobs)
+    return _view(paths, traffic, seen, progress)
+
+
+def capture_parts(paths: Sequence[str | Path], part_size: int = parts.MIN_PART) -> list[parts.Part]:
+    """The parts :func:`read_capture_part` reads ``paths`` in (for work spread over machines)."""
+    _check(paths)
+    return parts.plan(list(paths), part_size)
+
+
+def read_capture_part(part: parts.Part) -> parts.PartResult:
+    """One part of a capture, read as :func:`read_capture` needs it (picklable both ways)."""
+    return parts.read_part(part, device_packets=True, collector=_Seen())
+
+
+def capture_from_parts(
+    paths: Sequence[str | Path],
+    device: str | None,
+    plan: list[parts.Part],
+    results: Sequence[parts.PartResult],
+    progress: Progress = no_progress,
+) -> CaptureView:
+    """What :func:`read_capture` gives, from the results of :func:`read_capture_part` for every
+    part of ``plan`` (:func:`capture_parts`), in order."""
+    seen = _Seen()
+    readout = parts.combine(plan, results, device_packets=True, collector=seen)
+    return _view(paths, finish(readout, device, True), seen, progress)
+
+
+def _check(paths: Sequence[str | Path]) -> None:
     if not paths:
         raise HarnessError("no capture files given")
     for path in paths:
         if not Path(path).is_file():
             raise InputError(path, "no such capture file")
-    seen = _Seen()
-    traffic = read_traffic(paths, device, device_packets=True, on_batch=seen, progress=progress)
+
+
+def _view(paths: Sequence[str | Path], traffic: Traffic, seen: _Seen, progress: Progress) -> CaptureView:
+    """The device's packets and classified flows, and the markers, of what was read."""
     if traffic.packets == 0:
         raise HarnessError(f"no packets in {', '.join(map(str, paths))}")
     progress("naming endpoints")

@@ -72,6 +72,15 @@ class Interface:
     offset_s: int = 0
 
 
+@dataclass(frozen=True)
+class Section:
+    """What reading a pcapng file from the middle needs: the byte order and interfaces declared
+    before that point (classic pcap needs nothing: its one header is at the file's start)."""
+
+    big: bool
+    interfaces: tuple[Interface, ...]
+
+
 @dataclass
 class _Chunk:
     """A window of the file: ``data[:end]`` are file bytes starting at file offset ``base``."""
@@ -124,13 +133,19 @@ class CaptureReader:
     After iteration, :attr:`problem` holds the damage that stopped reading (or None),
     :attr:`packets` the number of packets yielded and :attr:`notes` one line per kind of odd field
     that was read on (as tcpdump does), naming the first place. A batch's buffer stays valid while held.
+
+    ``start`` (a record's or block's offset, with the ``section`` in force there for pcapng) reads
+    from the middle of the file; :attr:`section` is the pcapng section in force while reading.
     """
 
     path: Path
     chunk: int = CHUNK
+    start: int = 0
+    section: Section | None = None
     problem: InputError | None = None
     packets: int = 0
     notes: list[str] = field(default_factory=list)
+    _state: dict = field(default_factory=dict, repr=False)
 
     def __iter__(self) -> Iterator[Frames]:
         try:
@@ -144,9 +159,13 @@ class CaptureReader:
             reader = _ChunkReader(fh, self.chunk)
             try:
                 if head in PCAP_MAGIC:
-                    frames = _classic(reader, self._note)
+                    frames = _classic(reader, self._note, self.start)
                 elif len(head) == 4 and struct.unpack("<I", head)[0] == SHB:
-                    frames = _pcapng(reader)
+                    if self.section is not None:
+                        self._state.update(
+                            endian=">" if self.section.big else "<", ifaces=list(self.section.interfaces)
+                        )
+                    frames = _pcapng(reader, self._state, self.start)
                 else:
                     what = "empty file" if not head else f"not a pcap or pcapng file (magic {head.hex()})"
                     raise _Damage(0, what)
@@ -155,6 +174,10 @@ class CaptureReader:
                     yield batch
             except _Damage as exc:
                 self.problem = InputError(self.path, exc.message, Place(offset=exc.offset))
+
+    def current_section(self) -> Section | None:
+        """The pcapng section the last batch was read in (None for classic pcap, or before any)."""
+        return self._state.get("batch")
 
     def _note(self, offset: int, message: str) -> None:
         self.notes.append(str(InputError(self.path, message, Place(offset=offset))))
@@ -266,7 +289,7 @@ def _pattern(buf: np.ndarray, pos: int, span: int, byte_values: dict[int, int]) 
 # Classic pcap
 
 
-def _classic(reader: _ChunkReader, note: Callable[[int, str], None]) -> Iterator[Frames]:
+def _classic(reader: _ChunkReader, note: Callable[[int, str], None], start: int = 0) -> Iterator[Frames]:
     ch = reader.advance(0)
     if ch.end < 24:
         raise _Damage(0, "truncated pcap file header")
@@ -274,12 +297,16 @@ def _classic(reader: _ChunkReader, note: Callable[[int, str], None]) -> Iterator
     big = endian == ">"
     _, _, _, _, snaplen, linktype = struct.unpack_from(endian + "HHiIII", ch.raw, 4)
     linktype &= 0xFFFF  # upper bits carry FCS information
-    limit = max(MAX_CAPLEN, min(snaplen, MAX_SNAPLEN))
+    limit = _record_limit(snaplen)
     frac_limit = 1_000_000 if mul == 1000 else 1_000_000_000
     rec = struct.Struct(endian + "IIII")
     # the two high bytes of ts_sec: equal in neighbouring records, rare elsewhere
     high = (2, 3) if not big else (0, 1)
     pos = 24
+    if start > pos:
+        reader.skip(start)
+        ch = reader.advance(0)
+        pos = 0
     noted = False
     while True:
         buf, end, raw, base = ch.data, ch.end, ch.raw, ch.base
@@ -325,6 +352,11 @@ def _classic(reader: _ChunkReader, note: Callable[[int, str], None]) -> Iterator
         need = 16 + int(rec.unpack_from(raw, pos)[2]) if pos + 16 <= end else 0
         ch = reader.advance(pos, need)
         pos = 0
+
+
+def _record_limit(snaplen: int) -> int:
+    """The largest record length believed in a classic pcap file with this snap length."""
+    return max(MAX_CAPLEN, min(snaplen, MAX_SNAPLEN))
 
 
 def _classic_frames(ch: _Chunk, starts: np.ndarray, big: bool, mul: int, linktype: int) -> tuple[Frames, np.ndarray]:
@@ -385,15 +417,21 @@ def _check_trailer(raw, p: int, blen: int, endian: str, base: int) -> None:
         raise _Damage(base + p, f"block length {blen} does not match its trailing copy {trailer}")
 
 
-def _pcapng(reader: _ChunkReader) -> Iterator[Frames]:
+def _pcapng(reader: _ChunkReader, state: dict, start: int = 0) -> Iterator[Frames]:
+    """Blocks from ``start`` (0, or a block inside a section that ``state`` describes); ``state``
+    (byte order, interfaces) is kept up to date as blocks are read."""
+    if start:
+        reader.skip(start)
+    else:
+        state.update(endian="<", ifaces=[])
     ch = reader.advance(0)
     pos = 0
-    state = {"endian": "<", "ifaces": []}
     size = reader.size
     while True:
         buf, end, raw, base = ch.data, ch.end, ch.raw, ch.base
         endian = state["endian"]
         ifaces: list[Interface] = state["ifaces"]
+        declared = len(ifaces)  # an interface block read below comes after this chunk's records
 
         def slow(p: int) -> tuple[int, int]:
             if p + 12 > end:
@@ -444,6 +482,7 @@ def _pcapng(reader: _ChunkReader) -> Iterator[Frames]:
         cand, nxt = _pcapng_candidates(buf, pos, end, endian == ">", len(ifaces))
         parts, pos, stop = _chain(cand, nxt, pos, end, slow)
         if parts:
+            state["batch"] = Section(endian == ">", tuple(ifaces[:declared]))
             yield _pcapng_frames(ch, np.concatenate(parts), endian == ">", ifaces)
         if isinstance(stop, _Damage):
             raise stop
@@ -524,3 +563,51 @@ def _pcapng_frames(ch: _Chunk, starts: np.ndarray, big: bool, ifaces: list[Inter
         linktype=linktype,
         file_offset=starts + ch.base,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Starting in the middle of a file
+
+
+def first_section(path: Path) -> Section | None:
+    """The pcapng section in force at the file's first packet (None for classic pcap or a file
+    without packets)."""
+    reader = CaptureReader(path)
+    for _ in reader:
+        return reader.current_section()
+    return None
+
+
+def guess_record(
+    path: Path, offset: int, section: Section | None, window: int = 256 << 10, chain: int = 8
+) -> int | None:
+    """Where the first packet record at or after ``offset`` probably starts: the first place in the
+    ``window`` bytes there from which ``chain`` candidate records lead one to the next (None if
+    there is none). Only a guess (a payload may hold such a chain): the reader that frames the
+    file up to that place is the one that knows."""
+    with open(path, "rb") as fh:
+        head = fh.read(24)
+        fh.seek(offset)
+        data = fh.read(window)
+    end = len(data)
+    buf = np.frombuffer(data + bytes(PAD), np.uint8)
+    if head[:4] in PCAP_MAGIC and len(head) == 24:
+        endian = PCAP_MAGIC[head[:4]][0]
+        big = endian == ">"
+        limit = _record_limit(struct.unpack_from(endian + "I", head, 16)[0])
+        cand = np.arange(max(end - 15, 0))
+        caplen, wirelen = _u32(buf, cand + 8, big), _u32(buf, cand + 12, big)
+        ok = (caplen <= limit) & (caplen <= wirelen)
+        cand, nxt = cand[ok], cand[ok] + 16 + caplen[ok]
+    elif section is not None:
+        cand, nxt = _pcapng_candidates(buf, 0, end, section.big, len(section.interfaces))
+    else:
+        return None
+    # hop from every candidate along its chain: a place that is not a candidate leads nowhere
+    after = np.full(end + 2, end + 1, np.int64)
+    after[cand] = np.minimum(nxt, end + 1)
+    cur = cand
+    for _ in range(chain - 1):
+        cur = after[cur]
+    good = np.flatnonzero(after[cur] <= end)
+    return offset + int(cand[good[0]]) if len(good) else None

@@ -10,7 +10,8 @@ retransmission cannot rewrite what a parser may already have read.
 Bounded: only the first :data:`STREAM_CAP` bytes of a direction are kept, at most
 :data:`MAX_STREAMS` directions are in progress at once (the oldest is dropped, counted), a
 direction is finished as soon as its reader has what it needs, and finished directions are
-remembered for :data:`DONE_WINDOW_NS` to twice that of capture time.
+ignored from the segment that finished them on (wherever reading cut its batches), remembered
+for :data:`DONE_WINDOW_NS` to twice that of capture time.
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ class Streams:
         self.done = np.empty(0, np.uint64)
         self.done_before = np.empty(0, np.uint64)
         self.generation_ns: int | None = None
-        self._finished: list[int] = []
+        self._finished: set[int] = set()  # finished in this batch: ignored from then on, as the done ones
         self.dropped = 0  # directions dropped unfinished: too many in progress
 
     def active_or_new(self, keys: np.ndarray, opening: np.ndarray) -> np.ndarray:
@@ -168,7 +169,7 @@ class Streams:
 
     def syn(self, dkey: int, seq: int, key: int, from_dns_port: bool) -> None:
         """A SYN: the direction's data starts at ``seq + 1``."""
-        if dkey not in self.active:
+        if dkey not in self.active and dkey not in self._finished:
             self._open(dkey, (seq + 1) & SEQ_MASK, key, from_dns_port)
 
     def segment(
@@ -177,7 +178,7 @@ class Streams:
         """A segment with payload; ``starts`` says it may begin the direction (no SYN seen)."""
         stream = self.active.get(dkey)
         if stream is None:
-            if not starts:
+            if not starts or dkey in self._finished:
                 return
             stream = self._open(dkey, seq, key, from_dns_port)
         offset = (seq - stream.base) & SEQ_MASK
@@ -197,7 +198,7 @@ class Streams:
             self.done_before, self.done = self.done, np.empty(0, np.uint64)
             self.generation_ns = ts_ns
         if self._finished:
-            new = np.unique(np.array(self._finished, np.uint64))
+            new = np.unique(np.fromiter(self._finished, np.uint64, len(self._finished)))
             new = new[~_member(self.done, new)]
             # merged into place: a union would sort every finished key again in every batch
             self.done = np.insert(self.done, np.searchsorted(self.done, new), new)
@@ -205,7 +206,17 @@ class Streams:
 
     def incomplete(self) -> int:
         """Directions holding bytes whose reader never got what it needed (a gap, a cut message)."""
-        return self.dropped + sum(1 for s in self.active.values() if s.data)
+        return self.dropped + len(self.incomplete_keys())
+
+    def incomplete_keys(self) -> np.ndarray:
+        """The directions in progress that hold bytes (those :meth:`incomplete` counts besides the dropped)."""
+        return np.array([k for k, s in self.active.items() if s.data], np.uint64)
+
+    def finished_keys(self) -> np.ndarray:
+        """The finished directions still remembered (sorted)."""
+        return np.union1d(
+            np.union1d(self.done, self.done_before), np.fromiter(self._finished, np.uint64, len(self._finished))
+        )
 
     def _open(self, dkey: int, base: int, key: int, from_dns_port: bool) -> _Stream:
         if len(self.active) >= MAX_STREAMS:
@@ -256,4 +267,4 @@ class Streams:
 
     def _finish(self, dkey: int) -> None:
         del self.active[dkey]
-        self._finished.append(dkey)
+        self._finished.add(dkey)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, Self
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,7 @@ from harness.errors import InputError
 from harness.net import addresses, dns, http, quic, tls
 from harness.net.decode import SUPPORTED_LINKTYPES, TCP, UDP, Packets, _win, decode
 from harness.net.flows import FlowAccumulator, canonical, flow_hash, packet_flows
-from harness.net.framing import CHUNK, CaptureReader
+from harness.net.framing import CHUNK, CaptureReader, Frames
 from harness.net.streams import SEQ_MASK, STREAM_CAP, Streams
 from harness.progress import Progress, no_progress
 
@@ -109,6 +110,9 @@ class _Names:
         self.quic = quic.InitialReader()
         self.bad_dns = 0
         self._responses: dict[bytes, list[tuple[int, str]]] = {}
+        # QUIC Initials (flow hash, datagram) kept in order to be read later instead of now (reading
+        # in parts: a connection's state spans parts, and reading them is cheap)
+        self.held: list[tuple[int, bytes]] | None = None
 
     def name_flow(self, key: int, name: str | None, source: str) -> None:
         if not name:
@@ -199,7 +203,10 @@ class _Names:
                 continue
             key = flow_keys[j]
             if kind == 5:
-                self.name_flow(key, self.quic.datagram(data), "quic")
+                if self.held is not None:
+                    self.held.append((key, data))
+                else:
+                    self.name_flow(key, self.quic.datagram(data), "quic")
                 continue
             if syns[j]:
                 self.streams.syn(dirs[j], seqs[j], key, from_dns[j])
@@ -277,78 +284,162 @@ def _size(path: str | Path) -> int:
         return 0  # the reader names the file and the problem
 
 
+class Collector(Protocol):
+    """Something every decoded batch is shown to (all packets, whatever their link or addresses;
+    valid only during the call). Reading in parts shows each part's batches to a copy of the
+    (still empty) collector and merges the copies in capture order, so its result must not
+    depend on where the batches were cut."""
+
+    def __call__(self, packets: Packets) -> None: ...
+
+    def merge(self, later: Self) -> None:
+        """Take in what ``later`` (a copy shown the batches after this one's) collected."""
+        ...
+
+
+class _Reading:
+    """Reading records in capture order: flows, names, the device's packet rows, warnings of
+    unsupported link types."""
+
+    def __init__(self, device_packets: bool, collector: Collector | None) -> None:
+        self.acc = FlowAccumulator()
+        self.names = _Names()
+        self.total = 0
+        self.rows: list[tuple[np.ndarray, ...]] = []
+        self.device_packets = device_packets
+        self.collector = collector
+        self.unsupported: dict[int, str] = {}  # link type -> its warning, in the order first seen
+        self.watch: Callable[[Packets, np.ndarray, np.ndarray], None] | None = (
+            None  # (packets, a2b, hash) of each batch
+        )
+
+    def add(self, frames: Frames, path: str | Path) -> None:
+        for lt in np.unique(frames.linktype):
+            if int(lt) not in SUPPORTED_LINKTYPES and int(lt) not in self.unsupported:
+                self.unsupported[int(lt)] = f"{path}: link type {int(lt)} is not supported; its packets are skipped"
+        p = decode(frames)
+        self.total += len(p)
+        if self.collector is not None:
+            self.collector(p)
+        keys, a2b = canonical(p)
+        if not len(a2b):
+            return
+        h = flow_hash(keys)
+        self.acc.add(packet_flows(p, keys, a2b, h))
+        self.names.scan(p, a2b, h)
+        if self.watch is not None:
+            self.watch(p, a2b, h)
+        if self.device_packets:
+            ip = p.ip_rows()
+            self.rows.append((p.ts_ns[ip], p.length[ip].astype(np.int32), h, a2b))
+
+
+@dataclass
+class Readout:
+    """What reading gave, before a device is chosen: the flow table, names, packet counts and
+    the device's packet rows when asked for; ``warnings`` are the files' own (damage, notes, link
+    types) in order; the counts become the summary warnings."""
+
+    table: dict[str, np.ndarray]
+    names: _Names
+    total: int
+    warnings: list[str]
+    problems: list[InputError]
+    bad_dns: int
+    incomplete: int
+    quic_failed: int
+    rows: list[tuple[np.ndarray, ...]] | None
+
+
 def read_traffic(
     paths: Iterable[str | Path],
     device: str | None = None,
     chunk: int = CHUNK,
     *,
     device_packets: bool = False,
-    on_batch: Callable[[Packets], None] | None = None,
+    collector: Collector | None = None,
     progress: Progress = no_progress,
+    jobs: int | None = None,
+    part_size: int | None = None,
 ) -> Traffic:
     """Flows of all ``paths`` read as one capture, oriented towards ``device``.
 
     ``chunk`` is how many bytes are read at a time (memory use is a small multiple of it).
     ``device_packets``: also return the device's packets (:class:`PacketRows`; memory grows with
-    the packets, 21 bytes each while reading). ``on_batch`` is called with every decoded batch
-    (all packets, whatever their link or addresses; valid only during the call). ``progress``
-    hears "reading captures" with the bytes read of all files.
+    the packets, 21 bytes each while reading). ``collector`` is shown every decoded batch
+    (:class:`Collector`). ``progress`` hears "reading captures" with the bytes read of all files.
+    ``jobs``: processes reading parts of the captures at once (default: all cores for large
+    captures, else 1); ``part_size`` the bytes per part (default: from the size and ``jobs``).
+    The result does not depend on either.
     Without a device, the busiest local host that is not the gateway is chosen (a warning says
     so). Damage in a file becomes a warning and the packets before it are kept; raises
     :class:`InputError` only when no packet could be read at all.
     """
-    acc = FlowAccumulator()
-    names = _Names()
+    paths = list(paths)
+    from harness.net import parts
+
+    if jobs is None:
+        jobs = parts.default_jobs(paths)
+    if jobs > 1 or part_size is not None:
+        readout = parts.read(paths, chunk, jobs, part_size, device_packets, collector, progress)
+        return finish(readout, device, device_packets)
+    reading = _Reading(device_packets, collector)
     warnings: list[str] = []
     problems: list[InputError] = []
-    total = 0
-    unsupported: set[int] = set()
-    rows: list[tuple[np.ndarray, ...]] = []
-    paths = list(paths)
     sizes = [_size(path) for path in paths]
     for n, path in enumerate(paths):
         reader = CaptureReader(Path(path), chunk)
         for frames in reader:
             if len(frames):
                 progress("reading captures", sum(sizes[:n]) + int(frames.file_offset[-1]), sum(sizes))
-            for lt in np.unique(frames.linktype):
-                if int(lt) not in SUPPORTED_LINKTYPES and int(lt) not in unsupported:
-                    unsupported.add(int(lt))
-                    warnings.append(f"{path}: link type {int(lt)} is not supported; its packets are skipped")
-            p = decode(frames)
-            total += len(p)
-            if on_batch is not None:
-                on_batch(p)
-            keys, a2b = canonical(p)
-            if not len(a2b):
-                continue
-            h = flow_hash(keys)
-            acc.add(packet_flows(p, keys, a2b, h))
-            names.scan(p, a2b, h)
-            if device_packets:
-                ip = p.ip_rows()
-                rows.append((p.ts_ns[ip], p.length[ip].astype(np.int32), h, a2b))
+            seen = len(reading.unsupported)
+            reading.add(frames, path)
+            warnings.extend(list(reading.unsupported.values())[seen:])
         progress("reading captures", sum(sizes[: n + 1]), sum(sizes))
         warnings.extend(reader.notes)
         if reader.problem is not None:
             problems.append(reader.problem)
-            kept = f"; the {reader.packets} packets before it are used" if reader.packets else ""
-            warnings.append(f"{reader.problem}{kept}")
-    if total == 0 and problems:
-        raise problems[0]
-    if names.bad_dns:
-        warnings.append(f"{names.bad_dns} malformed DNS responses were skipped")
-    if names.streams.incomplete():
+            warnings.append(damage_warning(reader.problem, reader.packets))
+    names = reading.names
+    readout = Readout(
+        reading.acc.result(),
+        names,
+        reading.total,
+        warnings,
+        problems,
+        names.bad_dns,
+        names.streams.incomplete(),
+        names.quic.failed,
+        reading.rows if device_packets else None,
+    )
+    return finish(readout, device, device_packets)
+
+
+def damage_warning(problem: InputError, packets: int) -> str:
+    """The warning for damage that stopped a file after ``packets`` packets."""
+    kept = f"; the {packets} packets before it are used" if packets else ""
+    return f"{problem}{kept}"
+
+
+def finish(readout: Readout, device: str | None, device_packets: bool) -> Traffic:
+    """The traffic a readout shows, oriented towards ``device`` (chosen when None)."""
+    if readout.total == 0 and readout.problems:
+        raise readout.problems[0]
+    warnings = list(readout.warnings)
+    if readout.bad_dns:
+        warnings.append(f"{readout.bad_dns} malformed DNS responses were skipped")
+    if readout.incomplete:
         warnings.append(
-            f"{names.streams.incomplete()} TCP stream directions were left incomplete (a segment missing within "
+            f"{readout.incomplete} TCP stream directions were left incomplete (a segment missing within "
             f"their first {STREAM_CAP // 1024} KiB, or a message cut); they named no flow"
         )
-    if names.quic.failed:
+    if readout.quic_failed:
         warnings.append(
-            f"{names.quic.failed} QUIC Initial packets could not be decrypted (a server's, a capture "
+            f"{readout.quic_failed} QUIC Initial packets could not be decrypted (a server's, a capture "
             "starting mid-handshake, or damage); they named no flow"
         )
-    table = acc.result()
+    table = readout.table
+    total = readout.total
     if not table:
         empty = PacketRows(*(np.array([], t) for t in (np.int64, np.int64, bool, np.int64))) if device_packets else None
         return Traffic(
@@ -360,8 +451,8 @@ def read_traffic(
             device = addresses.address_text(*chosen)
             warnings.append(f"no --device given: assuming {device}, the busiest local host that is not the gateway")
     flows = _orient(table, addresses.parse_address(device) if device else None)
-    _name(flows, names)
-    mine = _device_rows(flows, rows, warnings) if device_packets else None
+    _name(flows, readout.names)
+    mine = _device_rows(flows, readout.rows or [], warnings) if device_packets else None
     return Traffic(flows[FLOW_COLUMNS], device, total, warnings, mine)
 
 
