@@ -48,7 +48,7 @@ from harness.net.decode import TCP, Packets, decode
 from harness.net.flows import FlowAccumulator, canonical, flow_hash
 from harness.net.framing import CHUNK, CaptureReader, Frames, Section, first_section, guess_record
 from harness.net.streams import _Stream
-from harness.net.traffic import Collector, Readout, _dirkey, _Names, _Reading, _size, damage_warning
+from harness.net.traffic import Collector, Readout, _dirkey, _Names, _Reading, _size, damage_warning, name_changes
 from harness.progress import Progress, no_progress
 
 MIN_PART = 32 << 20  # smaller parts cost more in start-up and hand-over than they save
@@ -301,7 +301,7 @@ def combine(
                 message, offset = before.problem
                 problems.append(InputError(part.path, message, Place(offset=offset)))
                 warnings.append(damage_warning(problems[-1], packets))
-    names.answers = _changes(names.answers)
+    names.answers = list(name_changes({}, names.answers))  # each part kept its own changes, from no name
     return Readout(
         acc.result(),
         names,
@@ -313,18 +313,6 @@ def combine(
         names.quic.failed,
         rows if device_packets else None,
     )
-
-
-def _changes(answers: list[tuple[int, int, int, str]]) -> list[tuple[int, int, int, str]]:
-    """DNS answers (hi, lo, ts, name) as one pass keeps them: those that change their address's
-    name (each part kept its own changes, from no name)."""
-    last: dict[tuple[int, int], str] = {}
-    kept = []
-    for answer in answers:
-        if last.get(answer[:2]) != answer[3]:
-            last[answer[:2]] = answer[3]
-            kept.append(answer)
-    return kept
 
 
 def _feed(

@@ -7,7 +7,7 @@ payloads starting like a QUIC v1/v2 Initial packet (decrypted for their ClientHe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, Self
@@ -97,6 +97,17 @@ class Traffic:
     device_packets: PacketRows | None = None
 
 
+def name_changes(
+    last: dict[tuple[int, int], str], answers: Iterable[tuple[int, int, int, str]]
+) -> Iterator[tuple[int, int, int, str]]:
+    """The DNS answers (hi, lo, ts, name) that change their address's name: all naming needs, and
+    bounded by distinct pairs. ``last`` holds each address's current name and is updated."""
+    for answer in answers:
+        if last.get(answer[:2]) != answer[3]:
+            last[answer[:2]] = answer[3]
+            yield answer
+
+
 class _Names:
     """Names learned while reading: per-flow (SNI, HTTP Host, certificate) and time-stamped DNS answers."""
 
@@ -105,7 +116,7 @@ class _Names:
         self.flow_names: dict[int, tuple[str, str]] = {}
         self._pairs: dict[tuple[str, str], tuple[str, str]] = {}
         self.answers: list[tuple[int, int, int, str]] = []  # (hi, lo, ts, name)
-        self._last: dict[int, str] = {}
+        self._last: dict[tuple[int, int], str] = {}
         self.streams = Streams(self.name_flow, self.dns_answer)
         self.quic = quic.InitialReader()
         self.bad_dns = 0
@@ -136,10 +147,7 @@ class _Names:
         if found is MALFORMED:
             self.bad_dns += 1
             return
-        for addr, name in found:
-            if self._last.get(addr) != name:  # keep only changes: bounded by distinct pairs
-                self._last[addr] = name
-                self.answers.append((addr >> 64, addr & ((1 << 64) - 1), ts, name))
+        self.answers.extend(name_changes(self._last, ((a >> 64, a & ((1 << 64) - 1), ts, name) for a, name in found)))
 
     def scan(self, p: Packets, a2b: np.ndarray, h: np.ndarray) -> None:
         """Find and decode the packets of this batch that can carry a name: UDP DNS responses,
