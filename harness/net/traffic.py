@@ -300,14 +300,26 @@ def read_traffic(
     so). Damage in a file becomes a warning and the packets before it are kept; raises
     :class:`InputError` only when no packet could be read at all.
     """
-    acc = FlowAccumulator()
+    with FlowAccumulator() as acc:  # removes flows spilled to disk, also on errors
+        return _read(acc, list(paths), device, chunk, device_packets, on_batch, progress)
+
+
+def _read(
+    acc: FlowAccumulator,
+    paths: list[str | Path],
+    device: str | None,
+    chunk: int,
+    device_packets: bool,
+    on_batch: Callable[[Packets], None] | None,
+    progress: Progress,
+) -> Traffic:
+    """:func:`read_traffic`, the flows gathered in ``acc``."""
     names = _Names()
     warnings: list[str] = []
     problems: list[InputError] = []
     total = 0
     unsupported: set[int] = set()
     rows: list[tuple[np.ndarray, ...]] = []
-    paths = list(paths)
     sizes = [_size(path) for path in paths]
     for n, path in enumerate(paths):
         reader = CaptureReader(Path(path), chunk)
@@ -326,7 +338,7 @@ def read_traffic(
             if not len(a2b):
                 continue
             h = flow_hash(keys)
-            acc.add(packet_flows(p, keys, a2b, h))
+            acc.add(packet_flows(p, keys, a2b, h, n))
             names.scan(p, a2b, h)
             if device_packets:
                 ip = p.ip_rows()
