@@ -10,7 +10,7 @@ import pytest
 
 from harness.net import CaptureReader, synth
 from harness.net.decode import decode
-from harness.net.flows import FlowAccumulator, canonical, flow_hash, merge, packet_flows, rows
+from harness.net.flows import FILE_SHIFT, FlowAccumulator, canonical, flow_hash, merge, packet_flows, rows
 
 T0 = 1_700_000_000_000_000_000
 MINUTE = 60 * 10**9
@@ -132,7 +132,7 @@ def test_merge_in_any_grouping_gives_one_table(echo_captures: Path) -> None:
     order = np.argsort(back["first_pos"], kind="stable")
     assert_same(left, {name: col[order] for name, col in back.items()})
     assert (np.diff(left["first_pos"].astype(np.int64)) > 0).all()  # in order of first packet
-    assert len(set(left["first_pos"] >> np.uint64(44))) == 2  # both files
+    assert len(set(left["first_pos"] >> np.uint64(FILE_SHIFT))) == 2  # both files
 
 
 def test_narrow_columns_keep_extreme_values(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ Grouping hashes the 5-tuple into one 64-bit key per packet (fast to group with p
 checks every group against its full 5-tuple, falling back to exact grouping on a collision.
 Tables are dicts of numpy columns, as narrow as the values allow (protocol uint8, ports uint16);
 ``first_pos`` is where the flow's first packet lies in the input (file number and byte offset), so
-tables merged in any order and grouping give one order of flows: by first packet.
+tables merged in any order and grouping hold the same rows, which sorting by it puts in one order.
 """
 
 from __future__ import annotations
