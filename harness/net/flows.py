@@ -4,17 +4,29 @@ A flow's sides are ordered canonically (the smaller address/port is side ``a``) 
 directions of a conversation land in one flow; orientation towards a device happens later.
 Grouping hashes the 5-tuple into one 64-bit key per packet (fast to group with pandas) and then
 checks every group against its full 5-tuple, falling back to exact grouping on a collision.
+Tables are dicts of numpy columns, as narrow as the values allow (protocol uint8, ports uint16);
+``first_pos`` is where the flow's first packet lies in the input (file number and byte offset), so
+tables merged in any order and grouping hold the same rows, which sorting by it puts in one order.
 """
 
 from __future__ import annotations
+
+import shutil
+import tempfile
+import weakref
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from harness.net.decode import Packets
+from harness.net.streams import DONE_WINDOW_NS
 
 KEY_COLUMNS = ("proto", "a_hi", "a_lo", "b_hi", "b_lo", "a_port", "b_port")
 SUM_COLUMNS = ("packets_ab", "packets_ba", "bytes_ab", "bytes_ba")
+# a flow's first packet: (file number << FILE_SHIFT) | byte offset in its file
+FILE_SHIFT = 44
+KEY_DTYPES = {"proto": np.uint8, "a_port": np.uint16, "b_port": np.uint16}
 _K = [
     np.uint64(k)
     for k in (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93, 0xFF51AFD7ED558CCD)
@@ -66,8 +78,11 @@ def _group(keys: dict[str, np.ndarray], h: np.ndarray) -> tuple[np.ndarray, int,
     return codes, len(uniques), first
 
 
-def packet_flows(p: Packets, keys: dict[str, np.ndarray], a2b: np.ndarray, h: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-flow aggregates of one batch (IP packets only)."""
+def packet_flows(
+    p: Packets, keys: dict[str, np.ndarray], a2b: np.ndarray, h: np.ndarray, file_no: int = 0
+) -> dict[str, np.ndarray]:
+    """Per-flow aggregates of one batch (IP packets only); ``file_no`` is the number of the
+    batch's file among those read as one capture (it orders flows of different files)."""
     ip = p.ip_rows()
     length = p.length[ip]
     ts = p.ts_ns[ip]
@@ -75,8 +90,9 @@ def packet_flows(p: Packets, keys: dict[str, np.ndarray], a2b: np.ndarray, h: np
     b_mac = np.where(a2b, p.dst_mac[ip], p.src_mac[ip])
     codes, k, first = _group(keys, h)
     w_ab = a2b.astype(np.float64)
-    table = {name: col[first] for name, col in keys.items()}
+    table = {name: col[first].astype(KEY_DTYPES.get(name, col.dtype), copy=False) for name, col in keys.items()}
     table["hash"] = h[first]
+    table["first_pos"] = p.file_offset[ip][first].astype(np.uint64) | np.uint64(file_no << FILE_SHIFT)
     table["packets_ab"] = np.bincount(codes, weights=w_ab, minlength=k).astype(np.int64)
     table["packets_ba"] = np.bincount(codes, minlength=k) - table["packets_ab"]
     table["bytes_ab"] = np.bincount(codes, weights=length * w_ab, minlength=k).astype(np.int64)
@@ -90,43 +106,123 @@ def packet_flows(p: Packets, keys: dict[str, np.ndarray], a2b: np.ndarray, h: np
     return table
 
 
-def merge(tables: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Combine flow tables: sums add up, first/last take min/max, MACs a non-zero one."""
+def rows(table: dict[str, np.ndarray]) -> int:
+    """Number of flows of a table."""
+    return len(table["hash"]) if table else 0
+
+
+def merge(tables: list[dict[str, np.ndarray]], *, consume: bool = False) -> dict[str, np.ndarray]:
+    """Combine flow tables: sums add up, first/last (time and position) take min/max, MACs a
+    non-zero one. Rows come in order of first appearance in ``tables``. ``consume``: empty
+    ``tables`` (and their dicts) while copying, so that each column is held about once."""
     if len(tables) == 1:
-        return tables[0]
-    cat = {name: np.concatenate([t[name] for t in tables]) for name in tables[0]}
-    keys = {k: cat[k] for k in KEY_COLUMNS}
-    codes, k, first = _group(keys, cat["hash"])
-    out = {name: cat[name][first] for name in (*KEY_COLUMNS, "hash")}
-    for name in SUM_COLUMNS:
-        out[name] = np.bincount(codes, weights=cat[name], minlength=k).astype(np.int64)
-    out["first_ns"] = np.full(k, np.iinfo(np.int64).max, np.int64)
-    np.minimum.at(out["first_ns"], codes, cat["first_ns"])
-    out["last_ns"] = np.full(k, np.iinfo(np.int64).min, np.int64)
-    np.maximum.at(out["last_ns"], codes, cat["last_ns"])
-    for name in ("a_mac", "b_mac"):
-        out[name] = np.zeros(k, np.uint64)
-        np.maximum.at(out[name], codes, cat[name])
+        return tables.pop() if consume else tables[0]
+    names = list(tables[0])
+    cat = {name: np.concatenate([t.pop(name) if consume else t[name] for t in tables]) for name in names}
+    if consume:
+        tables.clear()
+    codes, k, first = _group({key: cat[key] for key in KEY_COLUMNS}, cat["hash"])
+    if k == len(codes):  # no flow in two tables: the concatenation is the result
+        return cat
+    out = {}
+    for name in names:
+        col = cat.pop(name)
+        if name in SUM_COLUMNS:
+            out[name] = np.bincount(codes, weights=col, minlength=k).astype(np.int64)
+        elif name in ("first_ns", "first_pos"):
+            out[name] = np.full(k, np.iinfo(col.dtype).max, col.dtype)
+            np.minimum.at(out[name], codes, col)
+        elif name in ("last_ns", "a_mac", "b_mac"):  # a MAC: the non-zero one (0 is unknown)
+            out[name] = np.full(k, np.iinfo(col.dtype).min, col.dtype)
+            np.maximum.at(out[name], codes, col)
+        else:
+            out[name] = col[first]
     return out
 
 
-class FlowAccumulator:
-    """Running flow table over many batches; memory grows with distinct flows, not packets."""
+def take(table: dict[str, np.ndarray], index: np.ndarray) -> dict[str, np.ndarray]:
+    """The rows ``index`` (indices or a mask) of a table."""
+    return {name: col[index] for name, col in table.items()}
 
-    def __init__(self) -> None:
+
+class FlowAccumulator:
+    """Running flow table over many batches.
+
+    Batches are merged once ``merge_rows`` rows more than twice the last merge's are held. Flows
+    idle for ``idle_ns`` of capture time (twice the time finished TCP directions are remembered)
+    are moved out of memory at a merge of more than ``spill_rows`` rows: written as .npy columns to
+    a private temporary folder, read back only by :meth:`result`. Memory then grows with the
+    flows in flight, not with all flows seen; a flow that comes back after being spilled is merged
+    with its spilled part at the end, so the result does not depend on the thresholds. Use as a
+    context manager (or call :meth:`close`) so the folder is removed whatever happens.
+    """
+
+    def __init__(self, idle_ns: int = 2 * DONE_WINDOW_NS, spill_rows: int = 200_000, merge_rows: int = 200_000) -> None:
         self.tables: list[dict[str, np.ndarray]] = []
         self.rows = 0
         self.compacted = 0
+        self.idle_ns = idle_ns
+        self.spill_rows = spill_rows
+        self.merge_rows = merge_rows
+        self.latest_ns = np.iinfo(np.int64).min
+        self.folder: Path | None = None
+        self.spilled = 0  # files written
+        self.spilled_rows = 0
+
+    def __enter__(self) -> FlowAccumulator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def add(self, table: dict[str, np.ndarray]) -> None:
+        if not rows(table):
+            return
         self.tables.append(table)
-        self.rows += len(table["hash"])
-        if self.rows > 2 * self.compacted + 200_000:
-            self.tables = [merge(self.tables)]
-            self.rows = self.compacted = len(self.tables[0]["hash"])
+        self.rows += rows(table)
+        self.latest_ns = max(self.latest_ns, int(table["last_ns"].max()))
+        if self.rows > 2 * self.compacted + self.merge_rows:  # merged tables grow geometrically
+            self.tables = [merge(self.tables, consume=True)]
+            if rows(self.tables[0]) > self.spill_rows:
+                self._spill()
+            self.rows = self.compacted = rows(self.tables[0])
+
+    def _spill(self) -> None:
+        """Write the idle flows of the (single, merged) table to disk and keep the others."""
+        table = self.tables[0]
+        idle = table["last_ns"] < self.latest_ns - self.idle_ns
+        if not idle.any():
+            return
+        if self.folder is None:
+            self.folder = Path(tempfile.mkdtemp(prefix="harness-flows-"))  # mode 0700
+            # removed also when an error drops the accumulator without close()
+            self._remove = weakref.finalize(self, shutil.rmtree, self.folder, True)
+        part = self.folder / str(self.spilled)
+        part.mkdir()
+        for name, col in take(table, idle).items():
+            np.save(part / f"{name}.npy", col)
+        self.spilled += 1
+        self.spilled_rows += int(idle.sum())
+        self.tables = [take(table, ~idle)]
 
     def result(self) -> dict[str, np.ndarray]:
-        if not self.tables:
+        """All flows, in order of first packet; removes the spilled files."""
+        parts = []
+        for i in range(self.spilled):
+            part = self.folder / str(i)
+            parts.append({f.stem: np.load(f) for f in sorted(part.glob("*.npy"))})
+        self.close()
+        tables = parts + self.tables
+        self.tables = []
+        if not tables:
             return {}
-        self.tables = [merge(self.tables)]
-        return self.tables[0]
+        table = merge(tables, consume=True)
+        if self.spilled:  # spilled flows came first: back to the order of first packet
+            table = take(table, np.argsort(table["first_pos"], kind="stable"))
+        return table
+
+    def close(self) -> None:
+        """Remove the spilled files (the flows in them are lost)."""
+        if self.folder is not None:
+            self._remove()
+            self.folder = None

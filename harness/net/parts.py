@@ -147,7 +147,7 @@ def read_part(
     for frames in batches:
         cut = len(frames) if part.end is None else int(np.searchsorted(frames.file_offset, part.end))
         if cut:
-            reading.add(_take(frames, slice(0, cut)), part.path)
+            reading.add(_take(frames, slice(0, cut)), part.path, part.file)
         if cut < len(frames):
             rest = _take(frames, slice(cut, None))
             break

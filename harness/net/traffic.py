@@ -30,6 +30,9 @@ HTTP_FIRST[[m[0] for m in http.METHODS]] = True
 DIRECT_RANK = {"sni": 0, "quic": 0, "http": 1, "certificate": 2}
 RESPONSES_KEPT = 4096  # distinct DNS responses remembered at a time
 MALFORMED: list[tuple[int, str]] = []  # the remembered result of a response that does not parse
+# name sources by code: "none", "dns", the direct ones, then each direct one borrowed from a peer
+SOURCES = ["none", "dns", *DIRECT_RANK, *(s + "_peer" for s in DIRECT_RANK)]
+PEER = len(DIRECT_RANK)  # a direct source's code plus PEER is the code of its "_peer" form
 PROTOCOLS = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6", 132: "sctp", 2: "igmp"}
 FLOW_COLUMNS = [
     "protocol",
@@ -321,7 +324,8 @@ class _Reading:
             None  # (packets, a2b, hash) of each batch
         )
 
-    def add(self, frames: Frames, path: str | Path) -> None:
+    def add(self, frames: Frames, path: str | Path, file_no: int) -> None:
+        """Take in a batch of ``path``, capture number ``file_no`` of the list read."""
         for lt in np.unique(frames.linktype):
             if int(lt) not in SUPPORTED_LINKTYPES and int(lt) not in self.unsupported:
                 self.unsupported[int(lt)] = f"{path}: link type {int(lt)} is not supported; its packets are skipped"
@@ -333,7 +337,7 @@ class _Reading:
         if not len(a2b):
             return
         h = flow_hash(keys)
-        self.acc.add(packet_flows(p, keys, a2b, h))
+        self.acc.add(packet_flows(p, keys, a2b, h, file_no))
         self.names.scan(p, a2b, h)
         if self.watch is not None:
             self.watch(p, a2b, h)
@@ -401,7 +405,7 @@ def read_traffic(
             if len(frames):
                 progress("reading captures", sum(sizes[:n]) + int(frames.file_offset[-1]), sum(sizes))
             seen = len(reading.unsupported)
-            reading.add(frames, path)
+            reading.add(frames, path, n)
             warnings.extend(list(reading.unsupported.values())[seen:])
         progress("reading captures", sum(sizes[: n + 1]), sum(sizes))
         warnings.extend(reader.notes)
@@ -458,22 +462,26 @@ def finish(readout: Readout, device: str | None, device_packets: bool) -> Traffi
         if chosen is not None:
             device = addresses.address_text(*chosen)
             warnings.append(f"no --device given: assuming {device}, the busiest local host that is not the gateway")
-    flows = _orient(table, addresses.parse_address(device) if device else None)
-    _name(flows, readout.names)
-    mine = _device_rows(flows, readout.rows or [], warnings) if device_packets else None
-    return Traffic(flows[FLOW_COLUMNS], device, total, warnings, mine)
+    cols = _orient(table, addresses.parse_address(device) if device else None)
+    name, source = _name(cols, readout.names)
+    mine = _device_rows(cols, readout.rows or [], warnings) if device_packets else None
+    flows = {c: cols[c] for c in FLOW_COLUMNS if c in cols} | {
+        "name": pd.Series(name, dtype=object),
+        "name_source": source,
+    }
+    return Traffic(pd.DataFrame(flows, columns=FLOW_COLUMNS, copy=False), device, total, warnings, mine)
 
 
-def _device_rows(flows: pd.DataFrame, rows: list[tuple[np.ndarray, ...]], warnings: list[str]) -> PacketRows:
+def _device_rows(cols: dict[str, np.ndarray], rows: list[tuple[np.ndarray, ...]], warnings: list[str]) -> PacketRows:
     """The device's packets with their flow's row, from per-packet (ts, length, flow hash, a->b)."""
-    ts, length, h, a2b = (np.concatenate(cols) for cols in zip(*rows, strict=False)) if rows else ([],) * 4
-    firsts = ~flows["hash"].duplicated().to_numpy()
+    ts, length, h, a2b = (np.concatenate(c) for c in zip(*rows, strict=False)) if rows else ([],) * 4
+    firsts = ~pd.Series(cols["hash"]).duplicated().to_numpy()
     if not firsts.all():  # two flows with one 64-bit hash: packets go to the first of them
         warnings.append("two flows share a hash; the packets of the second are counted with the first")
-    flow = np.flatnonzero(firsts)[pd.Index(flows["hash"].to_numpy()[firsts]).get_indexer(np.asarray(h, np.uint64))]
-    keep = flows["device"].to_numpy()[flow]
+    flow = np.flatnonzero(firsts)[pd.Index(cols["hash"][firsts]).get_indexer(np.asarray(h, np.uint64))]
+    keep = cols["device"][flow]
     flow = flow[keep]
-    up = np.asarray(a2b, bool)[keep] == flows["a_local"].to_numpy()[flow]
+    up = np.asarray(a2b, bool)[keep] == cols["a_local"][flow]
     return PacketRows(np.asarray(ts, np.int64)[keep], np.asarray(length, np.int64)[keep], up, flow)
 
 
@@ -504,8 +512,14 @@ def choose_device(table: dict[str, np.ndarray]) -> tuple[int, int] | None:
     return int(hi), int(lo)
 
 
-def _orient(table: dict[str, np.ndarray], device: tuple[int, int] | None) -> pd.DataFrame:
-    """Flow rows with the device (or, without one, the local/client side) as the local side."""
+def _orient(table: dict[str, np.ndarray], device: tuple[int, int] | None) -> dict[str, np.ndarray]:
+    """The flow columns (:data:`FLOW_COLUMNS` but the names, plus ``r_hi``/``r_lo``, ``hash`` and
+    ``a_local``) in order of first packet time, with the device (or, without one, the local/client
+    side) as the local side. Empties ``table``, one column at a time, to hold each about once."""
+    order = np.argsort(table["first_ns"], kind="stable")
+    for c in list(table):
+        table[c] = table[c][order]
+    del order
     a_hi, a_lo, b_hi, b_lo = table["a_hi"], table["a_lo"], table["b_hi"], table["b_lo"]
     if device is not None:
         a_dev = (a_hi == np.uint64(device[0])) & (a_lo == np.uint64(device[1]))
@@ -514,77 +528,90 @@ def _orient(table: dict[str, np.ndarray], device: tuple[int, int] | None) -> pd.
         a_dev = b_dev = np.zeros(len(a_hi), bool)
     a_loc, b_loc = addresses.is_local(a_hi, a_lo), addresses.is_local(b_hi, b_lo)
     a_local = np.where(a_dev | b_dev, a_dev, np.where(a_loc != b_loc, a_loc, table["a_port"] >= table["b_port"]))
+    del a_hi, a_lo, b_hi, b_lo, a_loc, b_loc
+    proto = table.pop("proto").astype(np.int64)
+    protocol, code = np.unique(proto, return_inverse=True)
+    cols = {
+        "protocol": np.array([PROTOCOLS.get(int(p), str(int(p))) for p in protocol], dtype=object)[code],
+        "proto": proto,
+        "device": a_dev | b_dev,
+        "a_local": a_local,
+    }
+    del protocol, code, a_dev, b_dev
+    for a, b, local, remote in (
+        ("a_hi", "b_hi", "l_hi", "r_hi"),
+        ("a_lo", "b_lo", "l_lo", "r_lo"),
+        ("a_port", "b_port", "local_port", "remote_port"),
+        ("a_mac", "b_mac", "local_mac", "remote_mac"),
+        ("packets_ab", "packets_ba", "packets_up", "packets_down"),
+        ("bytes_ab", "bytes_ba", "bytes_up", "bytes_down"),
+    ):
+        x, y = table.pop(a), table.pop(b)
+        cols[local], cols[remote] = np.where(a_local, x, y), np.where(a_local, y, x)
+    for c in ("local_port", "remote_port"):
+        cols[c] = cols[c].astype(np.int64)
+    for c in ("local_mac", "remote_mac"):
+        cols[c] = addresses.mac_texts(cols[c])
+    cols["local_ip"] = addresses.texts(cols.pop("l_hi"), cols.pop("l_lo"))
+    cols["remote_ip"] = addresses.texts(cols["r_hi"], cols["r_lo"])
+    for c in ("first_ns", "last_ns", "hash"):
+        cols[c] = table.pop(c)
+    return cols
 
-    def pick(a, b):
-        return np.where(a_local, a, b)
 
-    flows = pd.DataFrame(
-        {
-            "proto": table["proto"],
-            "protocol": pd.Series(table["proto"]).map(PROTOCOLS).fillna(pd.Series(table["proto"]).astype(str)),
-            "l_hi": pick(a_hi, b_hi),
-            "l_lo": pick(a_lo, b_lo),
-            "r_hi": pick(b_hi, a_hi),
-            "r_lo": pick(b_lo, a_lo),
-            "local_port": pick(table["a_port"], table["b_port"]),
-            "remote_port": pick(table["b_port"], table["a_port"]),
-            "local_mac": addresses.mac_texts(pick(table["a_mac"], table["b_mac"])),
-            "remote_mac": addresses.mac_texts(pick(table["b_mac"], table["a_mac"])),
-            "first_ns": table["first_ns"],
-            "last_ns": table["last_ns"],
-            "packets_up": pick(table["packets_ab"], table["packets_ba"]),
-            "packets_down": pick(table["packets_ba"], table["packets_ab"]),
-            "bytes_up": pick(table["bytes_ab"], table["bytes_ba"]),
-            "bytes_down": pick(table["bytes_ba"], table["bytes_ab"]),
-            "device": a_dev | b_dev,
-            "a_local": a_local,
-            "hash": table["hash"],
-        }
-    )
-    flows["local_ip"] = addresses.texts(flows["l_hi"].to_numpy(), flows["l_lo"].to_numpy())
-    flows["remote_ip"] = addresses.texts(flows["r_hi"].to_numpy(), flows["r_lo"].to_numpy())
-    return flows.sort_values("first_ns", kind="stable").reset_index(drop=True)
+def _name(cols: dict[str, np.ndarray], names: _Names) -> tuple[np.ndarray, np.ndarray]:
+    """Each flow's name (None where none) and name source ("none" where none) of :func:`_orient`'s
+    columns, best evidence first: the flow's own SNI (TLS or QUIC) or HTTP Host; the DNS answer
+    for its remote address current at the flow's start (or, failing that, first given while the
+    flow lasted); the server certificate's name; a name another flow to the same address learned
+    directly, nearest in time (source ``<source>_peer``).
 
-
-def _name(flows: pd.DataFrame, names: _Names) -> None:
-    """Fill ``name``/``name_source``, best evidence first: the flow's own SNI (TLS or QUIC) or HTTP
-    Host; the DNS answer for its remote address current at the flow's start (or, failing that,
-    first given while the flow lasted); the server certificate's name; a name another flow to the
-    same address learned directly, nearest in time (source ``<source>_peer``)."""
-    flows["name"] = None
-    flows["name_source"] = "none"
-    direct = _direct_names(flows, names)
-    order = flows[["r_hi", "r_lo", "first_ns"]].assign(row=np.arange(len(flows))).sort_values("first_ns")
-    strong = direct["source"].isin(["sni", "quic", "http"]).to_numpy()
-    _fill(flows, direct["name"].where(strong).to_numpy(), direct["source"].to_numpy())
+    Works on integer codes of names and sources (-1: none) rather than on text columns."""
+    n = len(cols["hash"])
+    vocab: dict[str, int] = {}
+    direct, direct_source = _direct_names(cols["hash"], names, vocab)
+    name = np.full(n, -1, np.int64)
+    source = np.zeros(n, np.int64)  # "none"
+    order = pd.DataFrame(
+        {"r_hi": cols["r_hi"], "r_lo": cols["r_lo"], "first_ns": cols["first_ns"], "row": np.arange(n)}, copy=False
+    ).sort_values("first_ns")
+    strong = np.isin(direct_source, [SOURCES.index(s) for s in ("sni", "quic", "http")])
+    _fill(name, source, np.where(strong, direct, -1), direct_source)
     if names.answers:
         ans = pd.DataFrame(names.answers, columns=["r_hi", "r_lo", "ts", "found"])
+        ans["found"] = [vocab.setdefault(x, len(vocab)) for x in ans["found"].tolist()]
         before = _asof(order, ans, "backward")
         after = _asof(order, ans, "forward")
-        late = after["found"].where(after["ts"].to_numpy() <= flows["last_ns"].to_numpy()[after["row"].to_numpy()])
-        found = pd.Series(before["found"].fillna(late).to_numpy(), index=before["row"].to_numpy()).sort_index()
-        _fill(flows, found.to_numpy(), "dns")
-    _fill(flows, direct["name"].to_numpy(), direct["source"].to_numpy())
-    own = direct["name"].notna().to_numpy()
-    if own.any():
-        peers = order.assign(
-            found=direct["name"].to_numpy()[order["row"].to_numpy()],
-            source=direct["source"].to_numpy()[order["row"].to_numpy()],
-        )
-        peers = peers[peers["found"].notna()].rename(columns={"first_ns": "ts"}).drop(columns="row")
+        late = after["found"].where(after["ts"].to_numpy() <= cols["last_ns"][after["row"].to_numpy()])
+        found = np.full(n, -1, np.int64)
+        found[before["row"].to_numpy()] = before["found"].fillna(late).fillna(-1).to_numpy(np.int64)
+        del before, after, late
+        _fill(name, source, found, SOURCES.index("dns"))
+    _fill(name, source, direct, direct_source)
+    if (direct >= 0).any():
+        rows = order["row"].to_numpy()
+        peers = order.assign(found=direct[rows], source=direct_source[rows] + PEER)
+        peers = peers[peers["found"] >= 0].rename(columns={"first_ns": "ts"}).drop(columns="row")
         near = _asof(order, peers, "nearest")
-        found = pd.Series(near["found"].to_numpy(), index=near["row"].to_numpy()).sort_index()
-        source = pd.Series((near["source"] + "_peer").to_numpy(), index=near["row"].to_numpy()).sort_index()
-        _fill(flows, found.to_numpy(), source.to_numpy())
+        at = near["row"].to_numpy()
+        found = np.full(n, -1, np.int64)
+        found[at] = near["found"].fillna(-1).to_numpy(np.int64)
+        peer = np.zeros(n, np.int64)
+        peer[at] = near["source"].fillna(0).to_numpy(np.int64)
+        _fill(name, source, found, peer)
+    texts = np.array([*vocab, None], dtype=object)  # code -1: the last entry, None
+    return texts[name], np.array(SOURCES, dtype=object)[source]
 
 
-def _direct_names(flows: pd.DataFrame, names: _Names) -> pd.DataFrame:
-    """Each flow's own name and source (None where it has none), in flow order."""
-    table = pd.DataFrame(
-        [(key, name, source) for key, (name, source) in names.flow_names.items()], columns=["hash", "name", "source"]
-    )
-    table["hash"] = table["hash"].astype(np.uint64)
-    return flows[["hash"]].merge(table, how="left", on="hash")[["name", "source"]]
+def _direct_names(hashes: np.ndarray, names: _Names, vocab: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Each flow's own name and source as codes (-1 and 0, "none", where it has none), flows given
+    by their hashes; names get codes in ``vocab``."""
+    keys = np.fromiter(names.flow_names, np.uint64, len(names.flow_names))
+    at = pd.Index(keys).get_indexer(hashes)
+    pairs = list(names.flow_names.values())
+    found = np.array([vocab.setdefault(p[0], len(vocab)) for p in pairs] + [-1], np.int64)[at]
+    source = np.array([SOURCES.index(p[1]) for p in pairs] + [0], np.int64)[at]
+    return found, source
 
 
 def _asof(order: pd.DataFrame, found: pd.DataFrame, direction: str) -> pd.DataFrame:
@@ -593,8 +620,9 @@ def _asof(order: pd.DataFrame, found: pd.DataFrame, direction: str) -> pd.DataFr
     return pd.merge_asof(order, found, left_on="first_ns", right_on="ts", by=["r_hi", "r_lo"], direction=direction)
 
 
-def _fill(flows: pd.DataFrame, found: np.ndarray, source: np.ndarray | str) -> None:
-    """Name the flows still unnamed that ``found`` (one entry per flow, None where none) names."""
-    hit = pd.notna(found) & flows["name"].isna().to_numpy()
-    flows.loc[hit, "name"] = found[hit]
-    flows.loc[hit, "name_source"] = source if isinstance(source, str) else source[hit]
+def _fill(name: np.ndarray, source: np.ndarray, found: np.ndarray, how: np.ndarray | int) -> None:
+    """Name the flows still unnamed (code -1) that ``found`` (a name code per flow, -1 where
+    none) names, with source code ``how`` (one, or one per flow)."""
+    hit = (found >= 0) & (name < 0)
+    name[hit] = found[hit]
+    source[hit] = how if isinstance(how, int) else how[hit]
