@@ -1,6 +1,6 @@
 """How `harness campaign analyse` grows with the campaign's packets, on 1 core and on all cores.
 
-    .venv/bin/python benchmarks/campaign_scale.py [--packets 1000000 10000000] [--repeat 3] [--dir DIR] [--keep]
+    .venv/bin/python benchmarks/campaign_scale.py [--packets 1e6 1e7 1e8] [--repeat 3 3 1] [--dir DIR] [--keep]
 
 Method. Per size it generates a campaign of four run directories (two personas, two runs each)
 shaped like a bench-month (10^8 packets for 10^4 utterances: 10^4 packets per utterance): each
@@ -118,21 +118,30 @@ def time_update(folder: manifest.CampaignDir, workers: int) -> tuple[float, int]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--packets", type=float, nargs="+", default=[1e6, 1e7])
-    parser.add_argument("--repeat", type=int, default=3, help="paired timings per size (medians printed)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        nargs="+",
+        default=[3],
+        help="paired timings per size (medians printed); one per size or one for all",
+    )
     parser.add_argument("--dir", type=Path, help="generate here (default: a temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the generated runs")
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     base = args.dir or Path(tempfile.mkdtemp(prefix="campaign-scale-"))
+    repeats = args.repeat * len(args.packets) if len(args.repeat) == 1 else args.repeat
+    if len(repeats) != len(args.packets):
+        parser.error("--repeat takes one count, or one per size")
     rows = []
     try:
-        for target in args.packets:
+        for target, repeat in zip(args.packets, repeats, strict=True):
             size_dir = base / f"p{int(target)}"
             print(f"{int(target):,} packets:", flush=True)
             folder, packets = build_campaign(size_dir, int(target))
             timings: dict[int, list[float]] = {1: [], cores: []}
             peaks: dict[int, list[int]] = {1: [], cores: []}
-            for r in range(args.repeat):
+            for r in range(repeat):
                 order = (1, cores) if r % 2 == 0 else (cores, 1)
                 for workers in order:
                     seconds, peak = time_update(folder, workers)
