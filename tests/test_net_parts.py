@@ -134,6 +134,20 @@ def test_guess_finds_the_next_record_and_can_be_fooled(tmp_path: Path) -> None:
     assert fake_at not in starts
 
 
+def test_guess_is_not_fooled_by_a_stream_of_alike_packets(tmp_path: Path) -> None:
+    # fixed-size packets of alike content (an audio stream) repeat with the record's period: a
+    # chain of records can be read from inside them unless the timestamps are checked too
+    dev_mac, gw_mac = "02:00:00:00:00:20", "02:00:00:00:00:01"
+    frame = synth.ethernet(
+        gw_mac, dev_mac, 0x0800, synth.ipv4("203.0.113.50", DEV, 6, synth.tcp(443, 40000, bytes(100)))
+    )
+    path = tmp_path / "stream.pcap"
+    path.write_bytes(synth.pcap_bytes((1_700_000_000 * 10**9 + i * 20 * 10**6, frame) for i in range(4000)))
+    starts = sorted(record_starts(path))
+    for offset in range(24, starts[-10], 4999):  # a chain of 8 records must follow
+        assert guess_record(path, offset, None) == next(s for s in starts if s >= offset)
+
+
 @pytest.mark.parametrize("where", [0.3, 0.7])
 def test_damage_in_the_middle(tmp_path: Path, where: float) -> None:
     path = write(tmp_path / "odd.pcap", odd_frames())

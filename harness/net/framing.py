@@ -27,6 +27,7 @@ MAX_SNAPLEN = 16 << 20
 MAX_META_BLOCK = 1 << 20
 # Blocks we skip without reading (unknown types) may be larger, but not absurdly so.
 MAX_SKIP_BLOCK = 1 << 30
+GUESS_SPAN_S = 366 * 86400  # a split's records lie within a year of the file's first one
 PAD = 128  # zero bytes after each chunk so fixed-width header windows never run off the end
 
 PCAP_MAGIC = {
@@ -587,17 +588,26 @@ def guess_record(
     file up to that place is the one that knows."""
     with open(path, "rb") as fh:
         head = fh.read(24)
+        first = fh.read(16)  # a classic file's first record header
         fh.seek(offset)
         data = fh.read(window)
     end = len(data)
     buf = np.frombuffer(data + bytes(PAD), np.uint8)
     if head[:4] in PCAP_MAGIC and len(head) == 24:
-        endian = PCAP_MAGIC[head[:4]][0]
+        endian, mul = PCAP_MAGIC[head[:4]]
         big = endian == ">"
         limit = _record_limit(struct.unpack_from(endian + "I", head, 16)[0])
         cand = np.arange(max(end - 15, 0))
         caplen, wirelen = _u32(buf, cand + 8, big), _u32(buf, cand + 12, big)
         ok = (caplen <= limit) & (caplen <= wirelen)
+        if len(first) == 16:
+            # Fixed-size packets of alike content (an audio stream) repeat with the record's
+            # period, so a chain can start inside them: a timestamp near the file's first one,
+            # with a fraction in range, rules nearly all such places out.
+            first_s = struct.unpack_from(endian + "I", first, 0)[0]
+            ts_s, frac = _u32(buf, cand, big), _u32(buf, cand + 4, big)
+            ok &= (ts_s >= first_s - GUESS_SPAN_S) & (ts_s <= first_s + GUESS_SPAN_S)
+            ok &= frac < (1_000_000 if mul == 1000 else 1_000_000_000)
         cand, nxt = cand[ok], cand[ok] + 16 + caplen[ok]
     elif section is not None:
         cand, nxt = _pcapng_candidates(buf, 0, end, section.big, len(section.interfaces))
