@@ -320,9 +320,8 @@ class _Reading:
         self.device_packets = device_packets
         self.collector = collector
         self.unsupported: dict[int, str] = {}  # link type -> its warning, in the order first seen
-        self.watch: Callable[[Packets, np.ndarray, np.ndarray], None] | None = (
-            None  # (packets, a2b, hash) of each batch
-        )
+        # shown (packets, a2b, hash) of each batch: reading in parts notes the TCP directions seen
+        self.watch: Callable[[Packets, np.ndarray, np.ndarray], None] | None = None
 
     def add(self, frames: Frames, path: str | Path, file_no: int) -> None:
         """Take in a batch of ``path``, capture number ``file_no`` of the list read."""
@@ -388,7 +387,7 @@ def read_traffic(
     :class:`InputError` only when no packet could be read at all.
     """
     paths = list(paths)
-    from harness.net import parts
+    from harness.net import parts  # here: parts builds on this module
 
     if jobs is None:
         jobs = parts.default_jobs(paths)
