@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from harness.classify import address_network, classify_flows
-from harness.net.traffic import FLOW_COLUMNS
+from harness.net.flow_table import FLOW_COLUMNS
 
 VOICE = "52.94.227.146"  # an Echo's voice server: in AMAZON-02
 

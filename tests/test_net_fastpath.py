@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 
 from harness.net import read_traffic, synth, traffic
+from harness.net.flow_table import Traffic
 from harness.net.streams import DONE_WINDOW_NS, Streams
 
 T0 = 1_700_000_000 * 10**9
@@ -119,7 +120,7 @@ def write(path: Path, frames: list[bytes], snap: int | None = None, torn: int = 
     return path
 
 
-def both(path: Path, monkeypatch: pytest.MonkeyPatch, **kwargs) -> tuple[traffic.Traffic, traffic.Traffic, int]:
+def both(path: Path, monkeypatch: pytest.MonkeyPatch, **kwargs) -> tuple[Traffic, Traffic, int]:
     """(fast path, per-segment path, rows the fast path dropped) of one capture."""
     dropped = []
     fast_path = traffic._Names._after_end
@@ -136,7 +137,7 @@ def both(path: Path, monkeypatch: pytest.MonkeyPatch, **kwargs) -> tuple[traffic
     return fast, slow, sum(dropped)
 
 
-def same(fast: traffic.Traffic, slow: traffic.Traffic) -> None:
+def same(fast: Traffic, slow: Traffic) -> None:
     pd.testing.assert_frame_equal(fast.flows, slow.flows)
     assert fast.warnings == slow.warnings
     assert fast.packets == slow.packets

@@ -1,4 +1,4 @@
-"""The flow table: merging batches in any grouping, spilling idle flows to disk and back."""
+"""The flow table: grouping, merging batches in any grouping, spilling idle flows to disk and back."""
 
 from __future__ import annotations
 
@@ -11,7 +11,17 @@ import pytest
 
 from harness.net import CaptureReader, synth
 from harness.net.decode import decode
-from harness.net.flows import FILE_SHIFT, FlowAccumulator, canonical, flow_hash, merge, packet_flows, rows
+from harness.net.flows import (
+    FILE_SHIFT,
+    KEY_COLUMNS,
+    FlowAccumulator,
+    _group,
+    canonical,
+    flow_hash,
+    merge,
+    packet_flows,
+    rows,
+)
 
 T0 = 1_700_000_000_000_000_000
 MINUTE = 60 * 10**9
@@ -155,3 +165,21 @@ def test_narrow_columns_keep_extreme_values(tmp_path: Path) -> None:
     assert table["proto"].dtype == np.uint8 and table["a_port"].dtype == np.uint16
     assert sorted(table["proto"].tolist()) == [17, 255]
     assert 65535 in table["a_port"].tolist() + table["b_port"].tolist()
+
+
+def test_grouping_numbers_groups_in_order_of_first_appearance_and_survives_hash_collisions() -> None:
+    rng = np.random.default_rng(3)
+    n = 5000
+    keys = {k: rng.integers(0, 4, n).astype(np.uint64) for k in ("a_hi", "a_lo", "b_hi", "b_lo")}
+    keys |= {"proto": rng.choice([6, 17], n).astype(np.uint8)}
+    keys |= {"a_port": rng.integers(0, 3, n).astype(np.uint16), "b_port": np.full(n, 443, np.uint16)}
+    tuples = list(zip(*(keys[k].tolist() for k in KEY_COLUMNS), strict=True))
+    expected: dict[tuple, int] = {}
+    for t in tuples:
+        expected.setdefault(t, len(expected))
+    firsts = [tuples.index(t) for t in expected]
+    for h in (flow_hash(keys), np.zeros(n, np.uint64)):  # the real hash, then every row colliding
+        codes, k, first = _group(keys, h)
+        assert k == len(expected)
+        assert codes.tolist() == [expected[t] for t in tuples]
+        assert first.tolist() == firsts

@@ -11,6 +11,8 @@ import json
 import multiprocessing
 import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +23,8 @@ from test_net_fastpath import DEV, odd_frames, write
 from harness.cli.main import main
 from harness.correlate.capture import _Seen, capture_from_parts, capture_parts, read_capture, read_capture_part
 from harness.net import parts, read_traffic, synth
+from harness.net.flow_table import Traffic, finish
 from harness.net.framing import CaptureReader, Interface, Section, guess_record
-from harness.net.traffic import Traffic, finish
 
 T0 = 1_700_000_000 * 10**9
 
@@ -146,6 +148,29 @@ def test_guess_is_not_fooled_by_a_stream_of_alike_packets(tmp_path: Path) -> Non
     starts = sorted(record_starts(path))
     for offset in range(24, starts[-10], 4999):  # a chain of 8 records must follow
         assert guess_record(path, offset, None) == next(s for s in starts if s >= offset)
+
+
+def test_guess_finds_records_longer_than_its_first_look(tmp_path: Path) -> None:
+    # 9 KB jumbo frames: a chain of 8 records spans 72 KB, past the first 16 and 64 KiB looked at
+    frame = synth.ethernet(
+        "02:00:00:00:00:01",
+        "02:00:00:00:00:20",
+        0x0800,
+        synth.ipv4("203.0.113.50", DEV, 17, synth.udp(443, 40000, bytes(9000))),
+    )
+    path = tmp_path / "jumbo.pcap"
+    path.write_bytes(synth.pcap_bytes((1_700_000_000 * 10**9 + i * 10**6, frame) for i in range(60)))
+    starts = sorted(record_starts(path))
+    for offset in (starts[3] + 1, starts[20] + 5000):
+        assert guess_record(path, offset, None) == next(s for s in starts if s >= offset)
+    assert guess_record(path, starts[3] + 1, None, window=16 << 10) is None  # no chain of 8 fits there
+
+
+def test_reading_processes_start_without_pandas() -> None:
+    # parts are read by forked processes: pandas (0.3 s to load) would delay every one of them
+    code = "import sys, harness.net, harness.net.parts; print('pandas' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
 
 
 @pytest.mark.parametrize("where", [0.3, 0.7])

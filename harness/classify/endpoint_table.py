@@ -116,16 +116,16 @@ def _groups(mine: pd.DataFrame) -> tuple[list, ...]:
     used = used.assign(rank=used["name_source"].map(lambda x: _RANK.get(x, len(_RANK)))).sort_values(
         ["rank", "name_source"], kind="stable"
     )
-    sources = used.groupby("endpoint", sort=False)["name_source"].agg(list).reindex(keys)
+    sources = _lists(used["endpoint"], used["name_source"])
     by_address = mine.groupby(["endpoint", "remote_ip"], sort=True)["size"].sum().reset_index()
-    addresses = by_address.groupby("endpoint", sort=False)["remote_ip"].agg(list).reindex(keys)
+    addresses = _lists(by_address["endpoint"], by_address["remote_ip"])
     busiest = by_address.sort_values("size", ascending=False, kind="stable").drop_duplicates("endpoint")
     busiest = busiest.set_index("endpoint")["remote_ip"].reindex(keys)
     return (
         list(keys),
         named.tolist(),
-        [s if isinstance(s, list) else [] for s in sources.tolist()],
-        [sorted(map(str, a)) for a in addresses.tolist()],
+        [sources.get(k, []) for k in keys],
+        [sorted(map(str, addresses[k])) for k in keys],
         busiest.tolist(),
         spans["flows"].tolist(),
         sums["bytes_up"].tolist(),
@@ -133,6 +133,14 @@ def _groups(mine: pd.DataFrame) -> tuple[list, ...]:
         spans["first_ns"].tolist(),
         spans["last_ns"].tolist(),
     )
+
+
+def _lists(keys: pd.Series, values: pd.Series) -> dict[str, list]:
+    """The ``values`` of each key, in order (a plain loop: pandas' ``agg(list)`` costs ~40 µs a group)."""
+    out: dict[str, list] = {}
+    for key, value in zip(keys.tolist(), values.tolist(), strict=True):
+        out.setdefault(key, []).append(value)
+    return out
 
 
 def _endpoint(

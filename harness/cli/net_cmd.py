@@ -65,7 +65,6 @@ def write_flows(flows: pd.DataFrame, path: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.classify import classify_flows
     from harness.cli.console import out, print_csv, print_json, progress, warn
     from harness.net import read_traffic
     from harness.net.addresses import parse_address
@@ -77,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
     with progress(args.quiet) as report:
         traffic = read_traffic(args.pcaps, args.device, progress=report, jobs=args.jobs)
         report("naming endpoints")
+        from harness.classify import classify_flows  # after reading: its processes start without pandas
+
         table = classify_flows(traffic.flows)
     warnings = list(traffic.warnings)
     if traffic.device is None:

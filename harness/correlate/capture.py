@@ -21,7 +21,7 @@ from harness.classify import classify_flows
 from harness.errors import HarnessError, InputError
 from harness.net import Packets, Traffic, parts, read_traffic
 from harness.net.decode import UDP
-from harness.net.traffic import finish
+from harness.net.flow_table import finish
 from harness.progress import Progress, no_progress
 
 # Name-service and multicast chatter is the device asking, not the device contacting a service.

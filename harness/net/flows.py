@@ -2,7 +2,7 @@
 
 A flow's sides are ordered canonically (the smaller address/port is side ``a``) so both
 directions of a conversation land in one flow; orientation towards a device happens later.
-Grouping hashes the 5-tuple into one 64-bit key per packet (fast to group with pandas) and then
+Grouping hashes the 5-tuple into one 64-bit key per packet (one column to sort) and then
 checks every group against its full 5-tuple, falling back to exact grouping on a collision.
 Tables are dicts of numpy columns, as narrow as the values allow (protocol uint8, ports uint16);
 ``first_pos`` is where the flow's first packet lies in the input (file number and byte offset), so
@@ -17,7 +17,6 @@ import weakref
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from harness.net.decode import Packets
 from harness.net.streams import DONE_WINDOW_NS
@@ -66,16 +65,32 @@ def canonical(p: Packets) -> tuple[dict[str, np.ndarray], np.ndarray]:
     return keys, a2b
 
 
+def _factorize(cols: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(group code of each row, first row of each group) of the rows' values in ``cols``, groups
+    numbered in order of first appearance (numpy alone: reading processes start without pandas)."""
+    n = len(cols[0])
+    order = np.lexsort(cols[::-1]) if len(cols) > 1 else np.argsort(cols[0])
+    new = np.zeros(n, bool)
+    new[:1] = True
+    for col in cols:
+        ordered = col[order]
+        new[1:] |= ordered[1:] != ordered[:-1]
+    starts = np.flatnonzero(new)
+    first = np.minimum.reduceat(order, starts) if n else order
+    rank = np.argsort(first)
+    relabel = np.empty(len(starts), np.int64)
+    relabel[rank] = np.arange(len(starts))
+    codes = np.empty(n, np.int64)
+    codes[order] = relabel[np.cumsum(new) - 1]
+    return codes, first[rank]
+
+
 def _group(keys: dict[str, np.ndarray], h: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
     """(group code of each row, number of groups, first row of each group)."""
-    codes, uniques = pd.factorize(h)
-    first = np.full(len(uniques), len(h), np.int64)
-    np.minimum.at(first, codes, np.arange(len(h)))
+    codes, first = _factorize([h])
     if any((col != col[first][codes]).any() for col in keys.values()):  # a hash collision
-        codes, uniques = pd.MultiIndex.from_arrays([keys[k] for k in KEY_COLUMNS]).factorize()
-        first = np.full(len(uniques), len(h), np.int64)
-        np.minimum.at(first, codes, np.arange(len(h)))
-    return codes, len(uniques), first
+        codes, first = _factorize([keys[k] for k in KEY_COLUMNS])
+    return codes, len(first), first
 
 
 def packet_flows(

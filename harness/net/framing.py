@@ -28,6 +28,7 @@ MAX_META_BLOCK = 1 << 20
 # Blocks we skip without reading (unknown types) may be larger, but not absurdly so.
 MAX_SKIP_BLOCK = 1 << 30
 GUESS_SPAN_S = 366 * 86400  # a split's records lie within a year of the file's first one
+GUESS_FIRST = 16 << 10  # bytes a guess looks at first (then 4 times as many, up to its window)
 PAD = 128  # zero bytes after each chunk so fixed-width header windows never run off the end
 
 PCAP_MAGIC = {
@@ -582,15 +583,26 @@ def first_section(path: Path) -> Section | None:
 def guess_record(
     path: Path, offset: int, section: Section | None, window: int = 256 << 10, chain: int = 8
 ) -> int | None:
-    """Where the first packet record at or after ``offset`` probably starts: the first place in the
-    ``window`` bytes there from which ``chain`` candidate records lead one to the next (None if
-    there is none). Only a guess (a payload may hold such a chain): the reader that frames the
-    file up to that place is the one that knows."""
+    """Where the first packet record at or after ``offset`` probably starts: the first place from
+    which ``chain`` candidate records lead one to the next, in the first 16 KiB there that hold
+    one, or else 64 KiB, and so on up to ``window`` bytes (None if none do). Only a guess (a
+    payload may hold such a chain): the reader that frames the file up to that place is the one
+    that knows."""
     with open(path, "rb") as fh:
         head = fh.read(24)
         first = fh.read(16)  # a classic file's first record header
         fh.seek(offset)
         data = fh.read(window)
+    size = min(GUESS_FIRST, window)
+    while True:  # a small window first: the scan costs per byte, and chains are short
+        found = _first_chain(head, first, data[:size], section, chain)
+        if found is not None or size >= len(data):
+            return None if found is None else offset + found
+        size *= 4
+
+
+def _first_chain(head: bytes, first: bytes, data: bytes, section: Section | None, chain: int) -> int | None:
+    """:func:`guess_record` in ``data`` (the file's header and first record header given)."""
     end = len(data)
     buf = np.frombuffer(data + bytes(PAD), np.uint8)
     if head[:4] in PCAP_MAGIC and len(head) == 24:
@@ -620,4 +632,4 @@ def guess_record(
     for _ in range(chain - 1):
         cur = after[cur]
     good = np.flatnonzero(after[cur] <= end)
-    return offset + int(cand[good[0]]) if len(good) else None
+    return int(cand[good[0]]) if len(good) else None
