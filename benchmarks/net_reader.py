@@ -38,9 +38,10 @@ the parent's over fork + exec) of ``harness net --jobs 1`` (one process, so one 
 it) on captures of each ``--rss`` size and on one with about ``--flows`` distinct flows (4-packet
 TLS connections), with the MiB per 10^6 flows.
 
-Reading alone (``--read-jobs N``): ``read_traffic`` of the first ``--packets`` capture in this
-process with ``jobs=1`` and with ``jobs=N``, alternating which goes first in each of ``--rounds``
-rounds; medians and the median of the per-round ratios.
+Reading alone (``--read-jobs N``): ``read_traffic`` of the first ``--packets`` capture (and of the
+``--flows`` one: many TCP directions in progress at every split) in this process with ``jobs=1``
+and with ``jobs=N``, alternating which goes first in each of ``--rounds`` rounds; medians and the
+median of the per-round ratios.
 """
 
 from __future__ import annotations
@@ -242,6 +243,9 @@ def main() -> int:
             if small and flows > small[1]:
                 per = (rss - small[0]) / (flows - small[1]) * 1e6
                 print(f"  memory per 10^6 flows (above the smallest run): {per:.0f} MiB")
+            if args.read_jobs:
+                print(f"read_traffic alone, {flows:,} flows, {args.rounds} paired rounds:", flush=True)
+                reading(path, args.rounds, args.read_jobs)
     return 0
 
 
