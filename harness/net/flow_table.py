@@ -20,25 +20,6 @@ from harness.net.traffic import DIRECT_RANK, Readout, _Names
 SOURCES = ["none", "dns", *DIRECT_RANK, *(s + "_peer" for s in DIRECT_RANK)]
 PEER = len(DIRECT_RANK)  # a direct source's code plus PEER is the code of its "_peer" form
 PROTOCOLS = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6", 132: "sctp", 2: "igmp"}
-FLOW_COLUMNS = [
-    "protocol",
-    "proto",
-    "local_ip",
-    "local_port",
-    "remote_ip",
-    "remote_port",
-    "local_mac",
-    "remote_mac",
-    "first_ns",
-    "last_ns",
-    "packets_up",
-    "packets_down",
-    "bytes_up",
-    "bytes_down",
-    "name",
-    "name_source",
-    "device",
-]
 FLOW_DTYPES = {
     "protocol": object,
     "proto": np.int64,
@@ -58,6 +39,7 @@ FLOW_DTYPES = {
     "name_source": object,
     "device": bool,
 }
+FLOW_COLUMNS = list(FLOW_DTYPES)
 
 
 @dataclass

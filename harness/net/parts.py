@@ -47,7 +47,7 @@ from harness.errors import InputError, Place
 from harness.net.decode import TCP, Packets, decode
 from harness.net.flows import FlowAccumulator, canonical, flow_hash
 from harness.net.framing import CHUNK, CaptureReader, Frames, Section, first_section, guess_record
-from harness.net.streams import _member, _Stream
+from harness.net.streams import _Stream, sorted_member
 from harness.net.traffic import Collector, Readout, _dirkey, _Names, _Reading, _size, damage_warning, name_changes
 from harness.progress import Progress, no_progress
 
@@ -283,7 +283,7 @@ def combine(
                 names.name_flow(key, names.quic.datagram(datagram), "quic")
             left = np.fromiter(result.left, np.uint64, len(result.left))
             # one finished before this part would have been ignored, not opened again
-            ended = _member(finished, left).tolist()  # one search for all (per key: minutes at 10^5 keys)
+            ended = sorted_member(finished, left).tolist()  # one search for all (per key: minutes at 10^5 keys)
             for (key, stream), was_done in zip(result.left.items(), ended, strict=True):
                 if key not in pending and not was_done:
                     at = (i + 1, result.resume, result.resume_section) if result.resume is not None else (i + 2,)

@@ -34,7 +34,7 @@ Found = Callable[[str, str], None]
 Answer = Callable[[bytes], None]
 
 
-def _member(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+def sorted_member(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """Whether each of ``keys`` is in ``sorted_keys`` (binary search: cheap for a small sorted set)."""
     if not len(sorted_keys):
         return np.zeros(len(keys), bool)
@@ -145,17 +145,17 @@ class Streams:
     def active_or_new(self, keys: np.ndarray, opening: np.ndarray) -> np.ndarray:
         """Rows whose direction is in progress or opens in this batch (``opening``: keys of its SYNs
         and possible message starts): only these need a sequence number."""
-        return _member(np.unique(opening), keys) | self.is_active(keys)
+        return sorted_member(np.unique(opening), keys) | self.is_active(keys)
 
     def is_active(self, keys: np.ndarray) -> np.ndarray:
         """Whether each direction key is in progress."""
         if not self.active:
             return np.zeros(len(keys), bool)
-        return _member(np.sort(np.fromiter(self.active, np.uint64, len(self.active))), keys)
+        return sorted_member(np.sort(np.fromiter(self.active, np.uint64, len(self.active))), keys)
 
     def lookup(self, keys: np.ndarray, seq: np.ndarray, live: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(worth reading: a ``live`` row whose segment may start inside the kept prefix, finished) per row."""
-        done = _member(self.done, keys) | _member(self.done_before, keys)
+        done = sorted_member(self.done, keys) | sorted_member(self.done_before, keys)
         inside = live.copy()
         if self.active:
             act = np.fromiter(self.active, np.uint64, len(self.active))
@@ -199,7 +199,7 @@ class Streams:
             self.generation_ns = ts_ns
         if self._finished:
             new = np.unique(np.fromiter(self._finished, np.uint64, len(self._finished)))
-            new = new[~_member(self.done, new)]
+            new = new[~sorted_member(self.done, new)]
             # merged into place: a union would sort every finished key again in every batch
             self.done = np.insert(self.done, np.searchsorted(self.done, new), new)
             self._finished.clear()
