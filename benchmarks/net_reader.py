@@ -86,13 +86,15 @@ with open(sys.argv[1], "rb") as fh:
 print(count)
 """
 PEAK = """
-import runpy, sys
+import atexit, runpy, sys
 sys.argv = ["harness"] + sys.argv[1:]
-try:
-    runpy.run_module("harness.cli.main", run_name="__main__")
-finally:
+
+@atexit.register  # the command's quick exit runs exit handlers, then ends the process
+def peak():
     hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0].split()[1]
-    print("VmHWM", hwm, file=sys.stderr)
+    print("VmHWM", hwm, file=sys.stderr, flush=True)
+
+runpy.run_module("harness.cli.main", run_name="__main__")
 """
 TSHARK_FIELDS = ["frame.time_epoch", "ip.src", "ip.dst", "ip.proto", "tcp.srcport", "tcp.dstport"]
 TSHARK_FIELDS += ["udp.srcport", "udp.dstport"]
@@ -104,7 +106,9 @@ def contestants(path: Path, tshark: str | None, cache: Path) -> dict[str, tuple[
     ``harness, no memo`` classifies every endpoint from the lists, as a first run does."""
     py = sys.executable
     net = [py, "-m", "harness.cli.main", "net", str(path), "--device", realistic_mix.DEVICE, "--format", "json"]
-    env = dict(os.environ)
+    # Bytecode is written by the first (untimed) run, as on any machine after it: with this
+    # setting, harness would compile its source in every run, dpkt's was compiled at its install.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     cmds = {
         "harness": (net, env | {"HARNESS_CACHE_DIR": str(cache)}),
         "harness, no memo": (net, env | {"HARNESS_CACHE_DIR": "off"}),

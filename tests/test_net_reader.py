@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import struct
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +76,39 @@ def test_chunk_boundaries_do_not_change_results(tmp_path: Path) -> None:
     assert len(whole) == 400
     for chunk in (97, 1000, 4096):
         assert packets_of(path, chunk=chunk) == whole
+
+
+def _through_fifo(tmp_path: Path, data: bytes, chunk: int) -> list[dict]:
+    """``packets_of`` a capture handed over a named pipe (a file that cannot be mapped)."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=fifo.write_bytes, args=(data,))
+    writer.start()
+    try:
+        return packets_of(fifo, chunk=chunk)
+    finally:
+        writer.join()
+
+
+@pytest.mark.parametrize("pcapng", [False, True])
+def test_pipes_read_as_files_do(tmp_path: Path, pcapng: bool) -> None:
+    # regular files are mapped chunk by chunk; anything else is read into buffers
+    frames = [frame(i, bytes(i % 251)) for i in range(300)]
+    if pcapng:
+        data = synth.pcapng_section() + synth.pcapng_interface(1, 9)
+        blocks = [synth.pcapng_packet(0, T0 + i, f) for i, f in enumerate(frames)]
+        blocks.insert(150, synth.pcapng_unknown(size=6000))  # larger than a chunk: skipped unread
+        data += b"".join(blocks)
+    else:
+        data = synth.pcap_bytes([(T0 + i * 1000, f) for i, f in enumerate(frames)])
+    path = tmp_path / "x.pcap"
+    path.write_bytes(data)
+    whole = packets_of(path)
+    assert len(whole) == 300
+    for chunk in (500, 4096, 1 << 20):
+        assert packets_of(path, chunk=chunk) == whole
+        assert _through_fifo(tmp_path, data, chunk) == whole
+        (tmp_path / "pipe").unlink()
 
 
 def test_timestamp_high_bytes_changing_mid_capture(tmp_path: Path) -> None:

@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="processes reading parts of the captures at once (default: every core; one for captures under 64 MiB)",
     )
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, quick_exit=True)
 
 
 def endpoint_frame(endpoints: pd.DataFrame) -> pd.DataFrame:

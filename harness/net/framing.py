@@ -1,15 +1,18 @@
 """Framing of classic pcap and pcapng files into batches of packet records, in bounded memory.
 
-The file is read in fixed-size chunks. Inside a chunk, record starts are found with numpy (a
-byte-pattern scan for likely record headers, then a check that each candidate's length leads to
-the next one); records the scan misses fall back to a plain one-record-at-a-time parser, so the
-result is exact either way. Damage stops the reader: the packets before it are still yielded,
-and :attr:`CaptureReader.problem` names the file and byte offset.
+The file is mapped (a pipe: read) in fixed-size chunks. Inside a chunk, record starts are found
+with numpy (a byte-pattern scan for likely record headers, then a check that each candidate's
+length leads to the next one); records the scan misses fall back to a plain
+one-record-at-a-time parser, so the result is exact either way. Damage stops the reader: the
+packets before it are still yielded, and :attr:`CaptureReader.problem` names the file and byte
+offset.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
+import stat
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,7 +32,8 @@ MAX_META_BLOCK = 1 << 20
 MAX_SKIP_BLOCK = 1 << 30
 GUESS_SPAN_S = 366 * 86400  # a split's records lie within a year of the file's first one
 GUESS_FIRST = 16 << 10  # bytes a guess looks at first (then 4 times as many, up to its window)
-PAD = 128  # zero bytes after each chunk so fixed-width header windows never run off the end
+PAD = 128  # bytes readable after each chunk so fixed-width header windows never run off the end
+POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # a chunk's pages mapped at once, not fault by fault
 
 PCAP_MAGIC = {
     b"\xd4\xc3\xb2\xa1": ("<", 1000),
@@ -85,26 +89,36 @@ class Section:
 
 @dataclass
 class _Chunk:
-    """A window of the file: ``data[:end]`` are file bytes starting at file offset ``base``."""
+    """A window of the file: ``data[:end]`` are file bytes starting at file offset ``base``, and
+    at least :data:`PAD` readable bytes follow them. ``raw`` is the same bytes for ``struct``."""
 
     data: np.ndarray
-    raw: bytearray
+    raw: bytearray | memoryview
     base: int
     end: int
 
 
 class _ChunkReader:
-    def __init__(self, fh, chunk: int) -> None:
+    def __init__(self, fh, chunk: int, head: bytes) -> None:
+        """``head``: the file's first bytes, already read from ``fh`` (a pipe cannot seek back)."""
         self.fh = fh
         self.chunk = chunk
         self.eof = False
-        self.cur = _Chunk(np.zeros(PAD, np.uint8), bytearray(PAD), 0, 0)
-        self.size = os.fstat(fh.fileno()).st_size
+        raw = bytearray(head + bytes(PAD))
+        self.cur = _Chunk(np.frombuffer(raw, np.uint8), raw, 0, len(head))
+        info = os.fstat(fh.fileno())
+        # A regular file's chunks are mapped, not copied: copying cost as much as framing's scan.
+        self.mapped = stat.S_ISREG(info.st_mode)
+        self.size: int | None = info.st_size if self.mapped else None  # a pipe's is not known
+        self.read = len(head)  # bytes read from a file that is not mapped
 
     def advance(self, keep_from: int, need: int = 0) -> _Chunk:
         """New chunk starting at buffer index ``keep_from`` of the current one, holding at least
         ``need`` bytes if the file has them."""
         old = self.cur
+        if self.mapped:
+            self.cur = self._map(old.base + keep_from, max(self.chunk, need))
+            return self.cur
         keep = old.end - keep_from
         want = max(self.chunk, need) - keep
         raw = bytearray(keep + max(want, 0) + PAD)
@@ -117,13 +131,41 @@ class _ChunkReader:
                 self.eof = True
                 break
             end += got
+            self.read += got
         view.release()
         self.cur = _Chunk(np.frombuffer(raw, np.uint8), raw, old.base + keep_from, end)
         return self.cur
 
+    def _map(self, base: int, want: int) -> _Chunk:
+        """``want`` bytes from file offset ``base`` (fewer at the end of the file), mapped."""
+        assert self.size is not None
+        end = max(min(want, self.size - base), 0)
+        self.eof = base + end >= self.size
+        if base + end + PAD > self.size:  # the file's last bytes: read, with zeros after them
+            raw = bytearray(os.pread(self.fh.fileno(), end, base))
+            end = len(raw)
+            raw += bytes(PAD)
+            return _Chunk(np.frombuffer(raw, np.uint8), raw, base, end)
+        start = base - base % mmap.ALLOCATIONGRANULARITY
+        mapped = mmap.mmap(
+            self.fh.fileno(),
+            base + end + PAD - start,
+            mmap.MAP_SHARED | POPULATE,
+            mmap.PROT_READ,
+            offset=start,
+        )
+        # the views keep the mapping alive as long as a batch holds them
+        view = memoryview(mapped)[base - start :]
+        return _Chunk(np.frombuffer(view, np.uint8), view, base, end)
+
     def skip(self, file_offset: int) -> None:
         """Continue reading at ``file_offset`` (beyond the current chunk), dropping the chunk."""
-        self.fh.seek(file_offset)
+        if not self.mapped:
+            while self.read < file_offset:  # a pipe: read up to there
+                got = len(self.fh.read(min(file_offset - self.read, self.chunk)))
+                if not got:
+                    break
+                self.read += got
         self.eof = False
         self.cur = _Chunk(np.zeros(PAD, np.uint8), bytearray(PAD), file_offset, 0)
 
@@ -157,8 +199,7 @@ class CaptureReader:
             return
         with fh:
             head = fh.read(4)
-            fh.seek(0)
-            reader = _ChunkReader(fh, self.chunk)
+            reader = _ChunkReader(fh, self.chunk, head)
             try:
                 if head in PCAP_MAGIC:
                     frames = _classic(reader, self._note, self.start)
@@ -455,8 +496,9 @@ def _pcapng(reader: _ChunkReader, state: dict, start: int = 0) -> Iterator[Frame
             known = btype in (EPB, SPB, IDB)
             _check_block(p, blen, MAX_META_BLOCK + MAX_SNAPLEN if known else MAX_SKIP_BLOCK, base)
             if p + blen > end:
-                if known or base + p + blen > size:
-                    if base + p + blen > size:
+                past = size is not None and base + p + blen > size
+                if known or past:
+                    if past:
                         raise _Damage(base + p, f"block of {blen} bytes runs past the end of the file")
                     return -1, -1
                 raise _Stop(p + blen, seek=True)

@@ -13,10 +13,6 @@ import hmac
 from dataclasses import dataclass, field
 from hashlib import sha256
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from harness.net.tls import MAX_HELLO, handshake_sni
 
 V1, V2 = 0x00000001, 0x6B3343CF
@@ -124,6 +120,11 @@ def long_header(dg: bytes, start: int) -> LongHeader | None:
 
 def open_packet(dg: bytes, h: LongHeader, keys: tuple[bytes, bytes, bytes]) -> bytes | None:
     """The decrypted payload of a protected long header packet, or None if it does not open."""
+    # imported here: reading processes start without the cipher library, few packets need it
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     key, iv, hp = keys
     if h.pn_offset + 4 + 16 > h.end:
         raise Malformed("packet too short for a header protection sample")

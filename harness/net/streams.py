@@ -230,11 +230,16 @@ class Streams:
     @staticmethod
     def _place(stream: _Stream, offset: int, payload: bytes) -> None:
         end = offset + len(payload)
+        if offset == stream.filled == len(stream.data):  # the next bytes in order: most segments
+            stream.data += payload
+            stream.have += b"\x01" * len(payload)
+            stream.filled = end
+            return
         if end > len(stream.data):
             grow = end - len(stream.data)
             stream.data += bytes(grow)
             stream.have += bytes(grow)
-        if offset >= stream.filled and not any(stream.have[offset:end]):
+        if offset >= stream.filled and stream.have.find(1, offset, end) < 0:
             stream.data[offset:end] = payload
             stream.have[offset:end] = b"\x01" * len(payload)
         else:  # overlaps bytes already captured: fill only the holes (the first copy wins)

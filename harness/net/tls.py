@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import struct
 
-from cryptography import x509
-from cryptography.x509.oid import NameOID
-
 HANDSHAKE = 22
 CLIENT_HELLO = 1
 CERTIFICATE = 11
@@ -83,6 +80,10 @@ def certificate_name(hs: bytes) -> str | None:
     """The host name of a Certificate message's first (the server's own) certificate: its subject
     CN when that is a host name, else its first SAN dNSName; a leading ``*.`` is dropped (the
     certificate speaks for the domain). None if absent or unreadable."""
+    # imported here: reading processes start without the certificate parser, few flows need it
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
     try:
         if hs[0] != CERTIFICATE or len(hs) < 10:
             return None

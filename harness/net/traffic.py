@@ -31,7 +31,7 @@ HTTP_FIRST[[m[0] for m in http.METHODS]] = True
 # a flow's own names, best first (a DNS answer for its address comes after these)
 DIRECT_RANK = {"sni": 0, "quic": 0, "http": 1, "certificate": 2}
 RESPONSES_KEPT = 4096  # distinct DNS responses remembered at a time
-MALFORMED: list[tuple[int, str]] = []  # the remembered result of a response that does not parse
+MALFORMED: list[tuple[int, int, str]] = []  # the remembered result of a response that does not parse
 
 
 def name_changes(
@@ -57,7 +57,7 @@ class _Names:
         self.streams = Streams(self.name_flow, self.dns_answer)
         self.quic = quic.InitialReader()
         self.bad_dns = 0
-        self._responses: dict[bytes, list[tuple[int, str]]] = {}
+        self._responses: dict[bytes, list[tuple[int, int, str]]] = {}  # a response's form -> (hi, lo, name)
         # QUIC Initials (flow hash, datagram) kept in order to be read later instead of now (reading
         # in parts: a connection's state spans parts, and reading them is cheap)
         self.held: list[tuple[int, bytes]] | None = None
@@ -75,7 +75,7 @@ class _Names:
         found = self._responses.get(payload[2:])
         if found is None:
             try:
-                found = dns.parse_response(payload)
+                found = [(a >> 64, a & ((1 << 64) - 1), name) for a, name in dns.parse_response(payload)]
             except dns.Malformed:
                 found = MALFORMED
             if len(self._responses) >= RESPONSES_KEPT:
@@ -84,7 +84,7 @@ class _Names:
         if found is MALFORMED:
             self.bad_dns += 1
             return
-        self.answers.extend(name_changes(self._last, ((a >> 64, a & ((1 << 64) - 1), ts, name) for a, name in found)))
+        self.answers.extend(name_changes(self._last, [(hi, lo, ts, name) for hi, lo, name in found]))
 
     def scan(self, p: Packets, a2b: np.ndarray, h: np.ndarray) -> None:
         """Find and decode the packets of this batch that can carry a name: UDP DNS responses,
