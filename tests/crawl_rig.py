@@ -114,6 +114,8 @@ def _self_signed(folder: Path, hosts: list[str]) -> tuple[Path, Path]:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # three pages open their connections to every host at once (all hosts are these two servers)
+    request_queue_size = 128
 
     def handle_error(self, request: object, client_address: object) -> None:
         # a browser that closes a page mid-response (the benchmark's plain script) is no rig error
@@ -376,7 +378,9 @@ class Rig:
         cert, key = _self_signed(self.folder, tls_hosts)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(cert, key)
-        secure.socket = context.wrap_socket(secure.socket, server_side=True)
+        # each connection's handshake in its own thread: in accept() it would hold up every other
+        # connection behind one slow client (a browser's preconnect that sends nothing for seconds)
+        secure.socket = context.wrap_socket(secure.socket, server_side=True, do_handshake_on_connect=False)
         self.ports |= {host: secure.server_address[1] for host in tls_hosts}
         self._servers += [plain, secure]
         for server in self._servers:
