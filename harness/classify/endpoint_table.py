@@ -18,13 +18,18 @@ Owner rule ("operated by" versus "hosted on"):
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pandas as pd
+import numpy as np
 
 from harness.classify.classifier import Classifier, classifier, classify_ip
 from harness.classify.networks import address_network
 from harness.classify.suffixes import under_private_suffix
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ENDPOINT_COLUMNS = [
     "endpoint_id",
@@ -53,6 +58,8 @@ _RANK = {s: i for i, s in enumerate(NAME_SOURCES)} | {
     s + "_peer": len(NAME_SOURCES) + i for i, s in enumerate(NAME_SOURCES)
 }
 ADDRESS = "address"
+# the flow columns endpoints are made of
+FLOW_INPUT = ("device", "name", "name_source", "remote_ip", "bytes_up", "bytes_down", "first_ns", "last_ns")
 
 
 @dataclass
@@ -66,81 +73,113 @@ class EndpointTable:
 
     def owned_share(self) -> tuple[float, float]:
         """(share of the device's bytes to named endpoints, share to endpoints with an owner)."""
-        e = self.endpoints
-        total = (e["bytes_up"] + e["bytes_down"]).sum()
-        if not total:
-            return 0.0, 0.0
+        return owned_share(self.endpoints[["bytes_up", "bytes_down", "named", "owner"]].to_dict("records"))
+
+
+def owned_share(endpoints: Iterable[Mapping]) -> tuple[float, float]:
+    """(share of the bytes to named endpoints, share to endpoints with an owner) of endpoint rows
+    (an owner None or empty is none)."""
+    total = named = owned = 0
+    for e in endpoints:
         size = e["bytes_up"] + e["bytes_down"]
-        return float(size[e["named"]].sum() / total), float(size[e["owner"].notna()].sum() / total)
+        total += size
+        named += size if e["named"] else 0
+        owned += size if e["owner"] else 0  # None or "" when none
+    return (named / total, owned / total) if total else (0.0, 0.0)
+
+
+def endpoint_keys(name: Iterable, remote_ip: Iterable) -> list[str]:
+    """Each flow's endpoint: its learned name, else its remote address."""
+    return [n if isinstance(n, str) else str(r) for n, r in zip(name, remote_ip, strict=True)]
 
 
 def endpoint_key(flows: pd.DataFrame) -> pd.Series:
-    """A flow's endpoint: its learned name, else its remote address."""
-    return flows["name"].fillna(flows["remote_ip"]).astype(str)
+    """:func:`endpoint_keys` of a flow table."""
+    import pandas as pd
+
+    return pd.Series(endpoint_keys(flows["name"], flows["remote_ip"]), index=flows.index, dtype="str")
+
+
+def classify_endpoints(flows: Mapping[str, np.ndarray], lists: Classifier | None = None) -> list[dict]:
+    """The device's endpoints (flows with ``device`` true) of flow columns (:data:`FLOW_INPUT`,
+    as a flow table has them), classified: one dict per endpoint with the keys
+    :data:`ENDPOINT_COLUMNS`, busiest first (ties: first seen first); missing text is None.
+    ``lists``: a Classifier with user lists (default the shared one)."""
+    lists = lists or classifier()
+    rows = [_endpoint(*parts, lists) for parts in zip(*_groups(flows), strict=True)]
+    lists.save()
+    size = np.array([r["bytes_up"] + r["bytes_down"] for r in rows], np.int64)
+    return [rows[i] for i in np.argsort(-size, kind="stable")]
 
 
 def classify_flows(flows: pd.DataFrame, lists: Classifier | None = None) -> EndpointTable:
-    """Group the device's flows (``device`` true) of a flow table by endpoint and classify them
-    (``lists``: a Classifier with user lists; default the shared one)."""
-    lists = lists or classifier()
-    mine = flows[flows["device"].astype(bool)].reset_index(drop=True)
-    mine = mine.assign(endpoint=endpoint_key(mine), size=mine["bytes_up"] + mine["bytes_down"])
-    rows = [_endpoint(*parts, lists) for parts in zip(*_groups(mine), strict=True)]
-    lists.save()
-    table = pd.DataFrame(rows, columns=ENDPOINT_COLUMNS)
-    if len(table):
-        order = (table["bytes_up"] + table["bytes_down"]).sort_values(ascending=False, kind="stable").index
-        table = table.loc[order].reset_index(drop=True)
+    """:func:`classify_endpoints` of a flow table, with the device's flows given their endpoints' owners."""
+    import pandas as pd
+
+    table = pd.DataFrame(
+        classify_endpoints({c: flows[c].to_numpy() for c in FLOW_INPUT}, lists), columns=ENDPOINT_COLUMNS
+    )
     for col in ("registrable_domain", "organization", "owner", "owner_source", "network"):
         table[col] = table[col].astype(object).where(table[col].notna(), None)  # None, never NaN
+    mine = flows[flows["device"].astype(bool)].reset_index(drop=True)
+    mine = mine.assign(endpoint=endpoint_key(mine))
     owners = table.set_index("endpoint_id")[["owner", "owner_source", "network"]]
-    mine = mine.drop(columns="size").join(owners, on="endpoint")
+    mine = mine.join(owners, on="endpoint")
     if not len(mine):
         mine = mine.assign(**{c: pd.Series(dtype=object) for c in ("owner", "owner_source", "network")})
     return EndpointTable(mine, table)
 
 
-def _groups(mine: pd.DataFrame) -> tuple[list, ...]:
+def _groups(flows: Mapping[str, np.ndarray]) -> tuple[list, ...]:
     """Per endpoint, in order of first appearance: (key, named, name sources best first, addresses
     sorted, busiest address (ties: the first in sort order), flows, bytes up, bytes down, first
-    ns, last ns). Grouped once for all endpoints: a pandas group per endpoint costs ~1 ms each."""
-    keys = pd.unique(mine["endpoint"])
-    if not len(keys):
+    ns, last ns). Numpy sums per endpoint; Python only to give text values their codes."""
+    dev = np.flatnonzero(np.asarray(flows["device"], bool))
+    name, remote = flows["name"][dev], flows["remote_ip"][dev]
+    codes: dict[str, int] = {}
+    key = np.array([codes.setdefault(k, len(codes)) for k in endpoint_keys(name, remote)], np.int64)
+    if not len(key):
         return ([],) * 10
-    g = mine.groupby("endpoint", sort=False)
-    sums = g[["bytes_up", "bytes_down"]].sum().reindex(keys)
-    spans = g.agg(first_ns=("first_ns", "min"), last_ns=("last_ns", "max"), flows=("size", "size")).reindex(keys)
-    named = (g["name"].count() > 0).reindex(keys)
-    used = mine[["endpoint", "name_source"]].drop_duplicates()
-    used = used[used["name_source"] != "none"]
-    used = used.assign(rank=used["name_source"].map(lambda x: _RANK.get(x, len(_RANK)))).sort_values(
-        ["rank", "name_source"], kind="stable"
-    )
-    sources = _lists(used["endpoint"], used["name_source"])
-    by_address = mine.groupby(["endpoint", "remote_ip"], sort=True)["size"].sum().reset_index()
-    addresses = _lists(by_address["endpoint"], by_address["remote_ip"])
-    busiest = by_address.sort_values("size", ascending=False, kind="stable").drop_duplicates("endpoint")
-    busiest = busiest.set_index("endpoint")["remote_ip"].reindex(keys)
+    order = np.argsort(key, kind="stable")
+    bounds = np.flatnonzero(np.r_[True, key[order][1:] != key[order][:-1]])  # one group per code, in code order
+
+    def per_endpoint(ufunc: np.ufunc, column: str) -> list[int]:
+        return ufunc.reduceat(np.asarray(flows[column])[dev][order], bounds).tolist()
+
+    up, down = per_endpoint(np.add, "bytes_up"), per_endpoint(np.add, "bytes_down")
+    named = np.logical_or.reduceat(np.array([isinstance(n, str) for n in name])[order], bounds).tolist()
+    sources: list[set[str]] = [set() for _ in codes]
+    for k, s in zip(key.tolist(), flows["name_source"][dev].tolist(), strict=True):
+        if s != "none":
+            sources[k].add(s)
+    # bytes per (endpoint, address)
+    addr_codes: dict[str, int] = {}
+    addr = np.array([addr_codes.setdefault(str(r), len(addr_codes)) for r in remote], np.int64)
+    pair, at = np.unique(key * len(addr_codes) + addr, return_inverse=True)  # codes < 2^31 each
+    pair_size = np.zeros(len(pair), np.int64)
+    np.add.at(pair_size, at.ravel(), np.asarray(flows["bytes_up"])[dev] + np.asarray(flows["bytes_down"])[dev])
+    texts, count = list(addr_codes), len(addr_codes)
+    addresses: list[list[str]] = [[] for _ in codes]
+    busiest: list[tuple[int, str] | None] = [None for _ in codes]
+    for p, size in zip(pair.tolist(), pair_size.tolist(), strict=True):
+        k, a = divmod(p, count)
+        text = texts[a]
+        addresses[k].append(text)
+        best = busiest[k]
+        if best is None or size > best[0] or (size == best[0] and text < best[1]):
+            busiest[k] = (size, text)
     return (
-        list(keys),
-        named.tolist(),
-        [sources.get(k, []) for k in keys],
-        [sorted(map(str, addresses[k])) for k in keys],
-        busiest.tolist(),
-        spans["flows"].tolist(),
-        sums["bytes_up"].tolist(),
-        sums["bytes_down"].tolist(),
-        spans["first_ns"].tolist(),
-        spans["last_ns"].tolist(),
+        list(codes),
+        named,
+        [sorted(s, key=lambda x: (_RANK.get(x, len(_RANK)), x)) for s in sources],
+        [sorted(a) for a in addresses],
+        [b[1] for b in busiest if b is not None],
+        np.diff(np.r_[bounds, len(key)]).tolist(),
+        up,
+        down,
+        per_endpoint(np.minimum, "first_ns"),
+        per_endpoint(np.maximum, "last_ns"),
     )
-
-
-def _lists(keys: pd.Series, values: pd.Series) -> dict[str, list]:
-    """The ``values`` of each key, in order (a plain loop: pandas' ``agg(list)`` costs ~40 µs a group)."""
-    out: dict[str, list] = {}
-    for key, value in zip(keys.tolist(), values.tolist(), strict=True):
-        out.setdefault(key, []).append(value)
-    return out
 
 
 def _endpoint(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,13 +42,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run, quick_exit=True)
 
 
-def endpoint_frame(endpoints: pd.DataFrame) -> pd.DataFrame:
-    """Classified endpoints (``harness.classify.classify_flows``) as the analysis contract's endpoint
-    table, busiest first (no run: no ``run_id``)."""
+def endpoint_records(endpoints: list[dict]) -> list[dict]:
+    """Classified endpoints (``harness.classify.classify_endpoints``) as rows of the analysis
+    contract's endpoint table, plain values (no run: no ``run_id``)."""
+    from harness.rundir.tables import conform_records
+
+    named = ({**e, "first_capture_ns": e["first_ns"], "last_capture_ns": e["last_ns"], "run_id": ""} for e in endpoints)
+    return conform_records("endpoints", named, drop=["run_id"])
+
+
+def endpoint_frame(records: list[dict]) -> pd.DataFrame:
+    """:func:`endpoint_records` as the endpoint table's DataFrame (its dtypes)."""
+    import pandas as pd
+
     from harness.rundir.tables import conform
 
-    named = endpoints.rename(columns={"first_ns": "first_capture_ns", "last_ns": "last_capture_ns"}).assign(run_id="")
-    return conform("endpoints", named).drop(columns="run_id")
+    return conform("endpoints", pd.DataFrame(records).assign(run_id="")).drop(columns="run_id")
 
 
 def write_flows(flows: pd.DataFrame, path: Path) -> None:
@@ -76,35 +84,28 @@ def run(args: argparse.Namespace) -> int:
     with progress(args.quiet) as report:
         traffic = read_traffic(args.pcaps, args.device, progress=report, jobs=args.jobs)
         report("naming endpoints")
-        from harness.classify import classify_flows  # after reading: its processes start without pandas
+        from harness.classify.endpoint_table import classify_endpoints, owned_share
 
-        table = classify_flows(traffic.flows)
+        endpoints = endpoint_records(classify_endpoints(traffic.columns))
     warnings = list(traffic.warnings)
     if traffic.device is None:
         warnings.append("no local host found to take as the device")
-    elif not traffic.flows["device"].any():
+    elif not traffic.columns["device"].any():
         warnings.append(f"no traffic of {traffic.device} in the capture")
-    frame = endpoint_frame(table.endpoints)
-    named, owned = table.owned_share()
+    named, owned = owned_share(endpoints)
     summary = {
-        "bytes": int((frame["bytes_up"] + frame["bytes_down"]).sum()),
+        "bytes": sum(e["bytes_up"] + e["bytes_down"] for e in endpoints),
         "named_share": named,
         "owned_share": owned,
     }
     if args.flows:
         write_flows(traffic.flows, Path(args.flows))
     if args.format == "json":
-        print_json(
-            {
-                "device": traffic.device,
-                "endpoints": json.loads(frame.to_json(orient="records")),
-                "summary": summary,
-                "warnings": warnings,
-            }
-        )
+        print_json({"device": traffic.device, "endpoints": endpoints, "summary": summary, "warnings": warnings})
         return 0
     for message in warnings:
         warn(message)
+    frame = endpoint_frame(endpoints)
     if args.format == "csv":
         print_csv(frame)
         return 0

@@ -13,19 +13,9 @@ from pathlib import Path
 
 from harness.net.addresses import parse_address
 from harness.net.decode import Packets, decode
+from harness.net.flow_table import FLOW_COLUMNS, PacketRows, Traffic
 from harness.net.framing import CaptureReader, Frames
 from harness.net.traffic import read_traffic
-
-# The flow table's names load pandas: only on first use, so that reading processes start without it.
-_FLOW_TABLE = ("FLOW_COLUMNS", "PacketRows", "Traffic")
-
-
-def __getattr__(name: str) -> object:
-    if name in _FLOW_TABLE:
-        from harness.net import flow_table
-
-        return getattr(flow_table, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def read_packets(path: str | Path, device: str | None = None) -> Iterator[Packets]:

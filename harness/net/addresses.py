@@ -29,14 +29,22 @@ def address_text(hi: int, lo: int) -> str:
     return str(ipaddress.IPv6Address(value))
 
 
+def codes(hi: np.ndarray, lo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(a code per address of two columns, 0.. in address order; the row of each code's first
+    occurrence). A sort of both columns, not ``np.unique(axis=...)``, whose row sort is ~50x slower."""
+    order = np.lexsort((lo, hi))
+    hi, lo = hi[order], lo[order]
+    new = np.ones(len(order), bool)
+    new[1:] = (hi[1:] != hi[:-1]) | (lo[1:] != lo[:-1])
+    code = np.empty(len(order), np.int64)
+    code[order] = np.cumsum(new) - 1
+    return code, order[new]
+
+
 def texts(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
     """Printable addresses of two columns (each distinct address converted once)."""
-    if len(hi) == 0:
-        return np.array([], dtype=object)
-    pairs = np.stack([hi, lo], axis=1)
-    uniq, inverse = np.unique(pairs, axis=0, return_inverse=True)
-    names = np.array([address_text(high, low) for high, low in uniq], dtype=object)
-    return names[inverse.ravel()]
+    code, first = codes(hi, lo)
+    return np.array([address_text(hi[i], lo[i]) for i in first], dtype=object)[code]
 
 
 def is_local(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:

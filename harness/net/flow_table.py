@@ -1,20 +1,24 @@
 """The flow table a reading shows: flows oriented towards the device, named, in time order.
 
-:func:`finish` turns a :class:`harness.net.traffic.Readout` into :class:`Traffic`. This is the
-only part of reading captures that needs pandas (as-of joins for names, the table itself), so
-that the processes reading parts of a capture start without it.
+:func:`finish` turns a :class:`harness.net.traffic.Readout` into :class:`Traffic`, on numpy
+columns: pandas is loaded only when a caller asks for :attr:`Traffic.flows` as a DataFrame, so
+``harness net`` and the processes reading parts of a capture run without it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from harness.net import addresses
 from harness.net.streams import STREAM_CAP
 from harness.net.traffic import DIRECT_RANK, Readout, _Names
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # name sources by code: "none", "dns", the direct ones, then each direct one borrowed from a peer
 SOURCES = ["none", "dns", *DIRECT_RANK, *(s + "_peer" for s in DIRECT_RANK)]
@@ -58,14 +62,24 @@ class PacketRows:
 
 @dataclass
 class Traffic:
-    """What a set of captures shows: one row per flow (columns :data:`FLOW_COLUMNS`; ``proto`` is
-    the IP protocol number, ``protocol`` its name) and, when asked for, the device's packets."""
+    """What a set of captures shows: one row per flow in ``columns`` (:data:`FLOW_COLUMNS`, numpy
+    arrays of :data:`FLOW_DTYPES`; ``proto`` is the IP protocol number, ``protocol`` its name,
+    missing names None) and, when asked for, the device's packets."""
 
-    flows: pd.DataFrame
+    columns: dict[str, np.ndarray]
     device: str | None
     packets: int
     warnings: list[str] = field(default_factory=list)
     device_packets: PacketRows | None = None
+
+    @cached_property
+    def flows(self) -> pd.DataFrame:
+        """The flow table as a DataFrame (built on first use; loads pandas)."""
+        import pandas as pd
+
+        # names stay objects (None where missing); the other text columns take pandas' own text dtype
+        cols = self.columns | {"name": pd.Series(self.columns["name"], dtype=object)}
+        return pd.DataFrame(cols, columns=FLOW_COLUMNS, copy=False)
 
 
 def finish(readout: Readout, device: str | None, device_packets: bool) -> Traffic:
@@ -89,9 +103,7 @@ def finish(readout: Readout, device: str | None, device_packets: bool) -> Traffi
     total = readout.total
     if not table:
         empty = PacketRows(*(np.array([], t) for t in (np.int64, np.int64, bool, np.int64))) if device_packets else None
-        return Traffic(
-            pd.DataFrame({c: pd.Series(dtype=t) for c, t in FLOW_DTYPES.items()}), device, total, warnings, empty
-        )
+        return Traffic({c: np.array([], t) for c, t in FLOW_DTYPES.items()}, device, total, warnings, empty)
     if device is None:
         chosen = choose_device(table)
         if chosen is not None:
@@ -100,20 +112,17 @@ def finish(readout: Readout, device: str | None, device_packets: bool) -> Traffi
     cols = _orient(table, addresses.parse_address(device) if device else None)
     name, source = _name(cols, readout.names)
     mine = _device_rows(cols, readout.rows or [], warnings) if device_packets else None
-    flows = {c: cols[c] for c in FLOW_COLUMNS if c in cols} | {
-        "name": pd.Series(name, dtype=object),
-        "name_source": source,
-    }
-    return Traffic(pd.DataFrame(flows, columns=FLOW_COLUMNS, copy=False), device, total, warnings, mine)
+    flows = {c: cols[c] for c in FLOW_COLUMNS if c in cols} | {"name": name, "name_source": source}
+    return Traffic({c: flows[c] for c in FLOW_COLUMNS}, device, total, warnings, mine)
 
 
 def _device_rows(cols: dict[str, np.ndarray], rows: list[tuple[np.ndarray, ...]], warnings: list[str]) -> PacketRows:
     """The device's packets with their flow's row, from per-packet (ts, length, flow hash, a->b)."""
     ts, length, h, a2b = (np.concatenate(c) for c in zip(*rows, strict=False)) if rows else ([],) * 4
-    firsts = ~pd.Series(cols["hash"]).duplicated().to_numpy()
-    if not firsts.all():  # two flows with one 64-bit hash: packets go to the first of them
+    hashes, first = np.unique(cols["hash"], return_index=True)
+    if len(hashes) < len(cols["hash"]):  # two flows with one 64-bit hash: packets go to the first of them
         warnings.append("two flows share a hash; the packets of the second are counted with the first")
-    flow = np.flatnonzero(firsts)[pd.Index(cols["hash"][firsts]).get_indexer(np.asarray(h, np.uint64))]
+    flow = first[np.searchsorted(hashes, np.asarray(h, np.uint64))] if len(hashes) else np.empty(0, np.int64)
     keep = cols["device"][flow]
     flow = flow[keep]
     up = np.asarray(a2b, bool)[keep] == cols["a_local"][flow]
@@ -121,30 +130,31 @@ def _device_rows(cols: dict[str, np.ndarray], rows: list[tuple[np.ndarray, ...]]
 
 
 def choose_device(table: dict[str, np.ndarray]) -> tuple[int, int] | None:
-    """The local unicast address with most bytes to non-local peers (else most bytes),
-    skipping the gateway (local addresses behind the MAC that carries non-local traffic)."""
-    side = pd.DataFrame(
-        {
-            "hi": np.concatenate([table["a_hi"], table["b_hi"]]),
-            "lo": np.concatenate([table["a_lo"], table["b_lo"]]),
-            "mac": np.concatenate([table["a_mac"], table["b_mac"]]),
-            "sent": np.concatenate([table["packets_ab"], table["packets_ba"]]),
-            "bytes": np.concatenate([table["bytes_ab"] + table["bytes_ba"]] * 2),
-        }
-    )
-    local = addresses.is_local(side["hi"].to_numpy(), side["lo"].to_numpy())
-    peer_local = np.concatenate([local[len(local) // 2 :], local[: len(local) // 2]])
-    remote_macs = side["mac"][~local & (side["mac"] != 0)]
-    gateway_mac = remote_macs.mode().iloc[0] if len(remote_macs) else None
-    ok = local & addresses.is_unicast(side["hi"].to_numpy(), side["lo"].to_numpy()) & (side["sent"] > 0).to_numpy()
-    if gateway_mac is not None:
-        ok &= (side["mac"] != gateway_mac).to_numpy()
-    cand = side[ok].assign(outside=np.where(peer_local[ok], 0, side["bytes"][ok]))
-    if cand.empty:
+    """The local unicast address with most bytes to non-local peers (else most bytes; of equal
+    ones the lowest address), skipping the gateway (local addresses behind the MAC that carries
+    most non-local traffic, the lowest MAC of equal ones)."""
+    hi = np.concatenate([table["a_hi"], table["b_hi"]])
+    lo = np.concatenate([table["a_lo"], table["b_lo"]])
+    mac = np.concatenate([table["a_mac"], table["b_mac"]])
+    sent = np.concatenate([table["packets_ab"], table["packets_ba"]])
+    size = np.concatenate([table["bytes_ab"] + table["bytes_ba"]] * 2).astype(np.int64)
+    local = addresses.is_local(hi, lo)
+    half = len(local) // 2
+    peer_local = np.concatenate([local[half:], local[:half]])
+    remote_macs, seen = np.unique(mac[~local & (mac != 0)], return_counts=True)
+    ok = local & addresses.is_unicast(hi, lo) & (sent > 0)
+    if len(remote_macs):
+        ok &= mac != remote_macs[np.argmax(seen)]
+    if not ok.any():
         return None
-    score = cand.groupby(["hi", "lo"])[["outside", "bytes"]].sum().sort_values(["outside", "bytes"], ascending=False)
-    hi, lo = score.index[0]
-    return int(hi), int(lo)
+    hi, lo, size, outside = hi[ok], lo[ok], size[ok], np.where(peer_local[ok], 0, size[ok])
+    host, first = addresses.codes(hi, lo)
+    u_hi, u_lo = hi[first], lo[first]
+    sums = [np.zeros(len(first), np.int64) for _ in range(2)]
+    np.add.at(sums[0], host, outside)
+    np.add.at(sums[1], host, size)
+    best = np.lexsort((u_lo, u_hi, -sums[1], -sums[0]))[0]
+    return int(u_hi[best]), int(u_lo[best])
 
 
 def _orient(table: dict[str, np.ndarray], device: tuple[int, int] | None) -> dict[str, np.ndarray]:
@@ -196,10 +206,12 @@ def _orient(table: dict[str, np.ndarray], device: tuple[int, int] | None) -> dic
 
 def _name(cols: dict[str, np.ndarray], names: _Names) -> tuple[np.ndarray, np.ndarray]:
     """Each flow's name (None where none) and name source ("none" where none) of :func:`_orient`'s
-    columns, best evidence first: the flow's own SNI (TLS or QUIC) or HTTP Host; the DNS answer
-    for its remote address current at the flow's start (or, failing that, first given while the
-    flow lasted); the server certificate's name; a name another flow to the same address learned
-    directly, nearest in time (source ``<source>_peer``).
+    columns (in order of first packet), best evidence first: the flow's own SNI (TLS or QUIC) or
+    HTTP Host; the DNS answer for its remote address current at the flow's start (or, failing
+    that, first given while the flow lasted); the server certificate's name; a name another flow
+    to the same address learned directly, nearest in time (source ``<source>_peer``; of two as
+    near, the earlier; of peers starting at one instant, the last in flow order at or before the
+    flow's start, the first after it).
 
     Works on integer codes of names and sources (-1: none) rather than on text columns."""
     n = len(cols["hash"])
@@ -207,33 +219,26 @@ def _name(cols: dict[str, np.ndarray], names: _Names) -> tuple[np.ndarray, np.nd
     direct, direct_source = _direct_names(cols["hash"], names, vocab)
     name = np.full(n, -1, np.int64)
     source = np.zeros(n, np.int64)  # "none"
-    order = pd.DataFrame(
-        {"r_hi": cols["r_hi"], "r_lo": cols["r_lo"], "first_ns": cols["first_ns"], "row": np.arange(n)}, copy=False
-    ).sort_values("first_ns")
     strong = np.isin(direct_source, [SOURCES.index(s) for s in ("sni", "quic", "http")])
     _fill(name, source, np.where(strong, direct, -1), direct_source)
+    starts = cols["first_ns"]
     if names.answers:
-        ans = pd.DataFrame(names.answers, columns=["r_hi", "r_lo", "ts", "found"])
-        ans["found"] = [vocab.setdefault(x, len(vocab)) for x in ans["found"].tolist()]
-        before = _asof(order, ans, "backward")
-        after = _asof(order, ans, "forward")
-        late = after["found"].where(after["ts"].to_numpy() <= cols["last_ns"][after["row"].to_numpy()])
-        found = np.full(n, -1, np.int64)
-        found[before["row"].to_numpy()] = before["found"].fillna(late).fillna(-1).to_numpy(np.int64)
-        del before, after, late
-        _fill(name, source, found, SOURCES.index("dns"))
+        hi, lo, ts, found = zip(*names.answers, strict=True)
+        code = addresses.codes(
+            np.r_[cols["r_hi"], np.array(hi, np.uint64)], np.r_[cols["r_lo"], np.array(lo, np.uint64)]
+        )[0]
+        asof = _AsOf(code[:n], starts, code[n:], np.array(ts, np.int64))
+        found_code = np.array([vocab.setdefault(x, len(vocab)) for x in found] + [-1], np.int64)
+        before, after = asof.backward(), asof.forward()
+        # else the first answer given while the flow lasted
+        late = np.where((after >= 0) & (asof.right_ts[after] <= cols["last_ns"]), after, -1)
+        _fill(name, source, found_code[asof.right_row[np.where(before >= 0, before, late)]], SOURCES.index("dns"))
     _fill(name, source, direct, direct_source)
-    if (direct >= 0).any():
-        rows = order["row"].to_numpy()
-        peers = order.assign(found=direct[rows], source=direct_source[rows] + PEER)
-        peers = peers[peers["found"] >= 0].rename(columns={"first_ns": "ts"}).drop(columns="row")
-        near = _asof(order, peers, "nearest")
-        at = near["row"].to_numpy()
-        found = np.full(n, -1, np.int64)
-        found[at] = near["found"].fillna(-1).to_numpy(np.int64)
-        peer = np.zeros(n, np.int64)
-        peer[at] = near["source"].fillna(0).to_numpy(np.int64)
-        _fill(name, source, found, peer)
+    peers = np.flatnonzero(direct >= 0)
+    if len(peers):
+        code = addresses.codes(cols["r_hi"], cols["r_lo"])[0]
+        at = np.r_[peers, -1][_AsOf(code, starts, code[peers], starts[peers]).nearest()]  # a peer's row, or -1
+        _fill(name, source, np.where(at >= 0, direct[at], -1), direct_source[at] + PEER)
     texts = np.array([*vocab, None], dtype=object)  # code -1: the last entry, None
     return texts[name], np.array(SOURCES, dtype=object)[source]
 
@@ -242,17 +247,60 @@ def _direct_names(hashes: np.ndarray, names: _Names, vocab: dict[str, int]) -> t
     """Each flow's own name and source as codes (-1 and 0, "none", where it has none), flows given
     by their hashes; names get codes in ``vocab``."""
     keys = np.fromiter(names.flow_names, np.uint64, len(names.flow_names))
-    at = pd.Index(keys).get_indexer(hashes)
+    at = _lookup(keys, hashes)
     pairs = list(names.flow_names.values())
     found = np.array([vocab.setdefault(p[0], len(vocab)) for p in pairs] + [-1], np.int64)[at]
     source = np.array([SOURCES.index(p[1]) for p in pairs] + [0], np.int64)[at]
     return found, source
 
 
-def _asof(order: pd.DataFrame, found: pd.DataFrame, direction: str) -> pd.DataFrame:
-    """For each flow (sorted by start), the address's entry of ``found`` nearest its start in ``direction``."""
-    found = found.astype({"r_hi": np.uint64, "r_lo": np.uint64}).sort_values("ts", kind="stable")
-    return pd.merge_asof(order, found, left_on="first_ns", right_on="ts", by=["r_hi", "r_lo"], direction=direction)
+def _lookup(keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """The index in ``keys`` (distinct) of each of ``wanted``, -1 where absent."""
+    order = np.argsort(keys)
+    at = np.minimum(np.searchsorted(keys, wanted, sorter=order), max(len(keys) - 1, 0))
+    hit = keys[order[at]] == wanted if len(keys) else np.zeros(len(wanted), bool)
+    return np.where(hit, order[at] if len(keys) else -1, -1)
+
+
+class _AsOf:
+    """For each left entry (address code, time), the right entry of the same address nearest in
+    time in a direction: indices into the right entries sorted by (address, time), the order
+    of equal entries kept (``right_row`` maps them back); -1 where there is none."""
+
+    def __init__(
+        self, left_code: np.ndarray, left_ts: np.ndarray, right_code: np.ndarray, right_ts: np.ndarray
+    ) -> None:
+        self.right_row = np.r_[np.lexsort((right_ts, right_code)), -1]  # index -1 maps "none" to -1
+        self.right_ts = right_ts[self.right_row[:-1]]
+        self.right_code = right_code[self.right_row[:-1]]
+        self.left_ts, self.left_code = left_ts, left_code
+        # times as ranks among all of them, so that (address, time) is one sortable integer
+        rank = np.unique(np.r_[left_ts, self.right_ts], return_inverse=True)[1].ravel().astype(np.int64)
+        span = len(rank) + 1
+        self.left_key = left_code * span + rank[: len(left_ts)]
+        self.right_key = self.right_code * span + rank[len(left_ts) :]
+
+    def backward(self) -> np.ndarray:
+        """The last entry at or before each left time."""
+        at = np.searchsorted(self.right_key, self.left_key, side="right") - 1
+        ok = at >= 0
+        ok[ok] = self.right_code[at[ok]] == self.left_code[ok]
+        return np.where(ok, at, -1)
+
+    def forward(self) -> np.ndarray:
+        """The first entry at or after each left time."""
+        at = np.searchsorted(self.right_key, self.left_key, side="left")
+        ok = at < len(self.right_key)
+        ok[ok] = self.right_code[at[ok]] == self.left_code[ok]
+        return np.where(ok, at, -1)
+
+    def nearest(self) -> np.ndarray:
+        """The nearer of :meth:`backward` and :meth:`forward` (the backward one when as near);
+        as rows of the right entries as given, -1 where none."""
+        b, f = self.backward(), self.forward()
+        ts = np.r_[self.right_ts, 0]
+        pick_b = (b >= 0) & ((f < 0) | (self.left_ts - ts[b] <= ts[f] - self.left_ts))
+        return self.right_row[np.where(pick_b, b, f)]
 
 
 def _fill(name: np.ndarray, source: np.ndarray, found: np.ndarray, how: np.ndarray | int) -> None:

@@ -378,9 +378,6 @@ def read(
         return combine(parts, _reported(parts, map(task, parts), sizes, progress), chunk, device_packets, collector)
     with multiprocessing.get_context("fork").Pool(jobs) as pool:
         results = _reported(parts, pool.imap(task, parts), sizes, progress)
-        # pandas (0.3 s) loads while the workers read: they were forked without it
-        import harness.net.flow_table  # noqa: F401
-
         return combine(parts, results, chunk, device_packets, collector)
 
 

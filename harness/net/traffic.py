@@ -329,7 +329,7 @@ def read_traffic(
         readout = parts.read(paths, chunk, jobs, part_size, device_packets, collector, progress)
     else:
         readout = read_pass(paths, chunk, device_packets, collector, progress)
-    from harness.net.flow_table import finish  # here: it loads pandas, which reading does without
+    from harness.net.flow_table import finish  # here: it builds on this module
 
     return finish(readout, device, device_packets)
 

@@ -19,11 +19,14 @@ code. The rules:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Kind = Literal["str", "int", "int?", "float", "bool", "list"]
 _DTYPES: dict[str, str] = {
@@ -159,6 +162,8 @@ def columns(name: str) -> list[str]:
 
 
 def empty_table(name: str) -> pd.DataFrame:
+    import pandas as pd
+
     return conform(name, pd.DataFrame({c: [] for c in columns(name)}))
 
 
@@ -169,6 +174,8 @@ def conform(name: str, frame: pd.DataFrame) -> pd.DataFrame:
 
 def conform_columns(cols: list[Column], name: str, frame: pd.DataFrame) -> pd.DataFrame:
     """:func:`conform` for any list of columns (a table ``name`` defined elsewhere with the same rules)."""
+    import pandas as pd
+
     names = [c.name for c in cols]
     missing = [c for c in names if c not in frame.columns]
     if missing:
@@ -176,17 +183,47 @@ def conform_columns(cols: list[Column], name: str, frame: pd.DataFrame) -> pd.Da
     out = frame[names].reset_index(drop=True).copy()
     for col in cols:
         if col.kind == "list":
-            cells = [list(v) if isinstance(v, (list, tuple, np.ndarray)) else [] for v in out[col.name]]
-            out[col.name] = pd.Series(cells, index=out.index, dtype=object)  # object even when empty
+            out[col.name] = pd.Series(list(map(_list_cell, out[col.name])), index=out.index, dtype=object)
         elif col.kind == "str":
-            out[col.name] = (
-                out[col.name]
-                .map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
-                .astype("str")
-            )
+            out[col.name] = out[col.name].map(_text_cell).astype("str")
         else:
             out[col.name] = out[col.name].astype(_DTYPES[col.kind])
     return out
+
+
+def conform_records(name: str, rows: Iterable[Mapping[str, Any]], drop: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """Rows of table ``name`` as plain values for JSON, by :func:`conform`'s rules, without pandas:
+    the table's columns in order (but ``drop``), text never missing, a missing number None."""
+    cols = [c for c in TABLES[name] if c.name not in set(drop)]
+    out = []
+    for row in rows:
+        missing = [c.name for c in cols if c.name not in row]
+        if missing:
+            raise ValueError(f"table {name} lacks columns {missing}")
+        out.append({c.name: _CELLS[c.kind](row[c.name]) for c in cols})
+    return out
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v))
+
+
+def _list_cell(v: Any) -> list:
+    return list(v) if isinstance(v, (list, tuple, np.ndarray)) else []
+
+
+def _text_cell(v: Any) -> str:
+    return "" if _missing(v) else str(v)
+
+
+_CELLS = {
+    "str": _text_cell,
+    "list": _list_cell,
+    "int": int,
+    "int?": lambda v: None if _missing(v) else int(v),
+    "float": lambda v: None if _missing(v) else float(v),
+    "bool": bool,
+}
 
 
 def table_schema(name: str) -> dict[str, Any]:
