@@ -26,7 +26,7 @@ ONSET_NS = 1_700_000_000 * 10**9
 @pytest.fixture
 def harness_main(monkeypatch):
     """``main`` with only this stage's commands, so other stages' state cannot break these tests."""
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ["harness.cli.ads_cmd"])
+    monkeypatch.setattr(cli, "COMMAND_MODULES", {m: cli.COMMAND_MODULES[m] for m in ["harness.cli.ads_cmd"]})
     return cli.main
 
 

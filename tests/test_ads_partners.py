@@ -19,7 +19,9 @@ T0 = 1_700_000_000
 
 @pytest.fixture
 def harness_main(monkeypatch):
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ["harness.cli.ads_cmd", "harness.cli.crawl_cmd"])
+    monkeypatch.setattr(
+        cli, "COMMAND_MODULES", {m: cli.COMMAND_MODULES[m] for m in ["harness.cli.ads_cmd", "harness.cli.crawl_cmd"]}
+    )
     return cli.main
 
 

@@ -375,3 +375,24 @@ def test_header_words_stay_whole_in_a_narrow_table():
     assert max(len(line) for line in text.splitlines()) <= 80
     for word in ("unagi-na.amazon.com", "background", "utterances", "probability", "organization"):
         assert word in text, text
+
+
+def test_each_command_is_built_alone_by_the_module_that_adds_it():
+    import argparse
+    import importlib
+
+    from harness.cli.main import COMMAND_MODULES, build_parser
+
+    def commands(parser: argparse.ArgumentParser) -> list[str]:
+        return list(parser._subparsers._group_actions[0].choices)  # argparse keeps subcommands only there
+
+    for module, names in COMMAND_MODULES.items():
+        alone = argparse.ArgumentParser()
+        importlib.import_module(module).register(alone.add_subparsers())
+        assert tuple(commands(alone)) == names, module
+        for name in names:
+            assert commands(build_parser([name, "--help"])) == list(names)
+    every = [n for names in COMMAND_MODULES.values() for n in names]
+    assert commands(build_parser(["--version"])) == every
+    assert commands(build_parser(["nosuchcommand"])) == every  # the usage error lists them all
+    assert commands(build_parser(["-h", "net"])) == every  # the help of all commands

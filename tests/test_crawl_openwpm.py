@@ -136,7 +136,7 @@ def test_not_a_database_is_one_line(tmp_path: Path) -> None:
 
 @pytest.fixture
 def harness_main(monkeypatch):
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ["harness.cli.crawl_cmd"])
+    monkeypatch.setattr(cli, "COMMAND_MODULES", {m: cli.COMMAND_MODULES[m] for m in ["harness.cli.crawl_cmd"]})
     return cli.main
 
 

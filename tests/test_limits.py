@@ -28,7 +28,7 @@ VISIT = {
 def _ads_error(tmp_path: Path, name: str, text: str, capsys, monkeypatch) -> str:
     path = tmp_path / name
     path.write_text(text)
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ["harness.cli.ads_cmd"])
+    monkeypatch.setattr(cli, "COMMAND_MODULES", {m: cli.COMMAND_MODULES[m] for m in ["harness.cli.ads_cmd"]})
     assert cli.main(["ads", str(path)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1, err

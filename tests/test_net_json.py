@@ -21,7 +21,7 @@ DEV, DEV_MAC, GW_MAC = "192.168.1.20", "02:00:00:00:00:20", "02:00:00:00:00:01"
 # the command as its console script runs it, saying at exit which libraries it loaded
 COMMAND = """
 import atexit, sys
-atexit.register(lambda: print(sorted({"pandas", "pyarrow"} & set(sys.modules)), file=sys.stderr))
+atexit.register(lambda: print(sorted({"pandas", "pyarrow", "rich"} & set(sys.modules)), file=sys.stderr))
 from harness.cli.main import entry
 entry()
 """
@@ -55,7 +55,7 @@ def test_json_route_loads_no_pandas_and_agrees_with_the_dataframe_route(tmp_path
     args = ["net", str(capture), "--format", "json", "-q"]
     done = subprocess.run([sys.executable, "-c", COMMAND, *args], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stderr.splitlines()[-1] == "[]"  # neither pandas nor pyarrow
+    assert done.stderr.splitlines()[-1] == "[]"  # neither pandas nor pyarrow, nor rich for progress not shown
     doc = json.loads(done.stdout)
 
     traffic = read_traffic([capture])

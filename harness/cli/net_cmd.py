@@ -73,7 +73,7 @@ def write_flows(flows: pd.DataFrame, path: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.cli.console import out, print_csv, print_json, progress, warn
+    from harness.cli.console import print_csv, print_json, progress, warn
     from harness.net import read_traffic
     from harness.net.addresses import parse_address
 
@@ -109,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "csv":
         print_csv(frame)
         return 0
+    from harness.cli.console import out  # the terminal console (rich) only for a table
+
     out.print(_table(frame, traffic.device, out.width))
     out.print(
         f"{summary['bytes']:,} bytes of the device: {named:.1%} to named endpoints, "

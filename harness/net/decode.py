@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.net.framing import Frames
+from harness.net.framing import Frames, rows_at
 
 ETHERNET, NULL, RAW, RAW_BSD, RAW_OPENBSD, LOOP, SLL, SLL2, IPV4, IPV6 = 1, 0, 101, 12, 14, 108, 113, 276, 228, 229
 SUPPORTED_LINKTYPES = {ETHERNET, NULL, RAW, RAW_BSD, RAW_OPENBSD, LOOP, SLL, SLL2, IPV4, IPV6}
@@ -59,8 +59,9 @@ class Packets:
 
 
 def _win(b: np.ndarray, idx: np.ndarray, width: int) -> np.ndarray:
-    view = np.lib.stride_tricks.sliding_window_view(b, width)
-    return view[np.clip(idx, 0, len(b) - width)]
+    """The ``width`` bytes at each offset in ``idx``, offsets moved inside ``b`` (the caller
+    ignores what a moved one reads)."""
+    return rows_at(b, np.clip(idx, 0, len(b) - width), width)
 
 
 def _be16(w: np.ndarray, col: int) -> np.ndarray:

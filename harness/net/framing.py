@@ -293,15 +293,21 @@ def _chain(cand: np.ndarray, nxt: np.ndarray, pos: int, end: int, slow: Slow):
     return out, pos, None
 
 
+def rows_at(buf: np.ndarray, idx: np.ndarray, width: int) -> np.ndarray:
+    """The ``width`` bytes at each offset in ``idx`` (each within ``buf``) as an (n, width) uint8
+    array. Each row is copied whole, as one item of a byte-strided view: over twice as fast as
+    indexing a sliding window view, which copies byte by byte."""
+    rows = np.ndarray(shape=(len(buf) - width + 1,), dtype=f"V{width}", buffer=buf, strides=(1,))
+    return rows[idx].view(np.uint8).reshape(-1, width)
+
+
 def _u32(b: np.ndarray, idx: np.ndarray, big: bool) -> np.ndarray:
-    w = np.lib.stride_tricks.sliding_window_view(b, 4)[idx]
-    return np.ascontiguousarray(w).view(">u4" if big else "<u4").ravel().astype(np.int64)
+    return rows_at(b, idx, 4).view(">u4" if big else "<u4").ravel().astype(np.int64)
 
 
 def _words(b: np.ndarray, idx: np.ndarray, count: int, big: bool) -> np.ndarray:
     """``count`` consecutive 32-bit words at each offset in ``idx``, as an (n, count) int64 array."""
-    w = np.lib.stride_tricks.sliding_window_view(b, 4 * count)[idx]
-    return w.view(">u4" if big else "<u4").astype(np.int64)
+    return rows_at(b, idx, 4 * count).view(">u4" if big else "<u4").astype(np.int64)
 
 
 def _pattern(buf: np.ndarray, pos: int, span: int, byte_values: dict[int, int]) -> np.ndarray:

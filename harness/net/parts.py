@@ -376,6 +376,8 @@ def read(
     jobs = min(jobs, len(parts))
     if jobs <= 1:
         return combine(parts, _reported(parts, map(task, parts), sizes, progress), chunk, device_packets, collector)
+    import numpy.ma  # noqa: F401  np.unique loads it on first use (20 ms): once here, not in each process
+
     with multiprocessing.get_context("fork").Pool(jobs) as pool:
         results = _reported(parts, pool.imap(task, parts), sizes, progress)
         return combine(parts, results, chunk, device_packets, collector)
