@@ -256,10 +256,11 @@ def _direct_names(hashes: np.ndarray, names: _Names, vocab: dict[str, int]) -> t
 
 def _lookup(keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     """The index in ``keys`` (distinct) of each of ``wanted``, -1 where absent."""
+    if not len(keys):
+        return np.full(len(wanted), -1, np.int64)
     order = np.argsort(keys)
-    at = np.minimum(np.searchsorted(keys, wanted, sorter=order), max(len(keys) - 1, 0))
-    hit = keys[order[at]] == wanted if len(keys) else np.zeros(len(wanted), bool)
-    return np.where(hit, order[at] if len(keys) else -1, -1)
+    at = order[np.minimum(np.searchsorted(keys, wanted, sorter=order), len(keys) - 1)]
+    return np.where(keys[at] == wanted, at, -1)
 
 
 class _AsOf:
