@@ -124,14 +124,23 @@ def _ethertype_version(et: np.ndarray) -> np.ndarray:
     return np.where(et == 0x0800, 4, np.where(et == 0x86DD, 6, 0))
 
 
+def link_types(frames: Frames) -> list[int]:
+    """The distinct link types of a batch's records, in order (nearly always one: checked
+    without a sort)."""
+    lt = frames.linktype
+    if len(lt) and (lt == lt[0]).all():
+        return [int(lt[0])]
+    return np.unique(lt).tolist()
+
+
 def decode(frames: Frames, device: tuple[int, int] | None = None) -> Packets:
     """Decode link, IP and transport headers of every record in ``frames``."""
     b = frames.buf
     n = len(frames)
     rec_end = frames.data + frames.caplen
-    kinds = np.unique(frames.linktype)
+    kinds = link_types(frames)
     if len(kinds) == 1:
-        l3, ver, src_mac, dst_mac = _link(frames, slice(None), int(kinds[0]))
+        l3, ver, src_mac, dst_mac = _link(frames, slice(None), kinds[0])
     else:
         l3 = np.zeros(n, np.int64)
         ver = np.zeros(n, np.int64)
@@ -139,7 +148,7 @@ def decode(frames: Frames, device: tuple[int, int] | None = None) -> Packets:
         dst_mac = np.zeros(n, np.uint64)
         for k in kinds:
             sel = np.flatnonzero(frames.linktype == k)
-            l3[sel], ver[sel], src_mac[sel], dst_mac[sel] = _link(frames, sel, int(k))
+            l3[sel], ver[sel], src_mac[sel], dst_mac[sel] = _link(frames, sel, k)
 
     src_hi = np.zeros(n, np.uint64)
     src_lo = np.zeros(n, np.uint64)

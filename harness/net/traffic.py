@@ -16,7 +16,7 @@ import numpy as np
 
 from harness.errors import InputError
 from harness.net import dns, http, quic, tls
-from harness.net.decode import SUPPORTED_LINKTYPES, TCP, UDP, Packets, _win, decode
+from harness.net.decode import SUPPORTED_LINKTYPES, TCP, UDP, Packets, _win, decode, link_types
 from harness.net.flows import FlowAccumulator, canonical, flow_hash, packet_flows
 from harness.net.framing import CHUNK, CaptureReader, Frames
 from harness.net.streams import SEQ_MASK, STREAM_CAP, Streams
@@ -259,9 +259,9 @@ class _Reading:
 
     def add(self, frames: Frames, path: str | Path, file_no: int) -> None:
         """Take in a batch of ``path``, capture number ``file_no`` of the list read."""
-        for lt in np.unique(frames.linktype):
-            if int(lt) not in SUPPORTED_LINKTYPES and int(lt) not in self.unsupported:
-                self.unsupported[int(lt)] = f"{path}: link type {int(lt)} is not supported; its packets are skipped"
+        for lt in link_types(frames):
+            if lt not in SUPPORTED_LINKTYPES and lt not in self.unsupported:
+                self.unsupported[lt] = f"{path}: link type {lt} is not supported; its packets are skipped"
         p = decode(frames)
         self.total += len(p)
         if self.collector is not None:
