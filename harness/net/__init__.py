@@ -3,7 +3,8 @@
 - :class:`CaptureReader` frames a file into batches of records (bounded memory);
 - :func:`read_packets` yields decoded per-packet columns (:class:`Packets`);
 - :func:`read_traffic` gives the flow table with names and the device's orientation (and, on
-  request, the device's packets); ``harness.classify.classify_flows`` turns it into endpoints.
+  request, the device's packets) as :class:`Traffic`; ``harness.classify.classify_endpoints``
+  (its numpy columns) or ``classify_flows`` (its DataFrame) turns it into endpoints.
 """
 
 from __future__ import annotations
