@@ -65,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def entry() -> NoReturn:
     """The ``harness`` command. A command that sets ``quick_exit`` ends its process as soon as
-    its output is flushed and the exit handlers have run: tearing down the interpreter (pandas,
-    pyarrow, large tables) took 0.12 s of `harness net`'s run, and nothing is left to do by then."""
+    its output is flushed and the exit handlers have run: tearing down the interpreter (its
+    modules, large tables) took 0.12 s of `harness net`'s run, and nothing is left to do by then."""
     # numpy's OpenBLAS starts a thread per core on import that spins ~0.1 s of CPU before it
     # sleeps, taking a core from the processes reading captures; no command does linear algebra
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

@@ -47,7 +47,7 @@ def endpoint_records(endpoints: list[dict]) -> list[dict]:
     contract's endpoint table, plain values (no run: no ``run_id``)."""
     from harness.rundir.tables import conform_records
 
-    named = ({**e, "first_capture_ns": e["first_ns"], "last_capture_ns": e["last_ns"], "run_id": ""} for e in endpoints)
+    named = ({**e, "first_capture_ns": e["first_ns"], "last_capture_ns": e["last_ns"]} for e in endpoints)
     return conform_records("endpoints", named, drop=["run_id"])
 
 

@@ -222,11 +222,12 @@ def _name(cols: dict[str, np.ndarray], names: _Names) -> tuple[np.ndarray, np.nd
     strong = np.isin(direct_source, [SOURCES.index(s) for s in ("sni", "quic", "http")])
     _fill(name, source, np.where(strong, direct, -1), direct_source)
     starts = cols["first_ns"]
+    hi, lo, ts, found = zip(*names.answers, strict=True) if names.answers else ((),) * 4
+    # one code per address, of the flows' remote addresses and the answers' addresses together
+    code = addresses.codes(np.r_[cols["r_hi"], np.array(hi, np.uint64)], np.r_[cols["r_lo"], np.array(lo, np.uint64)])[
+        0
+    ]
     if names.answers:
-        hi, lo, ts, found = zip(*names.answers, strict=True)
-        code = addresses.codes(
-            np.r_[cols["r_hi"], np.array(hi, np.uint64)], np.r_[cols["r_lo"], np.array(lo, np.uint64)]
-        )[0]
         asof = _AsOf(code[:n], starts, code[n:], np.array(ts, np.int64))
         found_code = np.array([vocab.setdefault(x, len(vocab)) for x in found] + [-1], np.int64)
         before, after = asof.backward(), asof.forward()
@@ -236,8 +237,7 @@ def _name(cols: dict[str, np.ndarray], names: _Names) -> tuple[np.ndarray, np.nd
     _fill(name, source, direct, direct_source)
     peers = np.flatnonzero(direct >= 0)
     if len(peers):
-        code = addresses.codes(cols["r_hi"], cols["r_lo"])[0]
-        at = np.r_[peers, -1][_AsOf(code, starts, code[peers], starts[peers]).nearest()]  # a peer's row, or -1
+        at = np.r_[peers, -1][_AsOf(code[:n], starts, code[peers], starts[peers]).nearest()]  # a peer's row, or -1
         _fill(name, source, np.where(at >= 0, direct[at], -1), direct_source[at] + PEER)
     texts = np.array([*vocab, None], dtype=object)  # code -1: the last entry, None
     return texts[name], np.array(SOURCES, dtype=object)[source]

@@ -302,7 +302,7 @@ def rows_at(buf: np.ndarray, idx: np.ndarray, width: int) -> np.ndarray:
 
 
 def _u32(b: np.ndarray, idx: np.ndarray, big: bool) -> np.ndarray:
-    return rows_at(b, idx, 4).view(">u4" if big else "<u4").ravel().astype(np.int64)
+    return _words(b, idx, 1, big).ravel()
 
 
 def _words(b: np.ndarray, idx: np.ndarray, count: int, big: bool) -> np.ndarray:

@@ -194,7 +194,8 @@ def conform_columns(cols: list[Column], name: str, frame: pd.DataFrame) -> pd.Da
 def conform_records(name: str, rows: Iterable[Mapping[str, Any]], drop: Iterable[str] = ()) -> list[dict[str, Any]]:
     """Rows of table ``name`` as plain values for JSON, by :func:`conform`'s rules, without pandas:
     the table's columns in order (but ``drop``), text never missing, a missing number None."""
-    cols = [c for c in TABLES[name] if c.name not in set(drop)]
+    dropped = set(drop)
+    cols = [c for c in TABLES[name] if c.name not in dropped]
     out = []
     for row in rows:
         missing = [c.name for c in cols if c.name not in row]
